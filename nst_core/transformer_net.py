@@ -1,0 +1,161 @@
+"""Johnson et al. (2016) image transformation network and its model files.
+
+The layer names follow PyTorch's ``fast_neural_style`` example, so that example's
+``.pth`` files load unchanged. The project's own format is a safetensors file (fp16)
+whose metadata holds the style's name, painting, artist, year, licence note and the
+training settings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nst_core.errors import ModelFormatError
+
+
+class ConvLayer(nn.Module):
+    """Reflection padding then convolution: no zero borders for the style to paint."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2d(self.reflection_pad(x))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+        self.in1 = nn.InstanceNorm2d(channels, affine=True)
+        self.conv2 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+        self.in2 = nn.InstanceNorm2d(channels, affine=True)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.in1(self.conv1(x)))
+        return x + self.in2(self.conv2(y))
+
+
+class UpsampleConvLayer(nn.Module):
+    """Nearest-neighbour upsampling then convolution: avoids transposed-conv checkerboards."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, upsample: int):
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv2d(self.reflection_pad(x))
+
+
+class TransformerNet(nn.Module):
+    """Encoder (3 convs), 5 residual blocks, decoder (2 upsample-convs + conv).
+
+    Input and output are RGB in 0..255, as in the reference implementation.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(3, 32, kernel_size=9, stride=1)
+        self.in1 = nn.InstanceNorm2d(32, affine=True)
+        self.conv2 = ConvLayer(32, 64, kernel_size=3, stride=2)
+        self.in2 = nn.InstanceNorm2d(64, affine=True)
+        self.conv3 = ConvLayer(64, 128, kernel_size=3, stride=2)
+        self.in3 = nn.InstanceNorm2d(128, affine=True)
+        self.res1 = ResidualBlock(128)
+        self.res2 = ResidualBlock(128)
+        self.res3 = ResidualBlock(128)
+        self.res4 = ResidualBlock(128)
+        self.res5 = ResidualBlock(128)
+        self.deconv1 = UpsampleConvLayer(128, 64, kernel_size=3, upsample=2)
+        self.in4 = nn.InstanceNorm2d(64, affine=True)
+        self.deconv2 = UpsampleConvLayer(64, 32, kernel_size=3, upsample=2)
+        self.in5 = nn.InstanceNorm2d(32, affine=True)
+        self.deconv3 = ConvLayer(32, 3, kernel_size=9, stride=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.in1(self.conv1(x)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.relu(self.in3(self.conv3(y)))
+        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)
+
+
+@dataclass
+class StyleModel:
+    net: TransformerNet
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+_LEGACY_RUNNING_STATS = re.compile(r"in\d+\.running_(mean|var)$|\.in\d\.running_(mean|var)$")
+
+
+def _load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ModelFormatError(f"{path}: not a state dict of a fast-style network")
+    return state, {}
+
+
+def load_style_model(path: str | Path) -> StyleModel:
+    """Load a project safetensors model or a PyTorch ``fast_neural_style`` ``.pth``.
+
+    Never unpickles arbitrary objects (``weights_only=True``); every failure is a
+    ``ModelFormatError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        state, meta = _load_state_dict(path)
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # corrupt, truncated, malicious pickle, ...
+        raise ModelFormatError(f"{path}: cannot read style model ({exc})") from exc
+    state = {
+        k: v.float()
+        for k, v in state.items()
+        if not _LEGACY_RUNNING_STATS.search(k) and not k.endswith("num_batches_tracked")
+    }
+    net = TransformerNet()
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFormatError(f"{path}: not a fast-style network ({exc})") from exc
+    meta.setdefault("name", path.stem)
+    return StyleModel(net.eval().requires_grad_(False), meta)
+
+
+def save_style_model(
+    path: str | Path, net: TransformerNet, meta: dict[str, object], half: bool = True
+) -> Path:
+    """Write the project's format; non-string metadata values are stored as JSON."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    dtype = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}
+    text_meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=text_meta)
+    tmp.replace(path)
+    return path
