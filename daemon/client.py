@@ -1,0 +1,375 @@
+"""Client library for the neural style daemon (pyzmq + msgpack + stdlib only).
+
+``Client`` sends requests over a DEALER socket and matches replies by request id, so
+one client can have several jobs in flight. While it waits for a job it sends ``ping``
+every ``protocol.PING_INTERVAL_S``; the daemon cancels the jobs of a client that went
+silent, so stop iterating a ``submit()`` generator only by closing it (which cancels
+the job). Not thread-safe: use one ``Client`` per thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import zmq
+
+from . import protocol
+from .protocol import PING_INTERVAL_S, Image, ProtocolError
+
+PROBE_TIMEOUT_S = 2.0
+START_TIMEOUT_S = 90.0
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class DaemonError(Exception):
+    """An error reply from the daemon (or a client-side failure), with a stable ``code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+
+
+class DaemonUnavailable(DaemonError):
+    def __init__(self, message: str) -> None:
+        super().__init__("daemon_unavailable", message)
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """ipc:// endpoints and tcp:// on a loopback address can be started here."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    if not endpoint.startswith("tcp://"):
+        return False
+    host = urlsplit(endpoint).hostname or ""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class Client:
+    """Talks to one daemon; starts a local one on first use when none answers.
+
+    ``autostart``: ``True`` runs ``python -m nst_daemon daemon start --endpoint EP``;
+    a command list runs that command with ``--endpoint EP`` appended; ``False`` never
+    starts anything. ``on_status`` receives "starting daemon…" / "loading models…".
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        autostart: bool | Sequence[str] = True,
+        timeout: float = 30.0,
+        curve_server_key: bytes | None = None,
+        curve_client_keys: tuple[bytes, bytes] | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint or protocol.default_endpoint()
+        self.autostart = autostart
+        self.timeout = timeout
+        self.on_status = on_status
+        self.info: dict[str, Any] | None = None  # the daemon's hello, once connected
+        self._curve = curve_server_key is not None
+        self._context = zmq.Context.instance()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.linger = 0
+        if curve_server_key is not None:
+            if curve_client_keys is None:
+                raise ValueError("curve_server_key needs curve_client_keys=(public, secret)")
+            self._socket.curve_serverkey = curve_server_key
+            self._socket.curve_publickey, self._socket.curve_secretkey = curve_client_keys
+        self._socket.connect(self.endpoint)
+        self._inbox: dict[str, deque[dict[str, Any]]] = {}
+        self._last_ping = 0.0
+        self._last_heard = 0.0
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        payload = protocol.encode(msg)
+        limit = (self.info or {}).get("limits", {}).get("max_message_bytes")
+        if limit and len(payload) > limit:
+            raise DaemonError(
+                "too_large",
+                f"the request is {len(payload):,} bytes; the daemon accepts at most "
+                f"{limit:,} (use a smaller image or params.max_size)",
+            )
+        self._socket.send(payload, copy=False)
+
+    def _receive(self, rid: str, wait: float) -> dict[str, Any] | None:
+        """Next message for request ``rid`` within ``wait`` seconds, else ``None``.
+
+        Messages for other pending requests are kept for them; any message at all
+        counts as a sign of life (``_last_heard``).
+        """
+        box = self._inbox.setdefault(rid, deque())
+        deadline = time.monotonic() + wait
+        while not box:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if self._socket.poll(remaining * 1000, zmq.POLLIN):
+                try:
+                    msg = protocol.decode(self._socket.recv())
+                except ProtocolError:
+                    continue
+                self._last_heard = time.monotonic()
+                if protocol.request_id(msg) in self._inbox:
+                    self._inbox[msg["id"]].append(msg)
+        return box.popleft()
+
+    def _await(self, rid: str, timeout: float, ping: bool = False) -> dict[str, Any] | None:
+        """Next message for ``rid``; ``None`` once the daemon has been silent ``timeout`` s."""
+        start = time.monotonic()
+        while True:
+            if ping:
+                self._ping()
+            remaining = timeout - (time.monotonic() - max(start, self._last_heard))
+            if remaining <= 0:
+                return None
+            msg = self._receive(rid, min(PING_INTERVAL_S, remaining))
+            if msg is not None:
+                return msg
+
+    def _ping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_ping >= PING_INTERVAL_S:
+            self._last_ping = now
+            ping = protocol.make_request("ping")
+            self._socket.send(protocol.encode(ping))
+
+    def _raise_for(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "error":
+            raise DaemonError(str(msg.get("code", "internal")), str(msg.get("message", "")))
+
+    def _request(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        msg = protocol.make_request(kind, **fields)
+        self._inbox[msg["id"]] = deque()
+        try:
+            self._send(msg)
+            reply = self._await(msg["id"], self.timeout if timeout is None else timeout)
+        finally:
+            self._inbox.pop(msg["id"], None)
+        if reply is None:
+            raise DaemonError(
+                "timeout", f"no answer from the daemon at {self.endpoint} within "
+                f"{self.timeout if timeout is None else timeout:g} s",
+            )
+        self._raise_for(reply)
+        return reply
+
+    # ------------------------------------------------------------------ connecting
+
+    def connect(self) -> dict[str, Any]:
+        """Make sure a daemon answers (starting one if allowed); returns its hello."""
+        if self.info is None:
+            try:
+                self.info = self._request("hello", timeout=PROBE_TIMEOUT_S)
+            except DaemonError as exc:
+                if exc.code != "timeout":
+                    raise
+                self.info = self._start_daemon()
+        return self.info
+
+    def _start_command(self) -> list[str] | None:
+        if not self.autostart or self._curve or not is_local_endpoint(self.endpoint):
+            return None
+        if self.autostart is True:
+            base = [sys.executable, "-m", "nst_daemon", "daemon", "start"]
+        else:
+            base = list(self.autostart)
+        return [*base, "--endpoint", self.endpoint]
+
+    def _unavailable(self, reason: str) -> DaemonUnavailable:
+        return DaemonUnavailable(
+            f"daemon not running at {self.endpoint} and could not be started: {reason}; "
+            "start it with `nst daemon start`"
+        )
+
+    def _start_daemon(self) -> dict[str, Any]:
+        command = self._start_command()
+        if command is None:
+            hint = " (check the CURVE keys)" if self._curve else ""
+            raise DaemonUnavailable(
+                f"no daemon answers at {self.endpoint}{hint}; start it with `nst daemon start`"
+            )
+        self._status("starting daemon…")
+        with tempfile.TemporaryFile() as errors:
+            try:
+                proc = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=errors, start_new_session=True,
+                )
+            except OSError as exc:
+                raise self._unavailable(f"cannot run {command[0]!r} ({exc})") from None
+            deadline = time.monotonic() + START_TIMEOUT_S
+            exited_at = None
+            while time.monotonic() < deadline:
+                try:
+                    return self._request("hello", timeout=0.5)
+                except DaemonError as exc:
+                    if exc.code != "timeout":
+                        raise
+                code = proc.poll()
+                if code is not None and exited_at is None:
+                    exited_at = time.monotonic()
+                if code not in (None, 0):
+                    errors.seek(0)
+                    text = errors.read().decode(errors="replace").strip()
+                    last = text.splitlines()[-1] if text else f"exit status {code}"
+                    raise self._unavailable(last)
+                if exited_at is not None and time.monotonic() - exited_at > 10:
+                    break
+            proc.poll()
+            raise self._unavailable(f"no answer within {START_TIMEOUT_S:g} s")
+
+    def _status(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+    # ------------------------------------------------------------------ requests
+
+    def hello(self) -> dict[str, Any]:
+        self.connect()
+        self.info = self._request("hello")
+        return self.info
+
+    def styles(self) -> list[dict[str, Any]]:
+        self.connect()
+        return list(self._request("styles")["styles"])
+
+    def status(self) -> dict[str, Any]:
+        self.connect()
+        return self._request("status")
+
+    def cancel(self, job_id: str) -> None:
+        self.connect()
+        self._request("cancel", job_id=job_id)
+
+    def shutdown(self) -> None:
+        self.connect()
+        self._request("shutdown")
+
+    def submit(
+        self,
+        image: Image,
+        *,
+        style: str | None = None,
+        style_image: Image | Sequence[Image] | None = None,
+        method: str = "fast",
+        mask: Image | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield ``accepted`` and ``progress`` events, last the ``result``.
+
+        Images in events are decoded to ``Image``. Raises ``DaemonError`` on an error
+        reply or on timeout; closing the generator early cancels the job.
+        """
+        if isinstance(style_image, Image):
+            style_image = [style_image]
+        fields = {
+            "image": image.to_wire(),
+            "method": method,
+            "style": style,
+            "style_image": [s.to_wire() for s in style_image] if style_image else None,
+            "mask": mask.to_wire() if mask is not None else None,
+            "params": params,
+        }
+        return self._job("stylize", fields, timeout)
+
+    def stylize(
+        self,
+        image: Image,
+        *,
+        style: str | None = None,
+        style_image: Image | Sequence[Image] | None = None,
+        method: str = "fast",
+        mask: Image | None = None,
+        params: dict[str, Any] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Run a job to the end; ``on_progress`` gets every ``accepted``/``progress`` event."""
+        events = self.submit(
+            image, style=style, style_image=style_image, method=method, mask=mask,
+            params=params, timeout=timeout,
+        )
+        return self._drain(events, on_progress)
+
+    def train(
+        self,
+        style_image: Image,
+        *,
+        name: str,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Train a fast-style model; yields events like ``submit``, last the ``result``."""
+        fields = {"style_image": style_image.to_wire(), "name": name, "params": params}
+        return self._job("train", fields, timeout)
+
+    @staticmethod
+    def _drain(
+        events: Iterator[dict[str, Any]], on_progress: Callable[[dict[str, Any]], None] | None
+    ) -> dict[str, Any]:
+        for event in events:
+            if event["type"] == "result":
+                return event
+            if on_progress is not None:
+                on_progress(event)
+        raise DaemonError("internal", "the daemon ended the job without a result")
+
+    def _job(
+        self, kind: str, fields: dict[str, Any], timeout: float | None
+    ) -> Iterator[dict[str, Any]]:
+        self.connect()
+        msg = protocol.make_request(kind, **fields)
+        rid = msg["id"]
+        self._inbox[rid] = deque()
+        self._send(msg)  # before the generator starts: size errors raise at once
+        return self._events(rid, self.timeout if timeout is None else timeout)
+
+    def _events(self, rid: str, timeout: float) -> Iterator[dict[str, Any]]:
+        job_id = None
+        finished = False
+        try:
+            while True:
+                msg = self._await(rid, timeout, ping=True)
+                if msg is None:
+                    raise DaemonError("timeout", f"no message from the daemon for {timeout:g} s")
+                if msg.get("type") == "error":
+                    finished = True
+                    self._raise_for(msg)
+                job_id = msg.get("job_id", job_id)
+                if msg.get("stage") == "loading":
+                    self._status("loading models…")
+                for key in ("image", "preview"):
+                    if isinstance(msg.get(key), dict):
+                        msg[key] = Image.from_wire(msg[key], protocol.Limits(2**62, 2**62))
+                finished = msg["type"] == "result"
+                yield msg
+                if finished:
+                    return
+        finally:
+            self._inbox.pop(rid, None)
+            if not finished and job_id is not None:
+                cancel = protocol.make_request("cancel", job_id=job_id)
+                with contextlib.suppress(zmq.ZMQError):
+                    self._socket.send(protocol.encode(cancel))
