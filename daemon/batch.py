@@ -1,0 +1,167 @@
+"""Running stylize jobs over image files: in the daemon or in-process, resumable.
+
+A *runner* turns one wire image into its stylised version; ``DaemonRunner`` sends it to
+the daemon, ``LocalRunner`` runs the daemon's own job function in this process. The
+batch loop skips inputs whose output already exists and writes each output atomically
+(``imagefile.write_image``), so a run killed at any point can simply be run again: it
+finishes the rest, never redoes a finished file and never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from nst_daemon.imagefile import PARTIAL_SUFFIX, read_image, write_image
+from nst_daemon.protocol import Image
+
+from nst_core.errors import ImageError
+
+ProgressHandler = Callable[[dict[str, Any]], None]
+
+# What ``nst batch`` picks up in a folder (lower-case extensions).
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+@dataclass
+class StyleSpec:
+    """What to paint with: the parts of a stylize request that every image shares."""
+
+    style: str | None = None
+    style_images: list[Image] = field(default_factory=list)
+    method: str = "fast"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class Job(Protocol):
+    """One submitted picture: ``result`` waits for it, ``close`` abandons (cancels) it."""
+
+    def result(self, on_progress: ProgressHandler | None = None) -> Image: ...
+
+    def close(self) -> None: ...
+
+
+class Runner(Protocol):
+    def start(self, image: Image) -> Job: ...
+
+
+class _DaemonJob:
+    def __init__(self, events: Iterator[dict[str, Any]]) -> None:
+        self.events = events
+
+    def result(self, on_progress: ProgressHandler | None = None) -> Image:
+        with contextlib.closing(self.events):  # leaving early (Ctrl-C) cancels the job
+            for event in self.events:
+                if event.get("type") == "result":
+                    return event["image"]
+                if event.get("type") == "progress" and on_progress is not None:
+                    on_progress(event)
+        raise RuntimeError("the daemon ended the job without a result")
+
+    def close(self) -> None:
+        self.events.close()
+
+
+class DaemonRunner:
+    """Sends pictures to the daemon through a connected ``Client``."""
+
+    def __init__(self, client: Any, spec: StyleSpec) -> None:
+        self.client = client
+        self.spec = spec
+
+    def start(self, image: Image) -> Job:
+        spec = self.spec
+        return _DaemonJob(
+            self.client.submit(
+                image,
+                style=spec.style,
+                style_image=spec.style_images or None,
+                method=spec.method,
+                params=spec.params or None,
+            )
+        )
+
+
+@dataclass
+class Task:
+    source: Path
+    target: Path
+
+
+def plan_batch(input_dir: Path, output_dir: Path) -> tuple[list[Task], list[Task]]:
+    """``(todo, done)``: every image in ``input_dir`` mapped to the same name in ``output_dir``.
+
+    Outputs keep their input's file name (and so its format), which makes the mapping
+    one-to-one; an existing output means the input is done.
+    """
+    sources = sorted(
+        p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    tasks = [Task(p, output_dir / p.name) for p in sources]
+    done = [t for t in tasks if t.target.exists()]
+    todo = [t for t in tasks if not t.target.exists()]
+    return todo, done
+
+
+def remove_partials(output_dir: Path) -> int:
+    """Delete temporary files a killed run left behind; returns how many."""
+    count = 0
+    for stale in output_dir.glob(f".*{PARTIAL_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            count += 1
+    return count
+
+
+def is_picture_error(exc: Exception) -> bool:
+    """Errors about one picture (as opposed to the style, the daemon or the machine)."""
+    return isinstance(exc, ImageError) or getattr(exc, "code", None) in ("bad_image", "too_large")
+
+
+def run_tasks(
+    tasks: Iterable[Task],
+    runner: Runner,
+    on_progress: ProgressHandler | None = None,
+    on_failure: Callable[[Task, Exception], None] | None = None,
+    depth: int = 2,
+) -> Iterator[Task]:
+    """Stylise each task, yielding it once its output is safely on disk.
+
+    Up to ``depth`` pictures are submitted ahead, so the daemon computes the next
+    picture while this process writes the previous one. A picture that cannot be used
+    (unreadable, too large) goes to ``on_failure`` and the rest continue; without
+    ``on_failure`` it stops the run. Any other error stops the run.
+    """
+    pending: deque[tuple[Task, Job]] = deque()
+    queue = iter(tasks)
+
+    def launch() -> None:
+        while len(pending) < depth and (task := next(queue, None)) is not None:
+            try:
+                pending.append((task, runner.start(read_image(task.source))))
+            except Exception as exc:
+                if on_failure is None or not is_picture_error(exc):
+                    raise
+                on_failure(task, exc)
+
+    try:
+        launch()
+        while pending:
+            task, job = pending.popleft()
+            try:
+                result = job.result(on_progress)
+            except Exception as exc:
+                if on_failure is None or not is_picture_error(exc):
+                    raise
+                on_failure(task, exc)
+            else:
+                write_image(task.target, result)
+                yield task
+            launch()
+    finally:
+        for _, job in pending:
+            job.close()
