@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nst_daemon import protocol
 from nst_daemon.imagefile import PARTIAL_SUFFIX, read_image, write_image
 from nst_daemon.protocol import Image
 
@@ -66,6 +67,16 @@ class _DaemonJob:
         self.events.close()
 
 
+def stylize_fields(spec: StyleSpec) -> dict[str, Any]:
+    """The request fields of ``spec`` as the client's ``submit`` takes them."""
+    return {
+        "style": spec.style,
+        "style_image": spec.style_images or None,
+        "method": spec.method,
+        "params": spec.params or None,
+    }
+
+
 class DaemonRunner:
     """Sends pictures to the daemon through a connected ``Client``."""
 
@@ -74,16 +85,41 @@ class DaemonRunner:
         self.spec = spec
 
     def start(self, image: Image) -> Job:
-        spec = self.spec
-        return _DaemonJob(
-            self.client.submit(
-                image,
-                style=spec.style,
-                style_image=spec.style_images or None,
-                method=spec.method,
-                params=spec.params or None,
-            )
-        )
+        return _DaemonJob(self.client.submit(image, **stylize_fields(self.spec)))
+
+
+class LocalRunner:
+    """Runs jobs in this process with the daemon's own job function and request checks."""
+
+    def __init__(self, spec: StyleSpec) -> None:
+        from nst_daemon.models import Models
+
+        self.spec = spec
+        self.models = Models()
+
+    def start(self, image: Image) -> Job:
+        return _LocalJob(self, image)
+
+    def close(self) -> None:
+        self.models.release_memory()
+
+
+class _LocalJob:
+    def __init__(self, runner: LocalRunner, image: Image) -> None:
+        self.runner, self.image = runner, image
+
+    def result(self, on_progress: ProgressHandler | None = None) -> Image:
+        from nst_daemon.jobs import execute_stylize
+
+        fields = stylize_fields(self.runner.spec)
+        if fields["style_image"]:
+            fields["style_image"] = [s.to_wire() for s in fields["style_image"]]
+        msg = protocol.make_request("stylize", image=self.image.to_wire(), **fields)
+        request = protocol.parse_stylize(msg)
+        return execute_stylize(request, self.runner.models, on_progress)["image"]
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass

@@ -9,17 +9,19 @@ fast. Every failure is one line on stderr, ``nst: error: ...``, and a non-zero e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nst_daemon import __version__
+from nst_daemon import __version__, protocol
 from nst_daemon.batch import (
     DaemonRunner,
+    LocalRunner,
     Runner,
     StyleSpec,
     Task,
@@ -28,9 +30,12 @@ from nst_daemon.batch import (
     run_tasks,
 )
 from nst_daemon.imagefile import output_format, read_image
-from nst_daemon.protocol import default_endpoint
+from nst_daemon.protocol import ProtocolError, default_endpoint
 
 from nst_core.errors import ImageError, NSTError, ParameterError
+
+if TYPE_CHECKING:
+    from nst_core.progress import Progress
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -96,9 +101,9 @@ _FORMATTER = argparse.RawDescriptionHelpFormatter
 STYLE_HELP = """\
 --style takes a style name (see `nst styles`) or the path of a model file (.pth from
 PyTorch's fast_neural_style example, or an nst .safetensors). The daemon never opens
-paths sent to it: a model file is first imported into your styles (as `nst styles
-import FILE` does, under the file's name) and then used by name; with --local it is
-read directly and nothing is imported."""
+files named in requests, so a model file is first imported into your styles (as `nst
+styles import FILE` does, under the file's name; again with the same file is a no-op)
+and then used by name, with or without --local."""
 
 
 def _daemon_options() -> argparse.ArgumentParser:
@@ -277,7 +282,9 @@ examples:
     p.add_argument("style_image", metavar="STYLE_IMAGE", type=Path)
     p.add_argument("--data", metavar="DIR", type=Path, required=True, help="training photos")
     p.add_argument("--name", required=True, help="name of the new style")
-    p.add_argument("--steps", type=_positive_int, metavar="N", help="training steps")
+    p.add_argument(
+        "--steps", type=_positive_int, metavar="N", help="training steps (default 2000)"
+    )
     p.add_argument("--batch-size", type=_positive_int, metavar="N")
     p.add_argument("--image-size", type=_positive_int, metavar="PX", help="training crop size")
     p.add_argument("--style-weight", type=float, metavar="W")
@@ -388,24 +395,48 @@ def _style_spec(args: argparse.Namespace) -> StyleSpec:
                 f"style model file not found: {path}",
                 hint="give a style name (see `nst styles`) or an existing model file",
             )
-        style = str(path.resolve()) if args.local else _import_for_daemon(path)
+        style = _import_style_file(path)
     return StyleSpec(style, style_images, method, params)
 
 
-def _import_for_daemon(path: Path) -> str:
-    """Import a model file into the user styles so the daemon can load it by name."""
-    from nst_core.styles import import_style
+def _import_style_file(path: Path) -> str:
+    """Import a model file into the user styles so the daemon can load it by name.
 
-    imported = import_style(path)
-    _say(f"imported {path} as style {imported.stem!r}")
-    return imported.stem
+    The name is the file's stem; when a style of that name exists already it is used if
+    it holds the same network (a second run with the same file), refused otherwise.
+    """
+    from nst_core.errors import StyleNotFoundError
+    from nst_core.styles import find_style, import_style
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip(".-") or "imported"
+    try:
+        existing = find_style(name)
+    except StyleNotFoundError:
+        import_style(path, name)
+        _say(f"imported {path} as style {name!r} (see `nst styles`)")
+        return name
+    if not _same_network(existing, path):
+        raise CommandError(
+            f"a different style called {name!r} exists already ({existing})",
+            hint=f"import the file under another name: `nst styles import {path} --name NEW`, "
+            "then use --style NEW",
+        )
+    return name
+
+
+def _same_network(a: Path, b: Path) -> bool:
+    """Whether two model files hold the same weights (up to fp16 storage rounding)."""
+    from nst_core.transformer_net import load_style_model
+
+    sa, sb = (load_style_model(p).net.state_dict() for p in (a, b))
+    return sa.keys() == sb.keys() and all(
+        sa[k].half().equal(sb[k].half()) for k in sa
+    )
 
 
 def _runner(args: argparse.Namespace, spec: StyleSpec) -> tuple[Runner, Callable[[], None]]:
     """A runner for ``args`` and the function that releases it."""
     if args.local:
-        from nst_daemon.batch import LocalRunner
-
         runner = LocalRunner(spec)
         return runner, runner.close
     client = _connect(args)
@@ -419,7 +450,9 @@ class _StepBar:
         self.desc, self.position, self.leave = desc, position, leave
         self.bar: Any = None
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: dict[str, Any] | Progress) -> None:
+        if not isinstance(event, dict):  # in-process: an nst_core Progress
+            event = vars(event)
         total = int(event.get("total") or 0)
         if total <= 1:
             return
@@ -625,7 +658,43 @@ def _print_mapping(mapping: dict[str, Any], indent: str = "") -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    raise CommandError("train is not available yet")
+    data: Path = args.data.expanduser()
+    if not data.is_dir():
+        raise CommandError(f"{data}: not a folder", hint="--data takes a folder of photos")
+    options = {
+        "dataset": str(data.resolve()),
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "style_weight": args.style_weight,
+        "content_weight": args.content_weight,
+    }
+    params = {k: v for k, v in options.items() if v is not None}
+    image = read_image(args.style_image.expanduser())
+    bar = _StepBar(f"training {args.name}", leave=True)
+    result: dict[str, Any] = {}
+    try:
+        if args.local:
+            from nst_daemon.jobs import execute_train
+            from nst_daemon.models import Models
+
+            msg = protocol.make_request(
+                "train", style_image=image.to_wire(), name=args.name, params=params
+            )
+            result = execute_train(protocol.parse_train(msg), Models(), bar)
+        else:
+            with _connect(args) as client:
+                events = client.train(image, name=args.name, params=params)
+                with contextlib.closing(events):  # leaving early (Ctrl-C) cancels the job
+                    for event in events:
+                        if event.get("type") == "progress":
+                            bar(event)
+                        elif event.get("type") == "result":
+                            result = event
+    finally:
+        bar.close()
+    print(f"trained style {args.name!r} ({result.get('path', '')}); use --style {args.name}")
+    return 0
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
@@ -708,6 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParameterError as exc:
         _report(str(exc), None)
         return EXIT_USAGE
+    except ProtocolError as exc:  # --local: the request checks the daemon would apply
+        _report(exc.message, HINTS.get(exc.code))
+        return EXIT_USAGE if exc.code in ("bad_parameter", "bad_request") else EXIT_FAILURE
     except NSTError as exc:
         _report(str(exc), HINTS.get(exc.code))
         return EXIT_FAILURE
