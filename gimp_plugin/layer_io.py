@@ -1,0 +1,142 @@
+"""GIMP drawables ⇄ the client's ``Image``: pixel formats, reading regions, result layers."""
+
+from __future__ import annotations
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from daemon_link import DaemonError  # noqa: E402
+from gi.repository import Gegl, Gimp  # noqa: E402
+from nst_daemon.protocol import Image  # noqa: E402
+from regions import Rect, region_to_send  # noqa: E402
+
+BABL_TYPE = {"u8": "u8", "u16": "u16", "f32": "float"}
+
+
+class PluginError(Exception):
+    """A problem with the user's image or choices, reported in plain words."""
+
+
+def sample_type(image: Gimp.Image) -> str:
+    """Client dtype matching the image's precision: u8, u16, else f32."""
+    name = image.get_precision().value_name
+    if "_U8_" in name:
+        return "u8"
+    if "_U16_" in name:
+        return "u16"
+    return "f32"
+
+
+def babl_format(gray: bool, alpha: bool, dtype: str) -> str:
+    """Babl format of perceptual (gamma-encoded) pixels, e.g. ``R'G'B'A u8``."""
+    model = ("Y'" if gray else "R'G'B'") + ("A" if alpha else "")
+    return f"{model} {BABL_TYPE[dtype]}"
+
+
+def check_image_type(image: Gimp.Image) -> None:
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise PluginError(
+            "Neural Style works on RGB and grayscale images. This image uses an indexed "
+            "palette: convert it with Image > Mode > RGB first."
+        )
+
+
+def selection_rect(image: Gimp.Image) -> Rect | None:
+    """Bounding box of the selection in image coordinates; None without a selection."""
+    if Gimp.Selection.is_empty(image):
+        return None
+    _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+    return Rect(x1, y1, x2 - x1, y2 - y1) if non_empty else None
+
+
+def layer_rect(drawable: Gimp.Drawable) -> Rect:
+    _, x, y = drawable.get_offsets()
+    return Rect(x, y, drawable.get_width(), drawable.get_height())
+
+
+def read_region(drawable: Gimp.Drawable, rect: Rect, fmt: str, channels: int, dtype: str) -> Image:
+    buffer = drawable.get_buffer()
+    gegl_rect = Gegl.Rectangle.new(rect.x, rect.y, rect.width, rect.height)
+    data = buffer.get(gegl_rect, 1.0, fmt, Gegl.AbyssPolicy.NONE)
+    return Image(rect.width, rect.height, channels, bytes(data), dtype)
+
+
+class Source:
+    """One selected layer and the part of it that is sent to the daemon."""
+
+    def __init__(self, image: Gimp.Image, drawable: Gimp.Drawable):
+        if not drawable.is_layer():
+            raise PluginError(
+                f"'{drawable.get_name()}' is a channel or mask. Select a layer to stylize."
+            )
+        self.image = image
+        self.drawable = drawable
+        self.gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+        self.alpha = drawable.has_alpha()
+        self.dtype = sample_type(image)
+        self.format = babl_format(self.gray, self.alpha, self.dtype)
+        self.channels = (1 if self.gray else 3) + (1 if self.alpha else 0)
+        self.layer = layer_rect(drawable)
+        self.selection = selection_rect(image)
+        region = region_to_send(self.layer, self.selection)
+        if region is None:
+            raise PluginError(
+                f"The selection does not touch the layer '{drawable.get_name()}'. "
+                "Select an area on the layer, or select nothing to stylize the whole layer."
+            )
+        self.region = region
+
+    def pixels(self) -> Image:
+        return read_region(self.drawable, self.region, self.format, self.channels, self.dtype)
+
+    def check_result(self, result: Image) -> None:
+        if (result.width, result.height, result.channels, result.dtype) != (
+            self.region.width, self.region.height, self.channels, self.dtype
+        ):
+            raise DaemonError("internal", "the daemon returned an image of another size or type")
+
+    def add_result(self, result: Image, name: str) -> Gimp.Layer:
+        """New layer with ``result`` directly above the source; masked by the selection."""
+        kinds = {
+            (False, False): Gimp.ImageType.RGB_IMAGE,
+            (False, True): Gimp.ImageType.RGBA_IMAGE,
+            (True, False): Gimp.ImageType.GRAY_IMAGE,
+            (True, True): Gimp.ImageType.GRAYA_IMAGE,
+        }
+        layer = Gimp.Layer.new(
+            self.image, name, self.region.width, self.region.height,
+            kinds[(self.gray, self.alpha)], 100.0, Gimp.LayerMode.NORMAL,
+        )
+        self.image.insert_layer(
+            layer, self.drawable.get_parent(), self.image.get_item_position(self.drawable)
+        )
+        layer.set_offsets(self.layer.x + self.region.x, self.layer.y + self.region.y)
+        buffer = layer.get_buffer()
+        rect = Gegl.Rectangle.new(0, 0, self.region.width, self.region.height)
+        buffer.set(rect, self.format, result.data)
+        buffer.flush()
+        layer.update(0, 0, self.region.width, self.region.height)
+        if self.selection is not None:
+            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        return layer
+
+
+def flat_rgb(drawable: Gimp.Drawable) -> Image:
+    """All of a drawable as 8-bit RGB (a style image needs no alpha or high bit depth)."""
+    rect = Rect(0, 0, drawable.get_width(), drawable.get_height())
+    return read_region(drawable, rect, "R'G'B' u8", 3, "u8")
+
+
+def load_style_file(file) -> Image:
+    """A style image read from any file format GIMP can open."""
+    try:
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, file)
+    except Exception as exc:  # GLib.Error from the file loader
+        raise PluginError(f"Cannot open the style image {file.get_path()}: {exc}") from exc
+    if image is None:
+        raise PluginError(f"Cannot open the style image {file.get_path()}.")
+    try:
+        return flat_rgb(image.flatten())
+    finally:
+        image.delete()

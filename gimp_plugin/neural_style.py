@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Neural Style for GIMP 3: Filters > Neural Style > Fast Style / Paint Like / Daemon Status.
+
+The pixels go to the Neural Style daemon (see ``daemon_link``); the result comes back as a
+new layer above each selected layer. Every procedure also runs non-interactively, e.g.
+from a Python-Fu batch script:
+
+    proc = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-fast")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [layer])
+    config.set_property("style", "starry-night")
+    result = proc.run(config)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gimp, GLib, GObject  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import daemon_link  # noqa: E402
+from daemon_link import DaemonError  # noqa: E402
+from layer_io import PluginError, Source, check_image_type, flat_rgb, load_style_file  # noqa: E402
+
+FAST = "python-fu-neural-style-fast"
+PAINT_LIKE = "python-fu-neural-style-paint-like"
+STATUS = "python-fu-neural-style-status"
+MENU = "<Image>/Filters/Neural Style"
+NO_STYLE = "none"
+RW = GObject.ParamFlags.READWRITE
+
+_styles_cache: tuple[list[tuple[str, str]], bool] | None = None
+
+
+def styles() -> tuple[list[tuple[str, str]], bool]:
+    """The daemon's styles (fetched once per plug-in process) and whether it answered."""
+    global _styles_cache
+    if _styles_cache is None:
+        _styles_cache = daemon_link.known_styles()
+    return _styles_cache
+
+
+def style_choice(with_none: str | None = None) -> tuple[Gimp.Choice, str]:
+    """A Gimp.Choice listing the daemon's styles, and its default nick."""
+    choice = Gimp.Choice.new()
+    entries, _ = styles()
+    if with_none:
+        choice.add(NO_STYLE, 0, with_none, "")
+    for index, (name, title) in enumerate(entries, start=1):
+        choice.add(name, index, title, "")
+    if not entries and not with_none:
+        choice.add(NO_STYLE, 0, "(no styles: the daemon is not running)", "")
+    default = NO_STYLE if with_none or not entries else entries[0][0]
+    return choice, default
+
+
+def style_title(name: str) -> str:
+    return dict(styles()[0]).get(name, name)
+
+
+def fail(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+
+
+# ------------------------------------------------------------------------------------------
+# running a job
+
+
+class ProgressBar:
+    """GIMP's progress bar, following the daemon's events over ``count`` jobs.
+
+    Cancelling: GIMP's cancel button ends the plug-in process; the client then stops
+    pinging and the daemon cancels that client's job within a few seconds.
+    """
+
+    def __init__(self, title: str, count: int):
+        self.count = count
+        self.index = 0
+        Gimp.progress_init(title)
+
+    def event(self, event: dict) -> None:
+        if event.get("type") == "accepted":
+            position = event.get("position", 0)
+            if position:
+                Gimp.progress_set_text(f"Waiting in the daemon's queue (position {position})")
+        elif event.get("type") == "progress":
+            total = event.get("total") or 0
+            fraction = min(event.get("step", 0) / total, 1.0) if total else 0.0
+            Gimp.progress_update((self.index + fraction) / self.count)
+            Gimp.progress_set_text(daemon_link.progress_text(event))
+
+    def job_done(self) -> None:
+        self.index += 1
+        Gimp.progress_update(self.index / self.count)
+
+
+def run_jobs(
+    procedure: Gimp.Procedure,
+    image: Gimp.Image,
+    drawables: list[Gimp.Drawable],
+    request: Callable[[], dict],
+    layer_name: str,
+) -> Gimp.ValueArray:
+    """Stylize each drawable; add all result layers as one undo step, or nothing on error."""
+    try:
+        check_image_type(image)
+        if not drawables:
+            raise PluginError("Select a layer to stylize.")
+        sources = [Source(image, drawable) for drawable in drawables]
+        kwargs = request()
+        progress = ProgressBar(f"Neural Style: {layer_name}", len(sources))
+        results = []
+        with daemon_link.connect() as client:
+            for source in sources:
+                for event in client.submit(source.pixels(), **kwargs):
+                    progress.event(event)
+                progress.job_done()
+                results.append(event["image"])
+        for source, result in zip(sources, results, strict=True):
+            source.check_result(result)
+    except PluginError as exc:
+        return fail(procedure, str(exc))
+    except (DaemonError, OSError) as exc:
+        return fail(procedure, daemon_link.describe_error(exc))
+    finally:
+        Gimp.progress_end()
+    image.undo_group_start()
+    layers = [source.add_result(result, layer_name) for source, result in zip(sources, results, strict=True)]
+    image.undo_group_end()
+    Gimp.displays_flush()
+    return success(procedure, GObject.Value(Gimp.Layer, layers[-1]))
+
+
+def success(procedure: Gimp.Procedure, value: GObject.Value) -> Gimp.ValueArray:
+    """SUCCESS with ``value`` as the procedure's one return value."""
+    values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+    values.remove(1)
+    values.insert(1, value)
+    return values
+
+
+def common_params(config: Gimp.ProcedureConfig) -> dict:
+    params = {"strength": config.get_property("strength")}
+    colors = config.get_property("preserve-colors")
+    if colors != NO_STYLE:
+        params["preserve_colors"] = colors
+    if config.get_property("max-size") > 0:
+        params["max_size"] = config.get_property("max-size")
+    return params
+
+
+# ------------------------------------------------------------------------------------------
+# dialogs
+
+
+def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields: list[str]) -> bool:
+    """The procedure's dialog with a note when the daemon is down; False when cancelled."""
+    from gi.repository import GimpUi
+
+    GimpUi.init(procedure.get_name())
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, procedure.get_menu_label())
+    _, online = styles()
+    if not online:
+        dialog.get_label(
+            "daemon-note",
+            "The Neural Style daemon is not running: it will be started when you press OK.",
+            False, False,
+        )
+        fields = ["daemon-note", *fields]
+    dialog.fill(fields)
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
+# ------------------------------------------------------------------------------------------
+# procedures
+
+
+def run_fast(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
+        procedure, config, ["style", "strength", "preserve-colors", "max-size"]
+    ):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    style = config.get_property("style")
+    if style == NO_STYLE:
+        return fail(procedure, daemon_link.MESSAGES["daemon_unavailable"])
+
+    def request() -> dict:
+        return {"style": style, "method": "fast", "params": common_params(config)}
+
+    return run_jobs(procedure, image, drawables, request, f"{style_title(style)} (fast)")
+
+
+def run_paint_like(procedure, run_mode, image, drawables, config, data):
+    fields = ["style-file", "style-layer", "quality", "iterations", "style-scale",
+              "init-style", "strength", "preserve-colors", "max-size"]
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, fields):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    style_layer = config.get_property("style-layer")
+    style_file = config.get_property("style-file")
+    if style_layer is not None:
+        name = style_layer.get_name()
+    elif style_file is not None:
+        name = Path(style_file.get_path() or "style").stem
+    else:
+        return fail(procedure, "Choose the painting to imitate: a style image file, "
+                               "or a layer of an open image.")
+
+    def request() -> dict:
+        if style_layer is not None:
+            style_image = flat_rgb(style_layer)
+        else:
+            style_image = load_style_file(style_file)
+        params = common_params(config)
+        params["quality"] = config.get_property("quality")
+        params["style_scale"] = config.get_property("style-scale")
+        if config.get_property("iterations") > 0:
+            params["iterations"] = config.get_property("iterations")
+        if config.get_property("init-style") != NO_STYLE:
+            params["init"] = "fast"
+            params["init_style"] = config.get_property("init-style")
+        return {"style_image": style_image, "method": "gatys", "params": params}
+
+    return run_jobs(procedure, image, drawables, request, f"{name} (gatys)")
+
+
+def status_text(status: dict) -> str:
+    """A readable summary of the daemon's status reply."""
+    lines = []
+    for key, value in status.items():
+        if key in ("v", "id", "type"):
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value) or "none"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
+        lines.append(f"{key.replace('_', ' ').capitalize()}: {value}")
+    return "\n".join(lines)
+
+
+def daemon_action(action: str) -> dict | None:
+    """Run ``action`` (show/start/stop); the daemon's status afterwards, None when down."""
+    if action == "stop":
+        try:
+            with daemon_link.connect(autostart=False, timeout=5.0) as client:
+                client.shutdown()
+        except DaemonError:
+            pass
+        return None
+    try:
+        with daemon_link.connect(autostart=action == "start") as client:
+            return client.status()
+    except DaemonError:
+        if action == "start":
+            raise
+        return None
+
+
+def status_dialog(config: Gimp.ProcedureConfig) -> None:
+    from gi.repository import GimpUi, Gtk
+
+    GimpUi.init(STATUS)
+    dialog = GimpUi.Dialog(title="Neural Style daemon", role=STATUS)
+    for label, response in (("_Refresh", 1), ("_Start", 2), ("S_top", 3), ("_Close", 0)):
+        dialog.add_button(label, response)
+    label = Gtk.Label(xalign=0.0, selectable=True, margin=12)
+    dialog.get_content_area().add(label)
+    action = "show"
+    while True:
+        try:
+            status = daemon_action(action)
+            text = status_text(status) if status else "The daemon is not running."
+        except DaemonError as exc:
+            text = daemon_link.describe_error(exc)
+        label.set_text(text)
+        label.show()
+        response = dialog.run()
+        if response not in (1, 2, 3):
+            break
+        action = {1: "show", 2: "start", 3: "stop"}[response]
+    dialog.destroy()
+
+
+def run_status(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        status_dialog(config)
+        return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+    try:
+        status = daemon_action(config.get_property("action"))
+    except DaemonError as exc:
+        return fail(procedure, daemon_link.describe_error(exc))
+    return success(procedure, GObject.Value(GObject.TYPE_STRING, json.dumps(status, default=str)))
+
+
+# ------------------------------------------------------------------------------------------
+# registration
+
+
+def add_common_arguments(procedure: Gimp.Procedure, max_size: int) -> None:
+    procedure.add_double_argument("strength", "Stren_gth", "How much of the style to apply",
+                                  0.0, 1.0, 1.0, RW)
+    colors = Gimp.Choice.new()
+    colors.add(NO_STYLE, 0, "No", "Colours of the style")
+    colors.add("luminance", 1, "Keep the layer's colours", "Only the lightness is stylized")
+    colors.add("histogram", 2, "Match the layer's colour histogram", "")
+    procedure.add_choice_argument("preserve-colors", "Preserve _colours",
+                                  "Keep the colours of the layer", colors, NO_STYLE, RW)
+    procedure.add_int_argument("max-size", "Output size _limit",
+                               "Long side in pixels that the style is computed at "
+                               "(0: full size); the result is scaled back up", 0, 16384,
+                               max_size, RW)
+    procedure.add_layer_return_value("layer", "Layer", "The new layer (the last one made)",
+                                     True, RW)
+
+
+class NeuralStyle(Gimp.PlugIn):
+    def do_set_i18n(self, name):
+        return False
+
+    def do_query_procedures(self):
+        return [FAST, PAINT_LIKE, STATUS]
+
+    def do_create_procedure(self, name):
+        run = {FAST: run_fast, PAINT_LIKE: run_paint_like, STATUS: run_status}[name]
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_attribution("Neural Style for GIMP", "MIT", "2026")
+        if name == STATUS:
+            procedure.set_image_types("*")
+            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+            procedure.set_menu_label("_Daemon Status...")
+            procedure.set_documentation(
+                "Show, start or stop the Neural Style daemon",
+                "Shows the daemon's device, job queue and loaded models; starts or stops it. "
+                "Non-interactive: action 'show', 'start' or 'stop'; returns the status as JSON.",
+                name)
+            actions = Gimp.Choice.new()
+            for index, action in enumerate(("show", "start", "stop")):
+                actions.add(action, index, action.capitalize(), "")
+            procedure.add_choice_argument("action", "Action", "What to do", actions, "show", RW)
+            procedure.add_string_return_value("status", "Status",
+                                              "The daemon's status as JSON (null when down)",
+                                              "", RW)
+            procedure.add_menu_path(MENU)
+            return procedure
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
+                                       | Gimp.ProcedureSensitivityMask.DRAWABLES)
+        if name == FAST:
+            procedure.set_menu_label("_Fast Style...")
+            procedure.set_documentation(
+                "Repaint the layer in a style, in seconds",
+                "Applies a fast (feed-forward) style model to each selected layer, or to the "
+                "selection, and adds the result as a new layer above it.",
+                name)
+            choice, default = style_choice()
+            procedure.add_choice_argument("style", "_Style", "Style model", choice, default, RW)
+            add_common_arguments(procedure, 1600)
+        else:
+            procedure.set_menu_label("_Paint Like...")
+            procedure.set_documentation(
+                "Repaint the layer like a painting (Gatys)",
+                "Optimises each selected layer, or the selection, to take the style of a "
+                "painting given as an image file or as a layer of an open image; slow, but "
+                "works with any painting. Adds the result as a new layer above the source.",
+                name)
+            procedure.add_file_argument("style-file", "Style _image file",
+                                        "The painting to imitate",
+                                        Gimp.FileChooserAction.OPEN, True, None, RW)
+            procedure.add_drawable_argument("style-layer", "...or style _layer",
+                                            "A layer of an open image to imitate (used "
+                                            "instead of the file when set)", True, RW)
+            quality = Gimp.Choice.new()
+            for index, (nick, label) in enumerate(
+                (("draft", "Draft"), ("balanced", "Balanced"), ("high", "High"))
+            ):
+                quality.add(nick, index, label, "")
+            procedure.add_choice_argument("quality", "_Quality", "Quality preset", quality,
+                                          "balanced", RW)
+            procedure.add_int_argument("iterations", "_Iterations",
+                                       "Optimisation steps (0: from the quality preset)",
+                                       0, 5000, 0, RW)
+            procedure.add_double_argument("style-scale", "Style s_cale",
+                                          "Size of the brush strokes relative to the "
+                                          "painting", 0.25, 4.0, 1.0, RW)
+            choice, default = style_choice(with_none="No (start from the layer)")
+            procedure.add_choice_argument("init-style", "_Refine a fast style",
+                                          "Start from this fast style's result", choice,
+                                          default, RW)
+            add_common_arguments(procedure, 512)
+        procedure.add_menu_path(MENU)
+        return procedure
+
+
+Gimp.main(NeuralStyle.__gtype__, sys.argv)

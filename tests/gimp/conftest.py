@@ -1,0 +1,182 @@
+"""Fixtures for end-to-end tests in real GIMP 3: a Debian chroot with GIMP, the plug-in
+installed by the project's own installer, and a real daemon on a free loopback port.
+
+GIMP runs headless (``gimp-console-3.0``) inside the chroot; the chroot shares the host's
+network, so the plug-in inside talks to the daemon outside. Batch scripts (Python-Fu) write
+what they see into a folder that the tests read back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = Path(__file__).resolve().parent / "build_chroot.sh"
+PRELUDE = Path(__file__).resolve().parent / "gimp_prelude.py"
+CHROOT_HOME = "/root"
+PLUGINS_DIR = f"{CHROOT_HOME}/.config/GIMP/3.0/plug-ins"
+GIMP_PYTHON = "3.13"
+STYLE_NAME = "test-random"
+STYLE_TITLE = "Test Random"
+SKIP_CODES = {2: "building the GIMP chroot needs root", 3: "debootstrap cannot be installed"}
+
+
+def chroot_dir() -> Path:
+    default = Path.home() / ".cache" / "neural-style" / "gimp-chroot"
+    return Path(os.environ.get("NST_GIMP_CHROOT") or default)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class GimpRun:
+    returncode: int
+    output: str
+    results: dict
+
+
+@dataclass
+class GimpChroot:
+    root: Path
+
+    def host_path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def run(self, script: str, workdir: str, endpoint: str, timeout: float = 300) -> GimpRun:
+        """Run ``gimp-console`` with the prelude plus ``script`` (Python-Fu) on stdin.
+
+        ``workdir`` is a folder inside the chroot shared with the test; the scripts record
+        findings with ``record(key, value)``, which end up in ``GimpRun.results``.
+        """
+        env = {"HOME": CHROOT_HOME, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+               "NST_ENDPOINT": endpoint, "NST_TEST_DIR": workdir}
+        source = PRELUDE.read_text() + "\n" + script
+        cmd = ["chroot", str(self.root), "/usr/bin/env", "-i",
+               *[f"{k}={v}" for k, v in env.items()],
+               "gimp-console-3.0", "-idf", "--batch-interpreter", "python-fu-eval",
+               "-b", "-", "--quit"]
+        done = subprocess.run(cmd, input=source, capture_output=True, text=True,
+                              timeout=timeout)
+        results_file = self.host_path(workdir) / "results.json"
+        results = json.loads(results_file.read_text()) if results_file.exists() else {}
+        return GimpRun(done.returncode, done.stdout + done.stderr, results)
+
+
+def _mount(root: Path) -> list[Path]:
+    mounted = []
+    mounts = ((root / "proc", ["-t", "proc", "proc"]), (root / "dev", ["--bind", "/dev"]))
+    for target, args in mounts:
+        if subprocess.run(["mountpoint", "-q", str(target)]).returncode != 0:
+            subprocess.run(["mount", *args, str(target)], check=True)
+            mounted.append(target)
+    return mounted
+
+
+@pytest.fixture(scope="session")
+def gimp_chroot() -> Iterator[GimpChroot]:
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("GIMP end-to-end tests need root on Linux (they build a chroot)")
+    root = chroot_dir()
+    done = subprocess.run(["sh", str(BUILD_SCRIPT), str(root)], capture_output=True, text=True)
+    if done.returncode in SKIP_CODES:
+        pytest.skip(SKIP_CODES[done.returncode])
+    assert done.returncode == 0, f"building the GIMP chroot failed:\n{done.stderr[-3000:]}"
+    mounted = _mount(root)
+    try:
+        yield GimpChroot(root)
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", str(target)])
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def installed_plugin(gimp_chroot: GimpChroot, endpoint: str) -> Path:
+    """The plug-in, installed into the chroot by ``gimp_plugin/install_plugin.py``."""
+    plugins = gimp_chroot.host_path(PLUGINS_DIR)
+    cmd = [sys.executable, str(REPO / "gimp_plugin" / "install_plugin.py"),
+           "--plugins-dir", str(plugins), "--python-version", GIMP_PYTHON,
+           "--endpoint", endpoint, "--daemon-command", str(Path(sys.executable).parent / "nst")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return plugins / "neural_style"
+
+
+def make_test_style(styles_dir: Path) -> Path:
+    """A random but deterministic fast-style network with outputs spread over 0..255."""
+    import torch
+
+    from nst_core.transformer_net import TransformerNet, save_style_model
+
+    torch.manual_seed(1234)
+    net = TransformerNet()
+    with torch.no_grad():
+        net.deconv3.conv2d.weight.mul_(200.0)
+        net.deconv3.conv2d.bias.fill_(128.0)
+    meta = {"name": STYLE_NAME, "title": STYLE_TITLE, "artist": "nobody", "year": "2026",
+            "licence": "test model"}
+    return save_style_model(styles_dir / f"{STYLE_NAME}.safetensors", net, meta)
+
+
+@pytest.fixture(scope="session")
+def daemon(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real daemon outside the chroot, with one deterministic test style."""
+    home = tmp_path_factory.mktemp("nst-home")
+    make_test_style(home / "styles")
+    env = {**os.environ, "NST_HOME": str(home)}
+    nst = shutil.which("nst", path=str(Path(sys.executable).parent)) or "nst"
+    log = open(home / "daemon.log", "w")  # noqa: SIM115 - open for the daemon's lifetime
+    proc = subprocess.Popen([nst, "daemon", "run", "--endpoint", endpoint], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    from nst_daemon.client import Client, DaemonError
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with Client(endpoint, autostart=False, timeout=2) as client:
+                client.hello()
+            break
+        except DaemonError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                pytest.fail(f"the daemon did not start:\n{(home / 'daemon.log').read_text()}")
+    try:
+        yield endpoint
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def workdir(gimp_chroot: GimpChroot, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh folder inside the chroot (path as GIMP sees it) for one GIMP run."""
+    inside = f"/tmp/nst-test-{os.getpid()}-{request.node.name}"
+    host = gimp_chroot.host_path(inside)
+    shutil.rmtree(host, ignore_errors=True)
+    host.mkdir(parents=True)
+    yield inside
+    shutil.rmtree(host, ignore_errors=True)

@@ -1,0 +1,281 @@
+"""The plug-in in real GIMP 3 (headless), against a real daemon.
+
+One GIMP run does all the cases that need the daemon (each GIMP start costs seconds); the
+tests then check what it recorded. Expected pixels come from the same daemon, asked
+directly with the client for the region the plug-in should have sent: so these tests
+check the plug-in's reading, placement, masking and layer handling, not the network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from nst_daemon.client import Client
+from nst_daemon.protocol import Image
+
+from .conftest import STYLE_NAME, STYLE_TITLE, GimpChroot, free_port
+
+pytestmark = pytest.mark.gimp
+
+FAST = "python-fu-neural-style-fast"
+LAYER_NAME = f"{STYLE_TITLE} (fast)"
+PLUGIN_PARAMS = {"strength": 1.0, "max_size": 1600}  # the Fast Style defaults
+
+# Cases, as Python-Fu run inside GIMP (after gimp_prelude.py).
+MAIN_SCRIPT = f"""
+def case(name, image, layer, fmt, drawables=None):
+    status, error, new = call("{FAST}", image, drawables or [layer], style="{STYLE_NAME}")
+    info = {{"status": status, "error": error, "tree": tree(image),
+            "source": describe(layer, fmt, name + ".source")}}
+    if new is not None:
+        info["new"] = describe(new, fmt, name + ".new")
+    if not Gimp.Selection.is_empty(image):
+        info["selection"] = selection_info(image, name)
+    record(name, info)
+
+rgb = read_input("rgb.raw")
+img = new_image(64, 48)
+case("whole", img, add_layer(img, "bg", "R'G'B' u8", 64, 48, rgb), "R'G'B' u8")
+
+big = read_input("big.raw")
+img = new_image(160, 120)
+layer = add_layer(img, "bg", "R'G'B' u8", 160, 120, big)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 60, 40, 30, 20)
+case("rect", img, layer, "R'G'B' u8")
+
+img = new_image(160, 120)
+layer = add_layer(img, "bg", "R'G'B' u8", 160, 120, big)
+Gimp.context_set_feather(True)
+Gimp.context_set_feather_radius(12.0, 12.0)
+img.select_ellipse(Gimp.ChannelOps.REPLACE, 50, 30, 60, 50)
+Gimp.context_set_feather(False)
+case("feather", img, layer, "R'G'B' u8")
+
+img = new_image(120, 90)
+add_layer(img, "bottom", "R'G'B' u8", 120, 90, read_input("canvas.raw"))
+layer = add_layer(img, "moved", "R'G'B' u8", 64, 48, rgb, x=30, y=20)
+case("offset", img, layer, "R'G'B' u8")
+
+img = new_image(64, 48, gray=True)
+case("gray", img, add_layer(img, "gray", "Y' u8", 64, 48, read_input("gray.raw")), "Y' u8")
+
+img = new_image(64, 48)
+case("alpha", img, add_layer(img, "see-through", "R'G'B'A u8", 64, 48,
+                             read_input("rgba.raw")), "R'G'B'A u8")
+
+img = new_image(64, 48)
+add_layer(img, "bottom", "R'G'B' u8", 64, 48, rgb)
+group = Gimp.GroupLayer.new(img, "group")
+img.insert_layer(group, None, 0)
+add_layer(img, "top in group", "R'G'B' u8", 64, 48, rgb, parent=group, position=0)
+layer = add_layer(img, "in group", "R'G'B' u8", 64, 48, rgb, parent=group, position=1)
+case("group", img, layer, "R'G'B' u8")
+
+img = new_image(64, 48)
+first = add_layer(img, "first", "R'G'B' u8", 64, 48, rgb)
+second = add_layer(img, "second", "R'G'B' u8", 64, 48, rgb)
+case("two", img, first, "R'G'B' u8", drawables=[first, second])
+
+img = new_image(64, 48)
+layer = add_layer(img, "bg", "R'G'B' u8", 64, 48, rgb)
+img.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE,
+                    16, False, False, "")
+status, error, new = call("{FAST}", img, [layer], style="{STYLE_NAME}")
+record("indexed", {{"status": status, "error": error, "tree": tree(img)}})
+
+status, error, text = call("python-fu-neural-style-status", None, [], action="show")
+record("status", {{"status": status, "error": error, "json": text}})
+"""
+
+DOWN_SCRIPT = f"""
+img = new_image(64, 48)
+layer = add_layer(img, "bg", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+status, error, new = call("{FAST}", img, [layer], style="{STYLE_NAME}")
+record("down", {{"status": status, "error": error, "tree": tree(img),
+                "source": describe(layer, "R'G'B' u8", "down.source")}})
+"""
+
+
+def pattern(width: int, height: int, channels: int, seed: int = 0) -> bytes:
+    """Deterministic test picture: smooth gradients plus a little texture."""
+    out = bytearray()
+    for y in range(height):
+        for x in range(width):
+            values = [(3 * x + 2 * y + seed) % 256, (x * y // 8 + 40) % 256,
+                      (255 - 2 * x + y) % 256, min(255, 40 + 4 * x)]
+            if channels in (1, 2):
+                values = [values[0], values[3]]
+            out += bytes(values[:channels])
+    return bytes(out)
+
+
+def crop(data: bytes, width: int, channels: int, x: int, y: int, w: int, h: int) -> bytes:
+    row = width * channels
+    return b"".join(
+        data[(y + j) * row + x * channels:(y + j) * row + (x + w) * channels] for j in range(h)
+    )
+
+
+def stylized(endpoint: str, width: int, height: int, channels: int, data: bytes) -> bytes:
+    with Client(endpoint, autostart=False, timeout=60) as client:
+        result = client.stylize(Image(width, height, channels, data), style=STYLE_NAME,
+                                params=PLUGIN_PARAMS)
+    return result["image"].data
+
+
+def max_difference(a: bytes, b: bytes) -> int:
+    assert len(a) == len(b)
+    return max((abs(p - q) for p, q in zip(a, b, strict=True)), default=0)
+
+
+INPUTS = {
+    "rgb.raw": (64, 48, 3),
+    "big.raw": (160, 120, 3),
+    "canvas.raw": (120, 90, 3),
+    "gray.raw": (64, 48, 1),
+    "rgba.raw": (64, 48, 4),
+}
+
+
+def write_inputs(folder: Path) -> None:
+    for seed, (name, (w, h, c)) in enumerate(INPUTS.items()):
+        (folder / name).write_bytes(pattern(w, h, c, seed))
+
+
+def input_pixels(name: str) -> bytes:
+    w, h, c = INPUTS[name]
+    return pattern(w, h, c, list(INPUTS).index(name))
+
+
+@pytest.fixture(scope="module")
+def main_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
+             tmp_path_factory: pytest.TempPathFactory):
+    inside = f"/tmp/nst-test-main-{tmp_path_factory.getbasetemp().name}"
+    folder = gimp_chroot.host_path(inside)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_inputs(folder)
+    run = gimp_chroot.run(MAIN_SCRIPT, inside, daemon)
+    assert "status" in run.results, f"the batch script did not finish:\n{run.output[-5000:]}"
+    return run, folder
+
+
+def result(main_run, case: str) -> tuple[dict, Path]:
+    run, folder = main_run
+    assert case in run.results, run.output[-4000:]
+    info = run.results[case]
+    assert info["status"] == "success", info["error"]
+    return info, folder
+
+
+def check_new_layer(info: dict, folder: Path, endpoint: str, source_name: str,
+                    channels: int, region: tuple[int, int, int, int]) -> None:
+    """New layer: above the source, region-sized at the right offset, daemon's pixels."""
+    source, new = info["source"], info["new"]
+    x, y, w, h = region
+    assert new["name"] == LAYER_NAME
+    assert new["parent"] == source["parent"]
+    assert new["position"] == source["position"] - 1
+    assert (new["x"], new["y"], new["width"], new["height"]) == (
+        source["x"] + x, source["y"] + y, w, h)
+    sent = crop(input_pixels(source_name), source["width"], channels, x, y, w, h)
+    expected = stylized(endpoint, w, h, channels, sent)
+    got = (folder / new["pixels"]).read_bytes()
+    assert max_difference(got, expected) <= 1
+    assert max_difference(got, sent) > 10  # something was painted
+    # the source is never modified
+    assert (folder / source["pixels"]).read_bytes() == input_pixels(source_name)
+
+
+def test_whole_layer(main_run, daemon):
+    info, folder = result(main_run, "whole")
+    assert info["tree"] == [LAYER_NAME, "bg"]
+    check_new_layer(info, folder, daemon, "rgb.raw", 3, (0, 0, 64, 48))
+    assert info["new"]["mask"] is None
+
+
+def test_rectangular_selection(main_run, daemon):
+    info, folder = result(main_run, "rect")
+    # selection 60,40 30x20 plus a 32 px context margin, clipped to the 160x120 layer
+    check_new_layer(info, folder, daemon, "big.raw", 3, (28, 8, 94, 84))
+    mask = (folder / info["new"]["mask"]).read_bytes()
+    for j in range(84):
+        for i in range(94):
+            inside = 60 <= 28 + i < 90 and 40 <= 8 + j < 60
+            assert mask[j * 94 + i] == (255 if inside else 0), (i, j)
+
+
+def test_feathered_selection(main_run, daemon):
+    info, folder = result(main_run, "feather")
+    sel = info["selection"]
+    margin = max(32, round(0.1 * max(sel["width"], sel["height"])))
+    x1, y1 = max(sel["x"] - margin, 0), max(sel["y"] - margin, 0)
+    x2 = min(sel["x"] + sel["width"] + margin, 160)
+    y2 = min(sel["y"] + sel["height"] + margin, 120)
+    region = (x1, y1, x2 - x1, y2 - y1)
+    check_new_layer(info, folder, daemon, "big.raw", 3, region)
+    mask = (folder / info["new"]["mask"]).read_bytes()
+    selection = crop((folder / sel["pixels"]).read_bytes(), 160, 1, *region)
+    assert mask == selection  # the mask is the selection, soft edges included
+    assert any(0 < v < 255 for v in mask)
+    assert mask[0] == 0  # pixels outside the selection stay the source's
+
+
+def test_layer_with_offset(main_run, daemon):
+    info, folder = result(main_run, "offset")
+    assert info["tree"] == [LAYER_NAME, "moved", "bottom"]
+    assert (info["source"]["x"], info["source"]["y"]) == (30, 20)
+    check_new_layer(info, folder, daemon, "rgb.raw", 3, (0, 0, 64, 48))
+
+
+def test_grayscale_image(main_run, daemon):
+    info, folder = result(main_run, "gray")
+    check_new_layer(info, folder, daemon, "gray.raw", 1, (0, 0, 64, 48))
+
+
+def test_layer_with_alpha(main_run, daemon):
+    info, folder = result(main_run, "alpha")
+    assert info["new"]["alpha"]
+    check_new_layer(info, folder, daemon, "rgba.raw", 4, (0, 0, 64, 48))
+    got = (folder / info["new"]["pixels"]).read_bytes()
+    assert got[3::4] == input_pixels("rgba.raw")[3::4]  # alpha kept
+
+
+def test_layer_inside_group(main_run, daemon):
+    info, folder = result(main_run, "group")
+    assert info["tree"] == [["group", ["top in group", LAYER_NAME, "in group"]], "bottom"]
+    assert info["new"]["parent"] == "group"
+    check_new_layer(info, folder, daemon, "rgb.raw", 3, (0, 0, 64, 48))
+
+
+def test_each_selected_layer(main_run):
+    info, _ = result(main_run, "two")
+    assert info["tree"] == [LAYER_NAME, "second", LAYER_NAME, "first"]
+
+
+def test_indexed_image_is_refused(main_run):
+    run, _ = main_run
+    info = run.results["indexed"]
+    assert info["status"] == "execution-error"
+    assert "indexed" in info["error"] and "RGB" in info["error"]
+    assert info["tree"] == ["bg"]
+
+
+def test_daemon_status_non_interactive(main_run):
+    run, _ = main_run
+    info = run.results["status"]
+    assert info["status"] == "success", info["error"]
+    assert isinstance(json.loads(info["json"]), dict)
+
+
+def test_daemon_down(gimp_chroot: GimpChroot, installed_plugin: Path, workdir: str):
+    folder = gimp_chroot.host_path(workdir)
+    write_inputs(folder)
+    run = gimp_chroot.run(DOWN_SCRIPT, workdir, f"tcp://127.0.0.1:{free_port()}")
+    info = run.results.get("down")
+    assert info, run.output[-4000:]
+    assert info["status"] == "execution-error"
+    assert "not running" in info["error"]
+    assert info["tree"] == ["bg"]  # nothing half-written
+    assert (folder / info["source"]["pixels"]).read_bytes() == input_pixels("rgb.raw")
