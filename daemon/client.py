@@ -158,7 +158,7 @@ class Client:
         if msg.get("type") == "error":
             raise DaemonError(str(msg.get("code", "internal")), str(msg.get("message", "")))
 
-    def _request(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+    def request(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         msg = protocol.make_request(kind, **fields)
         self._inbox[msg["id"]] = deque()
         try:
@@ -180,7 +180,7 @@ class Client:
         """Make sure a daemon answers (starting one if allowed); returns its hello."""
         if self.info is None:
             try:
-                self.info = self._request("hello", timeout=PROBE_TIMEOUT_S)
+                self.info = self.request("hello", timeout=PROBE_TIMEOUT_S)
             except DaemonError as exc:
                 if exc.code != "timeout":
                     raise
@@ -222,7 +222,7 @@ class Client:
             exited_at = None
             while time.monotonic() < deadline:
                 try:
-                    return self._request("hello", timeout=0.5)
+                    return self.request("hello", timeout=0.5)
                 except DaemonError as exc:
                     if exc.code != "timeout":
                         raise
@@ -247,24 +247,24 @@ class Client:
 
     def hello(self) -> dict[str, Any]:
         self.connect()
-        self.info = self._request("hello")
+        self.info = self.request("hello")
         return self.info
 
     def styles(self) -> list[dict[str, Any]]:
         self.connect()
-        return list(self._request("styles")["styles"])
+        return list(self.request("styles")["styles"])
 
     def status(self) -> dict[str, Any]:
         self.connect()
-        return self._request("status")
+        return self.request("status")
 
     def cancel(self, job_id: str) -> None:
         self.connect()
-        self._request("cancel", job_id=job_id)
+        self.request("cancel", job_id=job_id)
 
     def shutdown(self) -> None:
         self.connect()
-        self._request("shutdown")
+        self.request("shutdown")
 
     def submit(
         self,

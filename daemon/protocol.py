@@ -64,7 +64,7 @@ ERROR_CODES: dict[str, str] = {
 }
 
 _DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
-_STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_. +-]{0,63}$")
+_STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def default_endpoint() -> str:
@@ -244,7 +244,7 @@ def _int_field(m: Mapping[str, Any], key: str, what: str, lo: int, hi: int) -> i
 
 
 def check_style_name(name: object, what: str = "style") -> str:
-    """A catalogue name: letters, digits, ``_ . + -`` and spaces; never a path."""
+    """A catalogue name: letters, digits, ``_ . -``; never a path."""
     if not isinstance(name, str):
         raise ProtocolError("bad_request", f"{what} must be a string")
     if "/" in name or "\\" in name or ".." in name or name.startswith("."):
@@ -256,8 +256,8 @@ def check_style_name(name: object, what: str = "style") -> str:
     if not _STYLE_NAME.match(name):
         raise ProtocolError(
             "bad_parameter",
-            f"{what} {name!r} is not a valid style name (letters, digits, '_', '-', '.', "
-            "'+', spaces; at most 64 characters)",
+            f"{what} {name!r} is not a valid style name (letters, digits, '_', '-', '.'; "
+            "at most 64 characters)",
         )
     return name
 
@@ -324,7 +324,7 @@ COMMON_PARAMS: dict[str, Check] = {
 GATYS_PARAMS: dict[str, Check] = {
     "iterations": _number(1, 100_000, integer=True),
     "style_strength": _number(0.0, 1e6),
-    "style_scale": _number(0.05, 16.0),
+    "style_scale": _number(0.05, 4.0),
     "optimizer": _choice("lbfgs", "adam"),
     "init": _choice("content", "noise", "fast"),
     "init_style": lambda name, x: check_style_name(x, "params.init_style"),
@@ -335,17 +335,17 @@ GATYS_PARAMS: dict[str, Check] = {
 METHOD_PARAMS = {"fast": COMMON_PARAMS, "gatys": {**COMMON_PARAMS, **GATYS_PARAMS}}
 
 TRAIN_PARAMS: dict[str, Check] = {
-    "dataset": _text(4096),
-    "epochs": _number(1, 1000, integer=True),
-    "max_steps": _optional(_number(1, 10_000_000, integer=True)),
+    "dataset": _text(4096),  # folder of training photos on the daemon's machine
+    "steps": _number(1, 10_000_000, integer=True),
     "batch_size": _number(1, 256, integer=True),
     "image_size": _number(32, 4096, integer=True),
-    "style_size": _optional(_number(32, 4096, integer=True)),
+    "style_size": _number(32, 4096, integer=True),
     "content_weight": _number(0.0, 1e12),
     "style_weight": _number(0.0, 1e12),
     "tv_weight": _number(0.0, 1e12),
     "lr": _number(1e-8, 1.0),
     "seed": _number(0, 2**63 - 1, integer=True),
+    "preview_every": _number(0, 10_000_000, integer=True),
     "title": _text(200),
     "artist": _text(200),
     "year": _text(32),
@@ -447,6 +447,8 @@ def parse_train(msg: Mapping[str, Any], limits: Limits | None = None) -> TrainRe
     name = check_style_name(msg.get("name"), "name")
     style_image = Image.from_wire(msg.get("style_image"), limits, "style_image")
     params = check_params(msg.get("params"), TRAIN_PARAMS, "train")
+    if "dataset" not in params:
+        raise ProtocolError("bad_parameter", "train needs params.dataset (a folder of photos)")
     return TrainRequest(name, style_image, params)
 
 

@@ -1,0 +1,389 @@
+"""Jobs: turning validated requests into engine calls, the queue, and the device worker.
+
+``execute_stylize`` / ``execute_train`` are the only place where a request becomes an
+engine call and the engine's output becomes a reply; the daemon's worker and the CLI's
+``--local`` mode both call them.
+
+Scheduling: one ``Worker`` per device takes jobs from a ``JobQueue`` with two lanes.
+``fast`` stylisations go before long jobs (Gatys, training), and while a long job runs,
+queued fast jobs are run between its steps (from its progress callback), so a quick
+preview never waits for a 10-minute optimisation to finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nst_core.errors import Cancelled, NSTError, OutOfMemoryError
+from nst_core.progress import CancelToken, Progress, ProgressCallback
+
+from .models import Models
+from .protocol import Image, ProtocolError, StylizeRequest, TrainRequest
+
+log = logging.getLogger("nst_daemon.jobs")
+
+PROGRESS_INTERVAL_S = 0.1  # at most ten progress messages a second per job
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn the device's out-of-memory errors into ``OutOfMemoryError`` (code out_of_memory)."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as exc:
+        raise OutOfMemoryError(
+            "the GPU ran out of memory; use params.max_size, params.tile_size or a smaller image"
+        ) from exc
+    except RuntimeError as exc:
+        if "out of memory" in str(exc) or "can't allocate memory" in str(exc):
+            raise OutOfMemoryError(
+                f"out of memory ({exc}); use params.max_size or a smaller image"
+            ) from exc
+        raise
+
+
+def _tensors(image: Image) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from nst_core.images import from_pixels
+
+    return from_pixels(image.data, image.width, image.height, image.channels, image.dtype)
+
+
+def processing_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    """(height, width) with the long side at most ``max_size``, aspect kept."""
+    if not max_size or max(height, width) <= max_size:
+        return height, width
+    factor = max_size / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def _report(progress: ProgressCallback | None, stage: str) -> None:
+    if progress is not None:
+        progress(Progress(0, 0, stage))
+
+
+def _fast_styled(
+    content: torch.Tensor,
+    style: str,
+    params: dict[str, Any],
+    models: Models,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> torch.Tensor:
+    from nst_core.fast import stylize_fast
+    from nst_core.styles import find_style
+
+    path = find_style(style)
+    if not models.has_fast_model(path):
+        _report(progress, "loading")
+    model = models.fast_model(path)
+    return stylize_fast(
+        model, content, tile_size=params.get("tile_size"), device=models.device,
+        progress=progress, cancel=cancel,
+    )
+
+
+def _gatys_styled(
+    content: torch.Tensor,
+    request: StylizeRequest,
+    models: Models,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> torch.Tensor:
+    from nst_core.gatys import GatysParams, style_cache_key, stylize_gatys
+
+    params = request.params
+    names = ("iterations", "style_strength", "style_scale", "optimizer", "seed", "preview_every")
+    overrides: dict[str, Any] = {k: params[k] for k in names if k in params}
+    if params.get("init", "content") != "fast":
+        overrides["init"] = params.get("init", "content")
+    gatys_params = GatysParams.preset(params.get("quality", "balanced"), **overrides)
+    weights = params.get("style_weights") or [1.0] * len(request.style_images)
+    styles = [(_tensors(s)[0], w) for s, w in zip(request.style_images, weights, strict=True)]
+    init = None
+    if params.get("init") == "fast":
+        init_style = params.get("init_style") or request.style
+        assert init_style is not None  # checked by protocol.parse_stylize
+        init = _fast_styled(content, init_style, {}, models, None, cancel)
+    if not models.has_vgg:
+        _report(progress, "loading")
+    vgg = models.vgg()
+    targets = models.style_targets(style_cache_key(vgg, styles, gatys_params))
+    return stylize_gatys(
+        content, styles, vgg, gatys_params, init=init, progress=progress, cancel=cancel,
+        targets=targets,
+    )
+
+
+def execute_stylize(
+    request: StylizeRequest,
+    models: Models,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Run one stylisation; returns ``{"image": Image, "timings": {...}}``.
+
+    The network sees the image at most ``params.max_size`` on its long side; the result
+    is upscaled back, then colours are kept (``preserve_colors``), and it is blended with
+    the original by ``strength`` and the selection ``mask``, all at full size. Alpha is
+    passed through unchanged; the output has the input's channels and dtype.
+    """
+    from nst_core.color import apply_colors, blend
+    from nst_core.images import resize, to_pixels
+
+    image, params = request.image, request.params
+    started = time.perf_counter()
+    with engine_errors():
+        rgb, alpha = _tensors(image)
+        mask = _tensors(request.mask)[0][:, :1] if request.mask is not None else None
+        size = processing_size(image.height, image.width, params.get("max_size"))
+        content = resize(rgb, size)
+        decoded = time.perf_counter()
+        if request.method == "fast":
+            assert request.style is not None  # checked by protocol.parse_stylize
+            styled = _fast_styled(content, request.style, params, models, progress, cancel)
+        else:
+            styled = _gatys_styled(content, request, models, progress, cancel)
+        ran = time.perf_counter()
+        styled = resize(styled.detach().cpu().float(), (image.height, image.width))
+        styled = apply_colors(styled, rgb, params.get("preserve_colors"))
+        styled = blend(styled, rgb, params.get("strength", 1.0), mask)
+        data = to_pixels(styled, alpha, image.channels, image.dtype)
+    done = time.perf_counter()
+    result = Image(image.width, image.height, image.channels, data, image.dtype)
+    timings = {"decode_s": decoded - started, "run_s": ran - decoded, "encode_s": done - ran,
+               "total_s": done - started}
+    return {"image": result, "timings": timings}
+
+
+def execute_train(
+    request: TrainRequest,
+    models: Models,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Train a fast-style model from the request's painting into the user styles folder."""
+    from nst_core.images import save_image
+    from nst_core.train import TrainConfig, train
+
+    params = dict(request.params)
+    dataset = Path(params.pop("dataset"))
+    started = time.perf_counter()
+    with engine_errors(), tempfile.TemporaryDirectory(prefix="nst-train-") as tmp:
+        style_path = save_image(Path(tmp) / "style.png", _tensors(request.style_image)[0])
+        config = TrainConfig(
+            style_images=[style_path], data_dir=dataset, name=request.name,
+            device=str(models.device), vgg_weights=models.vgg_weights, **params,
+        )
+        path = train(config, progress=progress, cancel=cancel)
+    return {"style": request.name, "path": str(path),
+            "timings": {"total_s": time.perf_counter() - started}}
+
+
+# --------------------------------------------------------------------------- queue
+
+Emit = Callable[["Job", dict[str, Any]], None]
+_job_ids = itertools.count(1)
+
+
+@dataclass
+class Job:
+    request: StylizeRequest | TrainRequest
+    request_id: str
+    owner: bytes = b""  # the client's ZeroMQ identity
+    id: str = field(default_factory=lambda: f"j{next(_job_ids)}")
+    cancel: CancelToken = field(default_factory=CancelToken)
+    state: str = "queued"  # queued | running | done
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    progress: Progress | None = None
+
+    @property
+    def kind(self) -> str:
+        return "train" if isinstance(self.request, TrainRequest) else "stylize"
+
+    @property
+    def method(self) -> str:
+        return self.request.method if isinstance(self.request, StylizeRequest) else "train"
+
+    @property
+    def lane(self) -> str:
+        return "fast" if self.method == "fast" else "slow"
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"job_id": self.id, "method": self.method, "state": self.state}
+        if self.progress is not None:
+            info.update(step=self.progress.step, total=self.progress.total,
+                        stage=self.progress.stage)
+        return info
+
+
+class JobQueue:
+    """Two FIFO lanes, ``fast`` before ``slow``; thread-safe."""
+
+    def __init__(self, max_jobs: int = 64) -> None:
+        self.max_jobs = max_jobs
+        self._lanes: dict[str, deque[Job]] = {"fast": deque(), "slow": deque()}
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, job: Job) -> int:
+        """Queue ``job``; returns how many queued jobs run before it (``busy`` if full)."""
+        with self._cond:
+            if self._closed:
+                raise ProtocolError("shutting_down", "the daemon is shutting down")
+            if sum(map(len, self._lanes.values())) >= self.max_jobs:
+                raise ProtocolError("busy", f"the queue is full ({self.max_jobs} jobs); "
+                                    "try again later")
+            self._lanes[job.lane].append(job)
+            self._cond.notify_all()
+            return self.position(job)
+
+    def position(self, job: Job) -> int:
+        with self._cond:
+            fast = list(self._lanes["fast"])
+            if job.lane == "fast":
+                return fast.index(job) if job in fast else 0
+            slow = list(self._lanes["slow"])
+            return len(fast) + (slow.index(job) if job in slow else 0)
+
+    def take(self, lanes: tuple[str, ...] = ("fast", "slow"), timeout: float = 0.0) -> Job | None:
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while True:
+                for lane in lanes:
+                    if self._lanes[lane]:
+                        return self._lanes[lane].popleft()
+                remaining = deadline - time.monotonic()
+                if self._closed or remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def remove(self, job_id: str) -> Job | None:
+        with self._cond:
+            for lane in self._lanes.values():
+                for job in lane:
+                    if job.id == job_id:
+                        lane.remove(job)
+                        return job
+        return None
+
+    def queued(self) -> list[Job]:
+        with self._cond:
+            return [*self._lanes["fast"], *self._lanes["slow"]]
+
+    def close(self) -> list[Job]:
+        """Stop taking jobs; returns (and removes) those still queued."""
+        with self._cond:
+            self._closed = True
+            left = self.queued()
+            for lane in self._lanes.values():
+                lane.clear()
+            self._cond.notify_all()
+            return left
+
+
+# --------------------------------------------------------------------------- worker
+
+
+class Worker(threading.Thread):
+    """Runs the jobs of one device, one at a time (fast jobs nested between slow steps)."""
+
+    def __init__(self, queue: JobQueue, models: Models, emit: Emit) -> None:
+        super().__init__(name=f"worker-{models.device}", daemon=True)
+        self.queue = queue
+        self.models = models
+        self.emit = emit
+        self.running: list[Job] = []  # the slow job and, between its steps, a fast one
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            job = self.queue.take(timeout=0.2)
+            if job is not None:
+                self.run_job(job)
+
+    def run_job(self, job: Job) -> None:
+        if job.cancel.cancelled:
+            self.emit(job, {"type": "error", "code": "cancelled", "message": "job cancelled"})
+            return
+        job.state, job.started = "running", time.monotonic()
+        self.running.append(job)
+        log.info("job %s (%s) started", job.id, job.method)
+        try:
+            if isinstance(job.request, TrainRequest):
+                result = execute_train(job.request, self.models, self._progress(job), job.cancel)
+            else:
+                result = execute_stylize(job.request, self.models, self._progress(job),
+                                         job.cancel)
+            result["timings"]["queued_s"] = job.started - job.submitted
+            if isinstance(result.get("image"), Image):
+                result["image"] = result["image"].to_wire()
+            self.emit(job, {"type": "result", **result})
+            log.info("job %s done in %.2f s", job.id, time.monotonic() - job.started)
+        except NSTError as exc:
+            level = logging.INFO if isinstance(exc, Cancelled) else logging.WARNING
+            log.log(level, "job %s: %s: %s", job.id, exc.code, exc)
+            self.emit(job, {"type": "error", "code": exc.code, "message": str(exc)})
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            self.emit(job, {"type": "error", "code": "internal",
+                            "message": f"internal error: {exc} (see the daemon log)"})
+        finally:
+            job.state = "done"
+            self.running.remove(job)
+            self.models.release_memory()
+
+    def _progress(self, job: Job) -> ProgressCallback:
+        last_sent = 0.0
+
+        def report(p: Progress) -> None:
+            nonlocal last_sent
+            job.progress = p
+            now = time.monotonic()
+            final = p.total > 0 and p.step >= p.total
+            if p.preview is not None or final or p.stage == "loading" or \
+                    now - last_sent >= PROGRESS_INTERVAL_S:
+                last_sent = now
+                self.emit(job, progress_message(p, job.started or now))
+            if job.lane == "slow":
+                self._run_fast_jobs()
+
+        return report
+
+    def _run_fast_jobs(self) -> None:
+        """Serve waiting fast jobs between two steps of a long job."""
+        while (job := self.queue.take(("fast",))) is not None:
+            self.run_job(job)
+
+
+def progress_message(p: Progress, started: float) -> dict[str, Any]:
+    from nst_core.images import to_pixels
+
+    elapsed = time.monotonic() - started
+    msg: dict[str, Any] = {
+        "type": "progress", "step": p.step, "total": p.total, "stage": p.stage,
+        "losses": {k: float(v) for k, v in p.losses.items()},
+        "eta_s": elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None,
+    }
+    if p.preview is not None:
+        h, w = p.preview.shape[-2:]
+        msg["preview"] = Image(w, h, 3, to_pixels(p.preview, None, 3)).to_wire()
+    return msg

@@ -1,0 +1,202 @@
+"""Daemon lifecycle: pidfile + lock per endpoint, background start, stop, log files.
+
+The pidfile is also the lock: the running daemon holds an exclusive ``flock`` on it for
+its whole life, so two daemons never serve one endpoint, and a pidfile left by a killed
+daemon (nobody holds its lock) is recognised as stale and replaced. Files live in
+``nst_core.paths.data_dir()``: ``daemon.pid``/``daemon.log`` for the default endpoint,
+``daemon-<endpoint>.pid``/``.log`` for others. Torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from nst_core.paths import data_dir
+
+from .client import Client, DaemonError
+from .protocol import DEFAULT_ENDPOINT
+
+if sys.platform == "win32":  # pragma: no cover - no flock; the bind itself refuses a 2nd daemon
+    fcntl = None
+else:
+    import fcntl
+
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_BACKUPS = 3
+START_TIMEOUT_S = 90.0
+
+
+class DaemonRunning(RuntimeError):
+    def __init__(self, endpoint: str, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(f"a daemon ({who}) is already serving {endpoint}; "
+                         "stop it with `nst daemon stop`")
+        self.pid = pid
+
+
+class DaemonStartError(RuntimeError):
+    pass
+
+
+def state_file(endpoint: str, suffix: str) -> Path:
+    """``data_dir()/daemon.<suffix>``, with the endpoint in the name unless it is the default."""
+    if endpoint == DEFAULT_ENDPOINT:
+        name = f"daemon.{suffix}"
+    else:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", endpoint.split("://", 1)[-1]).strip("-")[:80]
+        name = f"daemon-{slug}.{suffix}"
+    return data_dir() / name
+
+
+def _read_pid(file: IO[str]) -> int | None:
+    file.seek(0)
+    text = file.read().strip()
+    return int(text) if text.isdigit() else None
+
+
+class PidLock:
+    """The daemon's pidfile, held locked while it runs."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.path = state_file(endpoint, "pid")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+")  # noqa: SIM115 - kept open (and locked) until release
+        if fcntl is not None:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pid = _read_pid(file)
+                file.close()
+                raise DaemonRunning(self.endpoint, pid) from None
+        file.seek(0)
+        file.truncate()  # a stale pid from a daemon that died is replaced here
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
+            self._file.close()
+            self._file = None
+
+
+def running_pid(endpoint: str) -> int | None:
+    """The pid of the daemon holding ``endpoint``'s lock, ``None`` if none (or stale)."""
+    path = state_file(endpoint, "pid")
+    try:
+        file = open(path)  # noqa: SIM115
+    except OSError:
+        return None
+    with file:
+        if fcntl is not None:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return _read_pid(file)  # locked: a live daemon
+            return None  # nobody holds it: stale
+        return _read_pid(file)
+
+
+def setup_logging(endpoint: str, level: int = logging.INFO, stderr: bool = False) -> Path:
+    """Log to a rotating file in the data dir (and to stderr when asked)."""
+    path = state_file(endpoint, "log")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [handler]
+    if stderr:
+        handlers.append(logging.StreamHandler())
+    root = logging.getLogger()
+    root.setLevel(level)
+    for h in handlers:
+        h.setFormatter(fmt)
+        root.addHandler(h)
+    return path
+
+
+def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
+    """The daemon's ``hello`` reply, or ``None`` when nothing answers in time."""
+    with Client(endpoint, autostart=False, timeout=timeout) as client:
+        try:
+            return client.request("hello", timeout=timeout)
+        except DaemonError as exc:
+            if exc.code == "timeout":
+                return None
+            raise
+
+
+def start(
+    endpoint: str, server_args: Sequence[str] = (), timeout: float = START_TIMEOUT_S
+) -> int:
+    """Start a daemon in the background and wait until it answers; returns its pid.
+
+    When a daemon already holds the endpoint, waits for it to answer instead.
+    ``server_args`` are extra options of ``python -m nst_daemon.server``.
+    """
+    pid = running_pid(endpoint)
+    proc = None
+    errors_path = state_file(endpoint, "start.err")
+    if pid is None:
+        errors_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(errors_path, "wb") as errors:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint,
+                 *server_args],
+                stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
+            )
+        pid = proc.pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe(endpoint, timeout=0.5) is not None:
+            return pid
+        if proc is not None and proc.poll() is not None:
+            text = errors_path.read_text(errors="replace").strip()
+            lines = [line for line in text.splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit status {proc.returncode}"
+            raise DaemonStartError(f"the daemon exited at start: {reason}")
+    raise DaemonStartError(
+        f"the daemon (pid {pid}) did not answer at {endpoint} within {timeout:g} s; "
+        f"see {state_file(endpoint, 'log')}"
+    )
+
+
+def stop(endpoint: str, timeout: float = 10.0) -> bool:
+    """Stop the daemon at ``endpoint`` (shutdown request, else SIGTERM); False if none ran."""
+    pid = running_pid(endpoint)
+    answered = False
+    with Client(endpoint, autostart=False, timeout=2.0) as client:
+        try:
+            client.request("shutdown", timeout=2.0)
+            answered = True
+        except DaemonError:
+            pass
+    if pid is None:
+        return answered
+    if not answered:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(endpoint) is None:
+            return True
+        time.sleep(0.1)
+    raise DaemonStartError(f"the daemon (pid {pid}) did not stop within {timeout:g} s")

@@ -1,0 +1,472 @@
+"""The daemon: a ZeroMQ ROUTER loop in the main thread, one worker thread per device.
+
+Only the main thread touches the ROUTER socket. Workers hand their replies to it through
+an inproc PUSH/PULL pair. Clients that go away are noticed two ways: the socket monitor
+reports a closed connection at once (matched to the client by the file descriptor its
+messages came in on, ZMQ_SRCFD), and a client that stays connected but silent (no
+``ping``) for ``client_silence_s`` is treated as gone; either way its jobs are cancelled.
+
+Run in the foreground with ``python -m nst_daemon.server`` (or ``nst daemon run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import torch
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
+
+from nst_core.errors import NSTError
+
+from . import __version__, protocol
+from .jobs import Job, JobQueue, Worker
+from .lifecycle import DaemonRunning, PidLock, setup_logging
+from .models import Models, describe_device, memory_info
+from .protocol import Limits, ProtocolError
+
+log = logging.getLogger("nst_daemon.server")
+
+CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel"]
+HOUSEKEEPING_S = 0.25
+
+
+@dataclass
+class ServerConfig:
+    endpoint: str = protocol.DEFAULT_ENDPOINT
+    device: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    client_silence_s: float = protocol.CLIENT_SILENCE_S
+    max_jobs: int = 64
+    curve_secret: Path | None = None  # server certificate with secret key (zmq.auth format)
+    curve_clients: Path | None = None  # folder of allowed client public certificates
+    vgg_weights: Path | None = None
+
+
+class StartupError(RuntimeError):
+    """The daemon cannot start (endpoint in use, unsafe bind, bad keys)."""
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = urlsplit(endpoint.replace("*", "0.0.0.0")).hostname or ""
+    if host in ("localhost", "lo"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # an interface name or host name: treat as reachable from outside
+
+
+def _peer_is_local(endpoint: str, frame: zmq.Frame) -> bool:
+    """For tcp, the peer's address (ZMQ_MSG property "Peer-Address") must be loopback."""
+    if not endpoint.startswith("tcp://"):
+        return True  # ipc: same machine by construction
+    try:
+        address = frame.get("Peer-Address")
+        return ipaddress.ip_address(address).is_loopback
+    except (zmq.ZMQError, ValueError):
+        return False
+
+
+def style_entries(preview_size: int = 96) -> list[dict[str, Any]]:
+    """The catalogue for ``styles`` replies, each with a small preview (cached per file)."""
+    from nst_core.images import to_pixels
+    from nst_core.styles import list_styles, style_preview
+
+    entries = []
+    for info in list_styles():
+        try:
+            preview = style_preview(info.path, preview_size)
+            h, w = preview.shape[-2:]
+            wire = protocol.Image(w, h, 3, to_pixels(preview, None, 3)).to_wire()
+        except NSTError as exc:
+            log.warning("no preview for style %s: %s", info.name, exc)
+            wire = None
+        entries.append({"name": info.name, "title": info.title, "artist": info.artist,
+                        "year": info.year, "licence": info.licence, "source": info.source,
+                        "preview": wire})
+    return entries
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.context = zmq.Context()
+        self.models = Models(config.device, vgg_weights=config.vgg_weights)
+        self.queue = JobQueue(config.max_jobs)
+        self.jobs: dict[str, Job] = {}
+        self.last_seen: dict[bytes, float] = {}
+        self.fds: dict[bytes, int] = {}  # client identity -> its connection's descriptor
+        self.started = time.monotonic()
+        self._stopping = threading.Event()
+        self._auth: ThreadAuthenticator | None = None
+        self._outbox_address = f"inproc://outbox-{id(self)}"
+        self._local = threading.local()
+        self.router: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None
+        self.outbox: zmq.Socket | None = None
+        self.worker = Worker(self.queue, self.models, self._emit)
+
+    # ------------------------------------------------------------------ setup
+
+    def bind(self) -> None:
+        cfg = self.config
+        router = self.context.socket(zmq.ROUTER)
+        router.linger = 0
+        router.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_message_bytes)
+        if cfg.curve_secret is not None:
+            self._setup_curve(router)
+        elif not is_loopback_endpoint(cfg.endpoint):
+            raise StartupError(
+                f"refusing to bind {cfg.endpoint}: it is reachable from other machines; "
+                "bind 127.0.0.1 or enable CURVE encryption with --curve-secret and "
+                "--curve-clients"
+            )
+        try:
+            router.bind(cfg.endpoint)
+        except zmq.ZMQError as exc:
+            router.close()
+            if exc.errno == zmq.EADDRINUSE:
+                raise StartupError(
+                    f"cannot listen on {cfg.endpoint}: the address is already in use by "
+                    "another program; choose another with --endpoint"
+                ) from None
+            raise StartupError(f"cannot listen on {cfg.endpoint}: {exc}") from None
+        self.router = router
+        self.monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.outbox = self.context.socket(zmq.PULL)
+        self.outbox.bind(self._outbox_address)
+        log.info("listening on %s (device %s, pid %d)", cfg.endpoint,
+                 describe_device(self.models.device), os.getpid())
+
+    def _setup_curve(self, router: zmq.Socket) -> None:
+        cfg = self.config
+        if cfg.curve_clients is None or not cfg.curve_clients.is_dir():
+            raise StartupError("CURVE needs --curve-clients, a folder of allowed client "
+                               "public keys (*.key files from zmq.auth.create_certificates)")
+        try:
+            public, secret = zmq.auth.load_certificate(str(cfg.curve_secret))
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot read CURVE key {cfg.curve_secret}: {exc}") from None
+        if not secret:
+            raise StartupError(f"{cfg.curve_secret} holds no secret key (use the "
+                               "*.key_secret file)")
+        self._auth = ThreadAuthenticator(self.context, log=logging.getLogger("nst_daemon.auth"))
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(cfg.curve_clients))
+        router.curve_secretkey = secret
+        router.curve_publickey = public
+        router.curve_server = True
+
+    # ------------------------------------------------------------------ replies
+
+    def _emit(self, job: Job, msg: dict[str, Any]) -> None:
+        """Send a job's message to its client; callable from any thread."""
+        reply = protocol.make_reply(msg.pop("type"), job.request_id, job_id=job.id, **msg)
+        sock = getattr(self._local, "push", None)
+        if sock is None:
+            sock = self._local.push = self.context.socket(zmq.PUSH)
+            sock.linger = 1000
+            sock.connect(self._outbox_address)
+        sock.send_multipart([job.owner, protocol.encode(reply)])
+
+    def _send(self, identity: bytes, reply: dict[str, Any]) -> None:
+        assert self.router is not None
+        try:
+            self.router.send_multipart([identity, protocol.encode(reply)], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # the client's queue is full or it is gone
+            log.warning("reply to %s dropped: %s", identity.hex(), exc)
+
+    def _forward_outbox(self) -> None:
+        assert self.outbox is not None and self.router is not None
+        while True:
+            try:
+                identity, payload = self.outbox.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self.router.send_multipart([identity, payload], flags=zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("reply to %s dropped: %s", identity.hex(), exc)
+            msg = protocol.decode(payload)
+            if msg["type"] in ("result", "error"):
+                self.jobs.pop(msg.get("job_id", ""), None)
+
+    # ------------------------------------------------------------------ requests
+
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        self.last_seen[identity] = time.monotonic()
+        with contextlib.suppress(zmq.ZMQError):
+            self.fds[identity] = frames[-1].get(zmq.SRCFD)
+        rid = ""
+        try:
+            if len(frames) != 2:
+                raise ProtocolError("bad_request", f"expected one frame, got {len(frames) - 1}")
+            msg = protocol.decode(frames[1].buffer)
+            rid = protocol.request_id(msg)
+            kind = protocol.check_envelope(msg)
+            reply = getattr(self, f"_on_{kind}")(identity, msg, frames[1])
+        except ProtocolError as exc:
+            log.warning("refused a request from %s: %s: %s", identity.hex(), exc.code, exc)
+            reply = protocol.make_error(rid, exc.code, exc.message)
+        except NSTError as exc:
+            log.warning("request from %s failed: %s: %s", identity.hex(), exc.code, exc)
+            reply = protocol.make_error(rid, exc.code, str(exc))
+        except Exception as exc:
+            log.exception("request from %s failed", identity.hex())
+            reply = protocol.make_error(rid, "internal", f"internal error: {exc}")
+        if reply is not None:
+            self._send(identity, reply)
+
+    def hello_info(self) -> dict[str, Any]:
+        return {
+            "protocol": list(protocol.PROTOCOL_VERSION),
+            "version": __version__,
+            "torch": torch.__version__,
+            "device": describe_device(self.models.device),
+            "capabilities": CAPABILITIES,
+            "limits": {"max_pixels": self.config.limits.max_pixels,
+                       "max_message_bytes": self.config.limits.max_message_bytes},
+            "heartbeat": {"ping_interval_s": protocol.PING_INTERVAL_S,
+                          "client_silence_s": self.config.client_silence_s},
+            "pid": os.getpid(),
+        }
+
+    def _on_hello(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        return protocol.make_reply("hello", msg["id"], **self.hello_info())
+
+    def _on_ping(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        return protocol.make_reply("ok", msg["id"])
+
+    def _on_styles(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        return protocol.make_reply("styles", msg["id"], styles=style_entries())
+
+    def _on_status(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        queued = self.queue.queued()
+        return protocol.make_reply(
+            "status", msg["id"],
+            running=[job.describe() for job in list(self.worker.running)],
+            queue=[{**job.describe(), "position": i} for i, job in enumerate(queued)],
+            device=describe_device(self.models.device),
+            memory=memory_info(self.models.device),
+            models=self.models.loaded(),
+            clients=len(self.last_seen),
+            uptime_s=time.monotonic() - self.started,
+            pid=os.getpid(),
+        )
+
+    def _submit(self, identity: bytes, msg: dict, job: Job) -> dict:
+        if self._stopping.is_set():
+            raise ProtocolError("shutting_down", "the daemon is shutting down")
+        job.owner = identity
+        position = self.queue.put(job)
+        self.jobs[job.id] = job
+        log.info("job %s (%s) queued for %s at position %d", job.id, job.method,
+                 identity.hex(), position)
+        return protocol.make_reply("accepted", msg["id"], job_id=job.id, position=position)
+
+    def _on_stylize(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        request = protocol.parse_stylize(msg, self.config.limits)
+        return self._submit(identity, msg, Job(request, msg["id"]))
+
+    def _on_train(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        request = protocol.parse_train(msg, self.config.limits)
+        return self._submit(identity, msg, Job(request, msg["id"]))
+
+    def _on_cancel(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        job_id = protocol.parse_cancel(msg)
+        if not self.cancel_job(job_id, "cancelled on request"):
+            raise ProtocolError("unknown_job", f"no queued or running job {job_id!r}")
+        return protocol.make_reply("ok", msg["id"], job_id=job_id)
+
+    def _on_shutdown(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+        if not _peer_is_local(self.config.endpoint, frame):
+            raise ProtocolError("forbidden", "shutdown is only accepted from this machine")
+        log.info("shutdown requested by %s", identity.hex())
+        self._stopping.set()
+        return protocol.make_reply("ok", msg["id"])
+
+    # ------------------------------------------------------------------ cancellation
+
+    def cancel_job(self, job_id: str, why: str) -> bool:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return False
+        log.info("job %s: %s", job_id, why)
+        job.cancel.cancel()
+        if self.queue.remove(job_id) is not None:  # never started: answer here
+            self._emit(job, {"type": "error", "code": "cancelled", "message": why})
+        return True
+
+    def _on_monitor_events(self) -> None:
+        assert self.monitor is not None
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                fd = int(event["value"])
+                for identity in [i for i, f in self.fds.items() if f == fd]:
+                    self._client_gone(identity, "disconnected")
+
+    def _client_gone(self, identity: bytes, why: str) -> None:
+        self.last_seen.pop(identity, None)
+        self.fds.pop(identity, None)
+        for job in list(self.jobs.values()):
+            if job.owner == identity and not job.cancel.cancelled:
+                self.cancel_job(job.id, f"client {why}")
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        busy = {job.owner for job in self.jobs.values()}
+        for identity, seen in list(self.last_seen.items()):
+            silent = now - seen
+            if identity in busy and silent > self.config.client_silence_s:
+                self._client_gone(identity, f"silent for {silent:.1f} s")
+            elif identity not in busy and silent > 60:
+                del self.last_seen[identity]
+                self.fds.pop(identity, None)
+
+    # ------------------------------------------------------------------ main loop
+
+    def request_stop(self, *_: object) -> None:
+        self._stopping.set()
+
+    def serve(self) -> None:
+        """Serve until ``shutdown``/SIGTERM, then cancel jobs and close."""
+        assert self.router is not None and self.outbox is not None
+        self.worker.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.outbox, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        next_housekeeping = 0.0
+        while not self._stopping.is_set():
+            events = dict(poller.poll(HOUSEKEEPING_S * 1000))
+            if self.monitor in events:  # before new messages: a reused descriptor is new
+                self._on_monitor_events()
+            if self.outbox in events:
+                self._forward_outbox()
+            if self.router in events:
+                for _ in range(100):  # then let the outbox and housekeeping run
+                    try:
+                        frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(frames)
+            if time.monotonic() >= next_housekeeping:
+                self._housekeeping()
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_S
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        log.info("stopping: cancelling %d job(s)", len(self.jobs))
+        for job in self.queue.close():
+            self._emit(job, {"type": "error", "code": "cancelled",
+                             "message": "the daemon is shutting down"})
+        for job in list(self.jobs.values()):
+            job.cancel.cancel()
+        self.worker.stop()
+        self.worker.join(timeout=10)
+        time.sleep(0.05)
+        self._forward_outbox()
+        self.close()
+        log.info("stopped")
+
+    def close(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+        self.context.destroy(linger=200)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The daemon's options (shared with ``nst daemon start|run``)."""
+    parser.add_argument("--endpoint", default=None,
+                        help="tcp://127.0.0.1:PORT or ipc://PATH (default: $NST_ENDPOINT or "
+                        f"{protocol.DEFAULT_ENDPOINT})")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
+    parser.add_argument("--max-pixels", type=int, default=protocol.DEFAULT_MAX_PIXELS,
+                        help="largest image accepted, in pixels")
+    parser.add_argument("--max-message-mb", type=int,
+                        default=protocol.DEFAULT_MAX_MESSAGE_BYTES >> 20,
+                        help="largest message accepted, in MiB")
+    parser.add_argument("--client-silence", type=float, default=protocol.CLIENT_SILENCE_S,
+                        help="cancel the jobs of a client silent for this many seconds")
+    parser.add_argument("--curve-secret", type=Path, default=None,
+                        help="server secret key file; required to bind a non-loopback address")
+    parser.add_argument("--curve-clients", type=Path, default=None,
+                        help="folder of allowed client public key files")
+    parser.add_argument("--vgg-weights", type=Path, default=None, help="VGG weights file")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        endpoint=args.endpoint or protocol.default_endpoint(),
+        device=args.device,
+        limits=Limits(args.max_pixels, args.max_message_mb << 20),
+        client_silence_s=args.client_silence,
+        curve_secret=args.curve_secret,
+        curve_clients=args.curve_clients,
+        vgg_weights=args.vgg_weights,
+    )
+
+
+def run(config: ServerConfig, verbose: bool = False, log_to_stderr: bool = True) -> int:
+    """Run a daemon in this process until it is stopped; returns an exit status."""
+    log_path = setup_logging(config.endpoint, logging.DEBUG if verbose else logging.INFO,
+                             stderr=log_to_stderr)
+    lock = PidLock(config.endpoint)
+    try:
+        lock.acquire()
+    except DaemonRunning as exc:
+        print(f"nst daemon: {exc}", file=sys.stderr)
+        return 1
+    server = Server(config)
+    try:
+        server.bind()
+    except StartupError as exc:
+        log.error("%s", exc)
+        print(f"nst daemon: {exc}", file=sys.stderr)
+        server.close()
+        lock.release()
+        return 1
+    signal.signal(signal.SIGTERM, server.request_stop)
+    signal.signal(signal.SIGINT, server.request_stop)
+    log.info("log file %s", log_path)
+    try:
+        server.serve()
+    finally:
+        lock.release()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nst_daemon.server",
+                                     description="Run the neural style daemon in the foreground.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(config_from_args(args), verbose=args.verbose,
+               log_to_stderr=sys.stderr.isatty())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
