@@ -53,6 +53,7 @@ HINTS = {
     "or NST_ENDPOINT, or run in-process with --local",
     "timeout": "check the daemon with `nst daemon status`; its log is in the data dir",
     "busy": "the daemon's queue is full; try again when `nst status` shows fewer jobs",
+    "internal": "see the daemon's log (`nst daemon status` shows where)",
     "unsupported_version": "the daemon is another version of nst; restart it: "
     "`nst daemon stop && nst daemon start`",
 }
@@ -301,13 +302,19 @@ actions:
   start    start in the background and wait until it answers
   stop     ask it to stop (running jobs are cancelled)
   status   is it running? (exit code 3 when not)
-  run      run in the foreground (for systemd or to watch its log)""",
+  run      run in the foreground (for systemd or to watch its log)
+
+start and run pass other options to the daemon: --device cuda|cpu|mps,
+--max-pixels N, --max-message-mb N, --vgg-weights FILE, --curve-secret FILE,
+--curve-clients DIR, --client-silence S, --verbose
+(see `python -m nst_daemon.server --help`). Example:
+  nst daemon start --device cuda:1 --endpoint tcp://127.0.0.1:47900""",
     )
     p.add_argument("action", choices=["start", "stop", "status", "run"])
     p.add_argument(
         "--endpoint", metavar="EP", help="default: $NST_ENDPOINT or tcp://127.0.0.1:47811"
     )
-    p.set_defaults(func=cmd_daemon)
+    p.set_defaults(func=cmd_daemon, server_args=[])
 
     p = sub.add_parser(
         "weights",
@@ -634,27 +641,44 @@ def cmd_styles_import(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.local:
-        raise CommandError("`nst status` reports on the daemon; --local has no status",
-                           exit_code=EXIT_USAGE)
+        raise CommandError(
+            "`nst status` reports on the daemon; --local has no status", exit_code=EXIT_USAGE
+        )
     with _connect(args, autostart=False) as client:
         status = client.status()
-    _print_mapping(status)
+    print(format_status(_endpoint(args), status))
     return 0
 
 
-def _print_mapping(mapping: dict[str, Any], indent: str = "") -> None:
-    for key, value in mapping.items():
-        if key in ("v", "id", "type"):
-            continue
-        if isinstance(value, dict):
-            print(f"{indent}{key}:")
-            _print_mapping(value, indent + "  ")
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            print(f"{indent}{key}:")
-            for item in value:
-                print(f"{indent}  -", ", ".join(f"{k}={v}" for k, v in item.items()))
-        else:
-            print(f"{indent}{key}: {value}")
+def _job_line(job: dict[str, Any]) -> str:
+    text = f"{job.get('job_id', '?')} {job.get('method', '')} {job.get('state', '')}"
+    if job.get("total"):
+        text += f" {job.get('step', 0)}/{job['total']}"
+    if job.get("stage"):
+        text += f" ({job['stage']})"
+    return text
+
+
+def format_status(endpoint: str, status: dict[str, Any]) -> str:
+    """The daemon's ``status`` reply as a few readable lines."""
+    uptime = float(status.get("uptime_s") or 0)
+    models = status.get("models") or {}
+    memory = status.get("memory") or {}
+    lines = [
+        f"daemon   {endpoint} (pid {status.get('pid', '?')}, up {uptime / 60:.1f} min)",
+        f"device   {status.get('device', '?')}"
+        + (
+            f", {memory['allocated'] / 2**20:.0f} MiB of {memory['total'] / 2**20:.0f} MiB used"
+            if memory.get("total")
+            else ""
+        ),
+        f"models   VGG {'loaded' if models.get('vgg') else 'not loaded'}; fast styles: "
+        + (", ".join(models.get("fast") or []) or "none loaded"),
+        "running  " + ("; ".join(_job_line(j) for j in status.get("running") or []) or "idle"),
+        "queued   " + ("; ".join(_job_line(j) for j in status.get("queue") or []) or "none"),
+        f"clients  {status.get('clients', 0)}",
+    ]
+    return "\n".join(lines)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -698,7 +722,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    raise CommandError("daemon is not available yet")
+    from nst_daemon import lifecycle
+
+    endpoint = _endpoint(args)
+    if args.action == "run":
+        from nst_daemon import server
+
+        return server.main(["--endpoint", endpoint, *args.server_args])
+    if args.action == "start":
+        _say(f"starting daemon at {endpoint}…")
+        try:
+            pid = lifecycle.start(endpoint, args.server_args)
+        except (lifecycle.DaemonStartError, lifecycle.DaemonRunning) as exc:
+            raise CommandError(
+                str(exc), hint=f"its log: {lifecycle.state_file(endpoint, 'log')}"
+            ) from None
+        print(f"daemon running at {endpoint} (pid {pid})")
+        return 0
+    if args.server_args:
+        raise CommandError(
+            f"unrecognized arguments: {' '.join(args.server_args)}", exit_code=EXIT_USAGE
+        )
+    if args.action == "stop":
+        stopped = lifecycle.stop(endpoint)
+        print(f"daemon at {endpoint} stopped" if stopped else f"no daemon running at {endpoint}")
+        return 0
+    pid = lifecycle.running_pid(endpoint)
+    info = lifecycle.probe(endpoint)
+    if info is None:
+        if pid is None:
+            print(f"not running ({endpoint})")
+            return EXIT_NOT_RUNNING
+        raise CommandError(
+            f"the daemon (pid {pid}) holds {endpoint} but does not answer",
+            hint=f"see {lifecycle.state_file(endpoint, 'log')}, or `nst daemon stop`",
+        )
+    print(
+        f"running at {endpoint} (pid {info.get('pid', pid)}), nst {info.get('version', '?')}, "
+        f"torch {info.get('torch', '?')}, device {info.get('device', '?')}"
+    )
+    print(f"log: {lifecycle.state_file(endpoint, 'log')}")
+    return 0
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> int:
@@ -761,14 +825,18 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
 
 def _report(message: str, hint: str | None) -> None:
     message = " ".join(str(message).split()) or "failed"
-    if hint and hint not in message:
+    if hint and "`nst " not in message:  # a message naming a command says what to do already
         message = f"{message.rstrip('.')} ({hint})"
     print(f"nst: error: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "daemon" or args.action not in ("start", "run"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.server_args = extra
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:
