@@ -17,6 +17,7 @@ PLUGIN_DIR = Path(__file__).resolve().parent
 VENDOR_DIR = PLUGIN_DIR / "vendor"
 CONFIG_FILE = PLUGIN_DIR / "config.json"
 STYLE_CACHE = PLUGIN_DIR / "styles-cache.json"
+PLUGIN_FILE = PLUGIN_DIR / "neural_style.py"
 QUICK_TIMEOUT = 0.5  # seconds to wait for a daemon that may not be running
 
 if VENDOR_DIR.is_dir() and str(VENDOR_DIR) not in sys.path:
@@ -71,17 +72,25 @@ def known_styles() -> tuple[list[tuple[str, str]], bool]:
 
     Never starts the daemon and waits at most a moment: GIMP calls this when it registers
     the plug-in. When the daemon is down the list last seen is used.
+
+    GIMP registers a plug-in's procedures (and so the style choices that batch calls are
+    checked against) again only when the plug-in file changes: when the daemon's list
+    differs from the one last seen, the plug-in file is touched so that the next GIMP
+    start registers the new list.
     """
+    try:
+        cached = [tuple(s) for s in json.loads(STYLE_CACHE.read_text())]
+    except (OSError, ValueError, TypeError):
+        cached = []
     try:
         with connect(autostart=False, timeout=QUICK_TIMEOUT) as client:
             styles = [(s["name"], s.get("title") or s["name"]) for s in client.styles()]
     except DaemonError:
-        try:
-            return [tuple(s) for s in json.loads(STYLE_CACHE.read_text())], False
-        except (OSError, ValueError, TypeError):
-            return [], False
-    with contextlib.suppress(OSError):  # a read-only plug-in folder only loses the cache
-        STYLE_CACHE.write_text(json.dumps(styles))
+        return cached, False
+    if styles != cached:
+        with contextlib.suppress(OSError):  # a read-only plug-in folder only loses the cache
+            STYLE_CACHE.write_text(json.dumps(styles))
+            os.utime(PLUGIN_FILE)
     return styles, True
 
 

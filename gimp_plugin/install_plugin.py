@@ -131,6 +131,15 @@ def vendor_packages(vendor: Path, python_version: str) -> None:
     stamp.write_text(wanted + "\n")
 
 
+def known_styles() -> list[list[str]] | None:
+    """(name, title) of the installed styles, when this Python has the package (optional)."""
+    try:
+        from nst_core.styles import list_styles
+    except ImportError:
+        return None
+    return [[info.name, info.title or info.name] for info in list_styles()]
+
+
 def install(target: Target, daemon_command: list[str] | None, endpoint: str | None) -> None:
     if not target.python_version:
         raise InstallError(
@@ -140,7 +149,7 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
     print(f"==> {target.label}: installing the plug-in into {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     for name in PLUGIN_FILES:
-        shutil.copy2(HERE / name, folder / name)
+        shutil.copy(HERE / name, folder / name)  # a new mtime: GIMP registers it again
     (folder / "neural_style.py").chmod(0o755)
     client_dir = folder / "vendor" / "nst_daemon"
     client_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +162,9 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
     config = {"endpoint": endpoint, "daemon_command": daemon_command}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     print(f"    wrote {folder / 'config.json'}")
+    styles = known_styles()
+    if styles is not None:  # GIMP lists these until the plug-in has talked to the daemon
+        (folder / "styles-cache.json").write_text(json.dumps(styles) + "\n")
     print("    restart GIMP; the filters are under Filters > Neural Style")
 
 

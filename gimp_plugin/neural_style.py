@@ -136,7 +136,8 @@ def run_jobs(
     finally:
         Gimp.progress_end()
     image.undo_group_start()
-    layers = [source.add_result(result, layer_name) for source, result in zip(sources, results, strict=True)]
+    pairs = zip(sources, results, strict=True)
+    layers = [source.add_result(result, layer_name) for source, result in pairs]
     image.undo_group_end()
     Gimp.displays_flush()
     return success(procedure, GObject.Value(Gimp.Layer, layers[-1]))
@@ -169,7 +170,8 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields:
     from gi.repository import GimpUi
 
     GimpUi.init(procedure.get_name())
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, procedure.get_menu_label())
+    title = procedure.get_menu_label().replace("_", "").rstrip(".")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, f"Neural Style: {title}")
     _, online = styles()
     if not online:
         dialog.get_label(
@@ -315,9 +317,9 @@ def add_common_arguments(procedure: Gimp.Procedure, max_size: int) -> None:
     colors.add(NO_STYLE, 0, "No", "Colours of the style")
     colors.add("luminance", 1, "Keep the layer's colours", "Only the lightness is stylized")
     colors.add("histogram", 2, "Match the layer's colour histogram", "")
-    procedure.add_choice_argument("preserve-colors", "Preserve _colours",
+    procedure.add_choice_argument("preserve-colors", "_Preserve colours",
                                   "Keep the colours of the layer", colors, NO_STYLE, RW)
-    procedure.add_int_argument("max-size", "Output size _limit",
+    procedure.add_int_argument("max-size", "Output si_ze limit",
                                "Long side in pixels that the style is computed at "
                                "(0: full size); the result is scaled back up", 0, 16384,
                                max_size, RW)
@@ -365,7 +367,7 @@ class NeuralStyle(Gimp.PlugIn):
                 "selection, and adds the result as a new layer above it.",
                 name)
             choice, default = style_choice()
-            procedure.add_choice_argument("style", "_Style", "Style model", choice, default, RW)
+            procedure.add_choice_argument("style", "St_yle", "Style model", choice, default, RW)
             add_common_arguments(procedure, 1600)
         else:
             procedure.set_menu_label("_Paint Like...")
@@ -378,7 +380,7 @@ class NeuralStyle(Gimp.PlugIn):
             procedure.add_file_argument("style-file", "Style _image file",
                                         "The painting to imitate",
                                         Gimp.FileChooserAction.OPEN, True, None, RW)
-            procedure.add_drawable_argument("style-layer", "...or style _layer",
+            procedure.add_drawable_argument("style-layer", "...or style la_yer",
                                             "A layer of an open image to imitate (used "
                                             "instead of the file when set)", True, RW)
             quality = Gimp.Choice.new()
@@ -388,14 +390,14 @@ class NeuralStyle(Gimp.PlugIn):
                 quality.add(nick, index, label, "")
             procedure.add_choice_argument("quality", "_Quality", "Quality preset", quality,
                                           "balanced", RW)
-            procedure.add_int_argument("iterations", "_Iterations",
+            procedure.add_int_argument("iterations", "Ite_rations",
                                        "Optimisation steps (0: from the quality preset)",
                                        0, 5000, 0, RW)
-            procedure.add_double_argument("style-scale", "Style s_cale",
+            procedure.add_double_argument("style-scale", "Style sc_ale",
                                           "Size of the brush strokes relative to the "
                                           "painting", 0.25, 4.0, 1.0, RW)
             choice, default = style_choice(with_none="No (start from the layer)")
-            procedure.add_choice_argument("init-style", "_Refine a fast style",
+            procedure.add_choice_argument("init-style", "Re_fine a fast style",
                                           "Start from this fast style's result", choice,
                                           default, RW)
             add_common_arguments(procedure, 512)

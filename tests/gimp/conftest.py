@@ -110,13 +110,22 @@ def endpoint() -> str:
 
 
 @pytest.fixture(scope="session")
-def installed_plugin(gimp_chroot: GimpChroot, endpoint: str) -> Path:
+def nst_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data dir of the test daemon, with one deterministic test style."""
+    home = tmp_path_factory.mktemp("nst-home")
+    make_test_style(home / "styles")
+    return home
+
+
+@pytest.fixture(scope="session")
+def installed_plugin(gimp_chroot: GimpChroot, endpoint: str, nst_home: Path) -> Path:
     """The plug-in, installed into the chroot by ``gimp_plugin/install_plugin.py``."""
     plugins = gimp_chroot.host_path(PLUGINS_DIR)
     cmd = [sys.executable, str(REPO / "gimp_plugin" / "install_plugin.py"),
            "--plugins-dir", str(plugins), "--python-version", GIMP_PYTHON,
            "--endpoint", endpoint, "--daemon-command", str(Path(sys.executable).parent / "nst")]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = {**os.environ, "NST_HOME": str(nst_home)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return plugins / "neural_style"
 
@@ -138,15 +147,13 @@ def make_test_style(styles_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def daemon(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def daemon(endpoint: str, nst_home: Path) -> Iterator[str]:
     """A real daemon outside the chroot, with one deterministic test style."""
-    home = tmp_path_factory.mktemp("nst-home")
-    make_test_style(home / "styles")
+    home = nst_home
     env = {**os.environ, "NST_HOME": str(home)}
-    nst = shutil.which("nst", path=str(Path(sys.executable).parent)) or "nst"
     log = open(home / "daemon.log", "w")  # noqa: SIM115 - open for the daemon's lifetime
-    proc = subprocess.Popen([nst, "daemon", "run", "--endpoint", endpoint], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     from nst_daemon.client import Client, DaemonError
 
     deadline = time.monotonic() + 120
