@@ -225,7 +225,8 @@ class Job:
         return "fast" if self.method == "fast" else "slow"
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"job_id": self.id, "method": self.method, "state": self.state}
+        state = "cancelling" if self.cancel.cancelled and self.state == "running" else self.state
+        info: dict[str, Any] = {"job_id": self.id, "method": self.method, "state": state}
         if self.progress is not None:
             info.update(step=self.progress.step, total=self.progress.total,
                         stage=self.progress.stage)

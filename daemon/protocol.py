@@ -26,9 +26,9 @@ PROTOCOL_VERSION: tuple[int, int] = (1, 0)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:47811"
 
 # Liveness: a client waiting for a job sends ``ping`` every PING_INTERVAL_S; the daemon
-# cancels the jobs of a client it has not heard from for CLIENT_SILENCE_S (and at once
-# when the client's connection closes).
-PING_INTERVAL_S = 1.0
+# cancels the jobs of a client it has not heard from for CLIENT_SILENCE_S, or for two
+# ping intervals once the client's connection has been reported closed.
+PING_INTERVAL_S = 0.5
 CLIENT_SILENCE_S = 4.0
 
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000

@@ -1,10 +1,14 @@
 """The daemon: a ZeroMQ ROUTER loop in the main thread, one worker thread per device.
 
 Only the main thread touches the ROUTER socket. Workers hand their replies to it through
-an inproc PUSH/PULL pair. Clients that go away are noticed two ways: the socket monitor
-reports a closed connection at once (matched to the client by the file descriptor its
-messages came in on, ZMQ_SRCFD), and a client that stays connected but silent (no
-``ping``) for ``client_silence_s`` is treated as gone; either way its jobs are cancelled.
+an inproc PUSH/PULL pair.
+
+Clients that go away: a waiting client pings every ``PING_INTERVAL_S``. One that stays
+silent for ``client_silence_s`` is gone and its jobs are cancelled. When the socket
+monitor reports a closed connection, the clients whose messages came in on that file
+descriptor (ZMQ_SRCFD) become suspects, and a suspect is gone after only
+``SUSPECT_SILENCE_S`` (two missed pings). Descriptors are reused by new connections,
+so a closed connection alone never cancels anything: the silence confirms it.
 
 Run in the foreground with ``python -m nst_daemon.server`` (or ``nst daemon run``).
 """
@@ -43,6 +47,7 @@ log = logging.getLogger("nst_daemon.server")
 
 CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel"]
 HOUSEKEEPING_S = 0.25
+SUSPECT_SILENCE_S = 2 * protocol.PING_INTERVAL_S
 
 
 @dataclass
@@ -113,6 +118,7 @@ class Server:
         self.jobs: dict[str, Job] = {}
         self.last_seen: dict[bytes, float] = {}
         self.fds: dict[bytes, int] = {}  # client identity -> its connection's descriptor
+        self.suspects: set[bytes] = set()  # clients whose connection was reported closed
         self.started = time.monotonic()
         self._stopping = threading.Event()
         self._auth: ThreadAuthenticator | None = None
@@ -213,6 +219,7 @@ class Server:
     def _handle(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
         self.last_seen[identity] = time.monotonic()
+        self.suspects.discard(identity)
         with contextlib.suppress(zmq.ZMQError):
             self.fds[identity] = frames[-1].get(zmq.SRCFD)
         rid = ""
@@ -321,12 +328,13 @@ class Server:
             event = recv_monitor_message(self.monitor)
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 fd = int(event["value"])
-                for identity in [i for i, f in self.fds.items() if f == fd]:
-                    self._client_gone(identity, "disconnected")
+                log.debug("connection %d closed", fd)
+                self.suspects.update(i for i, f in self.fds.items() if f == fd)
 
     def _client_gone(self, identity: bytes, why: str) -> None:
         self.last_seen.pop(identity, None)
         self.fds.pop(identity, None)
+        self.suspects.discard(identity)
         for job in list(self.jobs.values()):
             if job.owner == identity and not job.cancel.cancelled:
                 self.cancel_job(job.id, f"client {why}")
@@ -336,11 +344,14 @@ class Server:
         busy = {job.owner for job in self.jobs.values()}
         for identity, seen in list(self.last_seen.items()):
             silent = now - seen
-            if identity in busy and silent > self.config.client_silence_s:
-                self._client_gone(identity, f"silent for {silent:.1f} s")
+            if identity in self.suspects:
+                limit, why = SUSPECT_SILENCE_S, f"disconnected ({silent:.1f} s silent)"
+            else:
+                limit, why = self.config.client_silence_s, f"silent for {silent:.1f} s"
+            if identity in busy and silent > limit:
+                self._client_gone(identity, why)
             elif identity not in busy and silent > 60:
-                del self.last_seen[identity]
-                self.fds.pop(identity, None)
+                self._client_gone(identity, "idle")
 
     # ------------------------------------------------------------------ main loop
 
