@@ -1,0 +1,172 @@
+"""Real daemons for tests: a ``python -m nst_daemon.server`` process on a free loopback port.
+
+The daemon runs in the foreground of its own process (so a test knows its pid, can read
+its memory from ``/proc`` and can kill it), in a temporary ``NST_HOME`` whose styles are
+random fast-style networks saved by the test. Every process runs single-threaded so the
+daemon and an in-process computation give bit-identical pictures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import zmq
+from nst_daemon.client import Client, DaemonError
+
+from nst_core.transformer_net import TransformerNet, save_style_model
+
+T = TypeVar("T")
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_endpoint() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+def environment(home: Path, endpoint: str) -> dict[str, str]:
+    """The environment of a process that uses ``home`` as data dir and reaches ``endpoint``."""
+    env = dict(os.environ, NST_HOME=str(home), NST_ENDPOINT=endpoint, OMP_NUM_THREADS="1")
+    env.pop("NST_DEBUG", None)
+    return env
+
+
+def random_net(seed: int) -> TransformerNet:
+    torch.manual_seed(seed)
+    return TransformerNet()
+
+
+def save_random_style(home: Path, name: str, seed: int = 0, **meta: str) -> Path:
+    """A user style ``name`` in ``home`` (a random network: no reference data needed)."""
+    return save_style_model(home / "styles" / f"{name}.safetensors", random_net(seed),
+                            {"name": name, **meta})
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
+    """``predicate()``'s first truthy value within ``timeout`` seconds, else its last one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def rss_kb(pid: int) -> int:
+    """Resident memory of a process (``VmRSS`` in ``/proc/PID/status``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class DaemonProcess:
+    """One daemon process; a context manager that stops (or kills) it at exit."""
+
+    def __init__(
+        self,
+        home: Path,
+        endpoint: str | None = None,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = home
+        self.endpoint = endpoint or free_endpoint()
+        self.args = list(args)
+        self.env = {**environment(home, self.endpoint), **(env or {})}
+        self.output_path = home / f"daemon-{free_port()}.out"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "nst_daemon.server", "--endpoint", self.endpoint,
+                *self.args]
+
+    def launch(self) -> subprocess.Popen:
+        """Start the process without waiting for it to answer."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.output_path, "wb") as out:
+            self.proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT)
+        return self.proc
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> DaemonProcess:
+        proc = self.launch()
+        deadline = time.monotonic() + timeout
+        with self.client(timeout=0.5) as client:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the daemon exited ({proc.returncode}): {self.output()}")
+                with contextlib.suppress(DaemonError):
+                    client.request("hello", timeout=0.5)
+                    return self
+        self.kill()
+        raise RuntimeError(f"the daemon did not answer within {timeout} s: {self.output()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+
+    def rss_kb(self) -> int:
+        return rss_kb(self.pid)
+
+    def client(self, timeout: float = 30.0, **kwargs: Any) -> Client:
+        return Client(self.endpoint, autostart=False, timeout=timeout, **kwargs)
+
+    def status(self) -> dict[str, Any]:
+        with self.client(timeout=5.0) as client:
+            return client.request("status")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        with contextlib.suppress(DaemonError), self.client(timeout=5.0) as client:
+            client.request("shutdown")
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> DaemonProcess:
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def dealer(endpoint: str, context: zmq.Context | None = None) -> zmq.Socket:
+    """A bare DEALER socket connected to ``endpoint`` (for raw, possibly hostile frames)."""
+    sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
+    sock.linger = 0
+    sock.rcvhwm = sock.sndhwm = 0  # the tests pipeline thousands of messages
+    sock.connect(endpoint)
+    return sock
