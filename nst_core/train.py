@@ -1,0 +1,355 @@
+"""Training fast-style networks with the perceptual loss of Johnson et al. (2016).
+
+A ``TransformerNet`` learns to map photos to the style of a painting: content loss on
+one VGG16 layer against the photo, style loss (Gram matrices) on four layers against the
+painting, total variation for smoothness; Adam on random square crops of a photo folder.
+The loss terms come from ``nst_core.losses`` and are normalised there, so the default
+weights hold for any VGG16 weights file whatever its activation scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from nst_core.errors import Cancelled, ImageError, ParameterError
+from nst_core.losses import (
+    JOHNSON_CONTENT_LAYER,
+    JOHNSON_STYLE_WEIGHTS,
+    blend_grams,
+    content_loss,
+    grams,
+    style_loss,
+    total_variation,
+)
+from nst_core.paths import user_styles_dir
+from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
+from nst_core.vgg import VGGFeatures, resolve_weights
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; also recorded (in part) in the model's metadata."""
+
+    style_images: list[Path]
+    data_dir: Path
+    name: str
+    title: str = ""
+    artist: str = ""
+    year: str = ""
+    licence: str = "public domain"
+    output: Path | None = None  # default: the user styles folder, ``<name>.safetensors``
+    steps: int = 2000
+    batch_size: int = 4
+    image_size: int = 256  # square training crops
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1e-2
+    content_layer: str = JOHNSON_CONTENT_LAYER
+    style_layers: dict[str, float] = field(default_factory=lambda: dict(JOHNSON_STYLE_WEIGHTS))
+    style_size: int = 512  # long side of the painting when its Gram matrices are taken
+    vgg_weights: Path | None = None  # default: the installed VGG16 weights
+    seed: int = 0
+    checkpoint_dir: Path | None = None  # resume from / save to ``<dir>/<name>.ckpt``
+    checkpoint_every: int = 200
+    preview_every: int = 0  # 0: no previews
+    preview_dir: Path | None = None  # also save previews as PNG here
+    init_model: Path | None = None  # fine-tune from this model file
+    device: str | None = None  # default: CUDA when available
+    extra_meta: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.name or "/" in self.name or "\\" in self.name:
+            raise ParameterError(f"style name {self.name!r} must be a plain, non-empty name")
+        if not self.style_images:
+            raise ParameterError("give at least one style image")
+        for path in self.style_images:
+            if not Path(path).is_file():
+                raise ImageError(f"style image not found: {path}")
+        if not Path(self.data_dir).is_dir():
+            raise ParameterError(f"training photo folder not found: {self.data_dir}")
+        for key in ("steps", "batch_size", "image_size", "style_size", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise ParameterError(f"{key} must be at least 1, not {getattr(self, key)}")
+        if self.image_size < 32:
+            raise ParameterError(f"image_size must be at least 32 pixels, not {self.image_size}")
+        for key in ("lr", "content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                raise ParameterError(f"{key} must be a finite number >= 0, not {value}")
+        if not self.style_layers or any(w < 0 for w in self.style_layers.values()) \
+                or sum(self.style_layers.values()) <= 0:
+            raise ParameterError(
+                f"style_layers must map layer names to weights >= 0 with a positive sum, "
+                f"not {self.style_layers}")
+        if self.preview_every < 0:
+            raise ParameterError("preview_every must be >= 0")
+
+
+def _photo_files(data_dir: Path) -> list[Path]:
+    files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ParameterError(
+            f"no training photos in {data_dir} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return files
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot read image {path}: {exc}") from exc
+
+
+def _to_tensor(img: Image.Image) -> torch.Tensor:
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(img.height, img.width, 3).permute(2, 0, 1).float().div(255)
+
+
+def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor:
+    """Scale the short side to ``size`` .. ``1.5 * size`` at random, then crop a square."""
+    short = rng.randint(size, int(size * 1.5))
+    scale = short / min(img.size)
+    w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+    img = img.resize((w, h), Image.BICUBIC)
+    left, top = rng.randint(0, w - size), rng.randint(0, h - size)
+    return _to_tensor(img.crop((left, top, left + size, top + size)))
+
+
+def load_style_image(path: Path, long_side: int) -> torch.Tensor:
+    """The painting as ``[1, 3, h, w]`` in [0, 1], its long side scaled to ``long_side``."""
+    img = _open_rgb(Path(path))
+    scale = long_side / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                     Image.LANCZOS)
+    return _to_tensor(img).unsqueeze(0)
+
+
+def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> torch.Tensor:
+    """The crops of one step; a function of (seed, step) only, so a resumed run sees
+    exactly the batches an uninterrupted one would."""
+    rng = random.Random(config.seed * 1_000_003 + step)
+    crops = [random_crop(_open_rgb(rng.choice(files)), config.image_size, rng)
+             for _ in range(config.batch_size)]
+    return torch.stack(crops)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_metadata(config: TrainConfig, vgg_path: Path, steps_done: int) -> dict[str, object]:
+    """What a model file says about itself: the painting, its licence and how it was made."""
+    training = {
+        "method": "johnson2016",
+        "steps": steps_done,
+        "batch_size": config.batch_size,
+        "image_size": config.image_size,
+        "style_size": config.style_size,
+        "lr": config.lr,
+        "content_weight": config.content_weight,
+        "style_weight": config.style_weight,
+        "tv_weight": config.tv_weight,
+        "content_layer": config.content_layer,
+        "style_layers": dict(config.style_layers),
+        "style_images": [Path(p).name for p in config.style_images],
+        "seed": config.seed,
+    }
+    if config.init_model is not None:
+        training["fine_tuned_from"] = Path(config.init_model).stem
+    meta: dict[str, object] = {
+        "name": config.name,
+        "title": config.title,
+        "artist": config.artist,
+        "year": config.year,
+        "licence": config.licence,
+        "training": training,
+        "vgg": {"arch": "vgg16", "weights": vgg_path.name, "sha256": _sha256(vgg_path)},
+    }
+    meta.update(config.extra_meta)
+    return meta
+
+
+def _start_mid_grey(net: TransformerNet) -> None:
+    """Let a fresh network start from mid-grey with visible texture (0..255 output).
+
+    With the default initialisation the output is within about +-1 of black, and Adam
+    spends the first hundred or so steps just growing the output range.
+    """
+    with torch.no_grad():
+        net.deconv3.conv2d.weight.mul_(50.0)
+        net.deconv3.conv2d.bias.fill_(127.5)
+
+
+class _Trainer:
+    """One run's state: networks, targets, optimiser. ``run`` is the loop."""
+
+    def __init__(self, config: TrainConfig, progress: ProgressCallback | None,
+                 cancel: CancelToken | None) -> None:
+        self.config = config
+        self.progress = progress
+        self.cancel = cancel
+        self.device = torch.device(
+            config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp = self.device.type == "cuda"
+        self.files = _photo_files(config.data_dir)
+        self.vgg_path = resolve_weights("vgg16", config.vgg_weights)
+        layers = (config.content_layer, *config.style_layers)
+        self.vgg = VGGFeatures("vgg16", layers, self.vgg_path).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.net = TransformerNet().to(self.device)
+        if config.init_model is not None:
+            self.net.load_state_dict(load_style_model(config.init_model).net.state_dict())
+        else:
+            _start_mid_grey(self.net)
+        self.net.train().requires_grad_(True)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.style_grams = self._style_targets()
+        self.step = 0
+        self.preview_input = batch_for_step(self.files, config, -1)[:1].to(self.device)
+
+    @torch.no_grad()
+    def _style_targets(self) -> dict[str, torch.Tensor]:
+        """Gram matrices of the painting(s) per style layer, averaged over the images."""
+        layers = list(self.config.style_layers)
+        per_image = []
+        for path in self.config.style_images:
+            style = load_style_image(path, self.config.style_size).to(self.device)
+            per_image.append((grams(self.vgg(style, layers), layers), 1.0))
+        return blend_grams(per_image)
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        if self.config.checkpoint_dir is None:
+            return None
+        return Path(self.config.checkpoint_dir) / f"{self.config.name}.ckpt"
+
+    def save_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "step": self.step,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def resume(self) -> None:
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ParameterError(f"{path}: checkpoint from an incompatible version; delete it")
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+
+    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The Johnson et al. loss terms for a batch of photos ``x`` in [0, 1]."""
+        cfg = self.config
+        with torch.no_grad():
+            target = self.vgg(x, [cfg.content_layer])[cfg.content_layer]
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            y = self.net(x * 255) / 255
+            feats = self.vgg(y)
+        y = y.float()
+        feats = {name: f.float() for name, f in feats.items()}
+        terms = {
+            "content": content_loss(feats[cfg.content_layer], target.float()),
+            "style": style_loss(grams(feats, cfg.style_layers), self.style_grams,
+                                cfg.style_layers),
+            "tv": total_variation(y),
+        }
+        terms["total"] = (cfg.content_weight * terms["content"]
+                          + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"])
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        x = batch_for_step(self.files, self.config, self.step).to(self.device)
+        terms = self.losses(x)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["total"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    @torch.no_grad()
+    def preview(self) -> torch.Tensor:
+        self.net.eval()
+        out = (self.net(self.preview_input * 255) / 255).clamp(0, 1).float().cpu()
+        self.net.train()
+        if self.config.preview_dir is not None:
+            from nst_core.images import save_image
+
+            Path(self.config.preview_dir).mkdir(parents=True, exist_ok=True)
+            save_image(Path(self.config.preview_dir) / f"{self.config.name}-{self.step:06d}.png",
+                       out)
+        return out
+
+    def run(self) -> Path:
+        cfg = self.config
+        output = Path(cfg.output or user_styles_dir() / f"{cfg.name}.safetensors")
+        self.resume()
+        while self.step < cfg.steps:
+            try:
+                check(self.cancel)
+            except Cancelled:
+                self.save_checkpoint()
+                raise
+            losses = self.train_step()
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise ParameterError(
+                    f"training diverged at step {self.step} (loss {losses}); lower lr or the "
+                    "style weight")
+            if self.step % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+            preview = None
+            if cfg.preview_every and self.step % cfg.preview_every == 0:
+                preview = self.preview()
+            if self.progress is not None:
+                self.progress(Progress(self.step, cfg.steps, "train", losses, preview))
+        self.save_checkpoint()
+        meta = model_metadata(cfg, self.vgg_path, self.step)
+        return save_style_model(output, self.net, meta, half=True)
+
+
+def train(config: TrainConfig, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None) -> Path:
+    """Train (or resume, or fine-tune) a fast-style model; returns the model file written.
+
+    With ``checkpoint_dir`` set, a checkpoint is written every ``checkpoint_every`` steps
+    and on cancellation, and a later call with the same name continues from it.
+    """
+    config.validate()
+    return _Trainer(config, progress, cancel).run()
+
+
+__all__ = ["TrainConfig", "train", "batch_for_step", "load_style_image"]
