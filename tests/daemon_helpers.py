@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 
 import torch
 import zmq
+from nst_daemon import protocol
 from nst_daemon.client import Client, DaemonError
+from nst_daemon.protocol import Image
 
 from nst_core.transformer_net import TransformerNet, save_style_model
 
@@ -55,6 +57,39 @@ def save_random_style(home: Path, name: str, seed: int = 0, **meta: str) -> Path
     """A user style ``name`` in ``home`` (a random network: no reference data needed)."""
     return save_style_model(home / "styles" / f"{name}.safetensors", random_net(seed),
                             {"name": name, **meta})
+
+
+def noise_image(width: int, height: int, channels: int, seed: int) -> Image:
+    """Random u8 pixels (``channels`` 1 to 4), reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randint(0, 256, (height * width * channels,), generator=g, dtype=torch.uint8)
+    return Image(width, height, channels, data.numpy().tobytes())
+
+
+def stylize_request(image: Image, style: str = "rand", **params: Any) -> dict[str, Any]:
+    return protocol.make_request("stylize", image=image.to_wire(), method="fast", style=style,
+                                 params=params or None)
+
+
+def reference_results(home: Path, requests: Sequence[dict[str, Any]]) -> list[bytes]:
+    """The pixels the daemon must return, computed in this process, single-threaded, with
+    ``home`` as the data dir (the daemon's job function on the same model files)."""
+    from nst_daemon.jobs import execute_stylize
+    from nst_daemon.models import Models
+
+    threads, saved = torch.get_num_threads(), os.environ.get("NST_HOME")
+    torch.set_num_threads(1)
+    os.environ["NST_HOME"] = str(home)
+    try:
+        models = Models("cpu")
+        return [execute_stylize(protocol.parse_stylize(r), models)["image"].data
+                for r in requests]
+    finally:
+        torch.set_num_threads(threads)
+        if saved is None:
+            os.environ.pop("NST_HOME", None)
+        else:
+            os.environ["NST_HOME"] = saved
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:

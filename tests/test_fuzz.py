@@ -24,7 +24,15 @@ import msgpack
 import pytest
 import torch
 import zmq
-from daemon_helpers import DaemonProcess, dealer, random_net, save_random_style
+from daemon_helpers import (
+    DaemonProcess,
+    dealer,
+    noise_image,
+    random_net,
+    reference_results,
+    save_random_style,
+    stylize_request,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from nst_daemon import protocol
@@ -158,17 +166,6 @@ def collect(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- messages
-
-
-def valid_stylize(image: Image, **params: Any) -> dict[str, Any]:
-    return protocol.make_request("stylize", image=image.to_wire(), method="fast", style="rand",
-                                 params=params or None)
-
-
-def noise_image(width: int, height: int, channels: int, seed: int) -> Image:
-    g = torch.Generator().manual_seed(seed)
-    data = torch.randint(0, 256, (height * width * channels,), generator=g, dtype=torch.uint8)
-    return Image(width, height, channels, data.numpy().tobytes())
 
 
 def flips_and_cuts(payload: bytes, rng: random.Random) -> bytes:
@@ -314,22 +311,6 @@ def valid_jobs(daemon: DaemonProcess, request: dict[str, Any], expected: bytes,
                 outcome["errors"].append("a valid job came back with other pixels")
 
 
-def reference(home: Path, request: dict[str, Any]) -> bytes:
-    """The picture the daemon must return, computed in this process (single-threaded)."""
-    from nst_daemon.jobs import execute_stylize
-    from nst_daemon.models import Models
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("NST_HOME", str(home))
-            parsed = protocol.parse_stylize(request)
-            return execute_stylize(parsed, Models("cpu"))["image"].data
-    finally:
-        torch.set_num_threads(threads)
-
-
 def run_concurrently(fn: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=fn, daemon=True)
     thread.start()
@@ -338,8 +319,8 @@ def run_concurrently(fn: Callable[[], None]) -> threading.Thread:
 
 def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     home, outside = world["home"], world["outside"]
-    request = valid_stylize(noise_image(40, 30, 4, seed=3), strength=0.8)
-    expected = reference(home, request)
+    request = stylize_request(noise_image(40, 30, 4, seed=3), strength=0.8)
+    [expected] = reference_results(home, [request])
     messages = fuzz_messages(outside, protocol.encode(request))
     assert len(messages) >= 10_000
 

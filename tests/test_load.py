@@ -1,0 +1,123 @@
+"""Load: 8 clients x 50 fast jobs of mixed sizes against one real daemon.
+
+Each client keeps a few jobs in flight on its one socket, so replies of different jobs
+interleave. Every client must get exactly its own 50 results, each with the pixels an
+in-process run of the same request computes; no job id may repeat. The daemon's
+resident memory is sampled all along and must stay flat once warm.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_helpers import (
+    DaemonProcess,
+    noise_image,
+    reference_results,
+    save_random_style,
+    stylize_request,
+)
+from nst_daemon.protocol import Image
+
+CLIENTS = 8
+JOBS_PER_CLIENT = 50
+IN_FLIGHT = 4  # per client: 8 x 4 stays under the daemon's queue limit
+WARM_UP_JOBS = 80  # RSS is compared from here on
+RSS_GROWTH_LIMIT_KB = 24 * 1024  # allocator noise; a leak of even 60 KiB a job exceeds it
+
+
+def request_pool(count: int) -> list[dict[str, Any]]:
+    """Distinct requests: sizes 16 to 96 px, gray to RGBA, two strengths, two styles."""
+    pool = []
+    for i in range(count):
+        width, height = 16 + (i * 37) % 81, 16 + (i * 53) % 81
+        image = noise_image(width, height, 1 + i % 4, seed=100 + i)
+        pool.append(stylize_request(image, style=("rand", "other")[i % 2],
+                                    strength=(1.0, 0.6)[(i // 2) % 2]))
+    return pool
+
+
+def run_client(daemon: DaemonProcess, index: int, pool: list[dict[str, Any]],
+               done: list[int], out: list[tuple[int, dict[str, Any]]]) -> None:
+    """50 jobs with ``IN_FLIGHT`` outstanding; ``out`` gets (pool index, result) pairs."""
+    picks = [(index * 13 + j * 7) % len(pool) for j in range(JOBS_PER_CLIENT)]
+    with daemon.client(timeout=120) as client:
+        pending: deque[tuple[int, Iterator[dict[str, Any]]]] = deque()
+        for pick in picks:
+            req = pool[pick]
+            events = client.submit(Image.from_wire(req["image"]), style=req["style"],
+                                   params=req["params"])
+            pending.append((pick, events))
+            if len(pending) >= IN_FLIGHT:
+                finish(pending.popleft(), out, done)
+        while pending:
+            finish(pending.popleft(), out, done)
+
+
+def finish(job: tuple[int, Iterator[dict[str, Any]]], out: list, done: list[int]) -> None:
+    pick, events = job
+    for event in events:
+        if event["type"] == "result":
+            out.append((pick, event))
+            done[0] += 1
+            return
+    raise AssertionError("a job ended without a result")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("load")
+    save_random_style(home, "rand", seed=0)
+    save_random_style(home, "other", seed=1)
+    return home
+
+
+def test_eight_clients_get_exactly_their_own_results(home: Path) -> None:
+    pool = request_pool(24)
+    expected = reference_results(home, pool)
+    outputs: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(CLIENTS)]
+    done = [0]
+    errors: list[str] = []
+    samples: list[tuple[int, int]] = []  # (jobs done, daemon RSS in KiB)
+
+    def client(i: int) -> None:
+        try:
+            run_client(daemon, i, pool, done, outputs[i])
+        except Exception as exc:  # asserted below, in the test's thread
+            errors.append(f"client {i}: {exc!r}")
+
+    with DaemonProcess(home) as daemon:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            samples.append((done[0], daemon.rss_kb()))
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        samples.append((done[0], daemon.rss_kb()))
+        status = daemon.status()
+
+    assert errors == []
+    job_ids = []
+    for i, results in enumerate(outputs):
+        assert len(results) == JOBS_PER_CLIENT, f"client {i} got {len(results)} results"
+        for pick, result in results:
+            assert result["image"].data == expected[pick], f"client {i}: wrong pixels"
+            job_ids.append(result["job_id"])
+    assert len(set(job_ids)) == CLIENTS * JOBS_PER_CLIENT  # none duplicated
+    assert status["running"] == [] and status["queue"] == []
+
+    warm = [rss for jobs, rss in samples if jobs >= WARM_UP_JOBS]
+    assert len(warm) >= 5, "too few memory samples after warm-up"
+    growth = max(warm) - warm[0]
+    print(f"\nload: {CLIENTS * JOBS_PER_CLIENT} jobs in {elapsed:.1f} s; daemon RSS "
+          f"{warm[0] / 1024:.0f} MiB after {WARM_UP_JOBS} jobs, max {max(warm) / 1024:.0f} MiB,"
+          f" end {warm[-1] / 1024:.0f} MiB ({len(samples)} samples)")
+    assert growth < RSS_GROWTH_LIMIT_KB, f"daemon RSS grew {growth} KiB after warm-up"
