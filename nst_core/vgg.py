@@ -97,8 +97,9 @@ class VGGFeatures(nn.Module):
             state = {k: v.detach().to(torch.float32) for k, v in weights.items()}
         else:
             _, state = load_features_state(resolve_weights(arch, weights), arch)
-        full = make_features(arch, pooling)
-        full.load_state_dict(state)
+        with torch.device("meta"):  # no wasted random initialisation
+            full = make_features(arch, pooling)
+        full.load_state_dict(state, assign=True)
         depth = max(names.index(n) for n in self.layers) + 1
         self.features = full[:depth]
         self.names = names[:depth]
