@@ -38,7 +38,7 @@ class Style:
     title: str
     artist: str
     year: str
-    style_weight: float = 5.0
+    style_weight: float = 2.0
     style_size: int = 512  # long side of the painting for its Gram matrices
     tv_weight: float = 1e-2
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from nst_core.errors import Cancelled, ImageError, ParameterError
+from nst_core.images import from_pixels, load_image, resize, save_image
 from nst_core.losses import (
     JOHNSON_CONTENT_LAYER,
     JOHNSON_STYLE_WEIGHTS,
@@ -88,11 +89,15 @@ class TrainConfig:
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 raise ParameterError(f"{key} must be a finite number >= 0, not {value}")
-        if not self.style_layers or any(w < 0 for w in self.style_layers.values()) \
-                or sum(self.style_layers.values()) <= 0:
+        if (
+            not self.style_layers
+            or any(w < 0 for w in self.style_layers.values())
+            or sum(self.style_layers.values()) <= 0
+        ):
             raise ParameterError(
                 f"style_layers must map layer names to weights >= 0 with a positive sum, "
-                f"not {self.style_layers}")
+                f"not {self.style_layers}"
+            )
         if self.preview_every < 0:
             raise ParameterError("preview_every must be >= 0")
 
@@ -114,11 +119,6 @@ def _open_rgb(path: Path) -> Image.Image:
         raise ImageError(f"cannot read image {path}: {exc}") from exc
 
 
-def _to_tensor(img: Image.Image) -> torch.Tensor:
-    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return data.view(img.height, img.width, 3).permute(2, 0, 1).float().div(255)
-
-
 def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor:
     """Scale the short side to ``size`` .. ``1.5 * size`` at random, then crop a square."""
     short = rng.randint(size, int(size * 1.5))
@@ -126,24 +126,26 @@ def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor
     w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
     img = img.resize((w, h), Image.BICUBIC)
     left, top = rng.randint(0, w - size), rng.randint(0, h - size)
-    return _to_tensor(img.crop((left, top, left + size, top + size)))
+    crop = img.crop((left, top, left + size, top + size))
+    return from_pixels(crop.tobytes(), size, size, 3)[0][0]
 
 
 def load_style_image(path: Path, long_side: int) -> torch.Tensor:
     """The painting as ``[1, 3, h, w]`` in [0, 1], its long side scaled to ``long_side``."""
-    img = _open_rgb(Path(path))
-    scale = long_side / max(img.size)
-    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                     Image.LANCZOS)
-    return _to_tensor(img).unsqueeze(0)
+    image, _ = load_image(path)
+    h, w = image.shape[-2:]
+    scale = long_side / max(h, w)
+    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
 def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> torch.Tensor:
     """The crops of one step; a function of (seed, step) only, so a resumed run sees
     exactly the batches an uninterrupted one would."""
     rng = random.Random(config.seed * 1_000_003 + step)
-    crops = [random_crop(_open_rgb(rng.choice(files)), config.image_size, rng)
-             for _ in range(config.batch_size)]
+    crops = [
+        random_crop(_open_rgb(rng.choice(files)), config.image_size, rng)
+        for _ in range(config.batch_size)
+    ]
     return torch.stack(crops)
 
 
@@ -201,13 +203,15 @@ def _start_mid_grey(net: TransformerNet) -> None:
 class _Trainer:
     """One run's state: networks, targets, optimiser. ``run`` is the loop."""
 
-    def __init__(self, config: TrainConfig, progress: ProgressCallback | None,
-                 cancel: CancelToken | None) -> None:
+    def __init__(
+        self, config: TrainConfig, progress: ProgressCallback | None, cancel: CancelToken | None
+    ) -> None:
         self.config = config
         self.progress = progress
         self.cancel = cancel
         self.device = torch.device(
-            config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.amp = self.device.type == "cuda"
         self.files = _photo_files(config.data_dir)
         self.vgg_path = resolve_weights("vgg16", config.vgg_weights)
@@ -283,12 +287,14 @@ class _Trainer:
         feats = {name: f.float() for name, f in feats.items()}
         terms = {
             "content": content_loss(feats[cfg.content_layer], target.float()),
-            "style": style_loss(grams(feats, cfg.style_layers), self.style_grams,
-                                cfg.style_layers),
+            "style": style_loss(grams(feats, cfg.style_layers), self.style_grams, cfg.style_layers),
             "tv": total_variation(y),
         }
-        terms["total"] = (cfg.content_weight * terms["content"]
-                          + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"])
+        terms["total"] = (
+            cfg.content_weight * terms["content"]
+            + cfg.style_weight * terms["style"]
+            + cfg.tv_weight * terms["tv"]
+        )
         return terms
 
     def train_step(self) -> dict[str, float]:
@@ -307,11 +313,10 @@ class _Trainer:
         out = (self.net(self.preview_input * 255) / 255).clamp(0, 1).float().cpu()
         self.net.train()
         if self.config.preview_dir is not None:
-            from nst_core.images import save_image
-
             Path(self.config.preview_dir).mkdir(parents=True, exist_ok=True)
-            save_image(Path(self.config.preview_dir) / f"{self.config.name}-{self.step:06d}.png",
-                       out)
+            save_image(
+                Path(self.config.preview_dir) / f"{self.config.name}-{self.step:06d}.png", out
+            )
         return out
 
     def run(self) -> Path:
@@ -328,7 +333,8 @@ class _Trainer:
             if not all(math.isfinite(v) for v in losses.values()):
                 raise ParameterError(
                     f"training diverged at step {self.step} (loss {losses}); lower lr or the "
-                    "style weight")
+                    "style weight"
+                )
             if self.step % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
             preview = None
@@ -341,8 +347,9 @@ class _Trainer:
         return save_style_model(output, self.net, meta, half=True)
 
 
-def train(config: TrainConfig, progress: ProgressCallback | None = None,
-          cancel: CancelToken | None = None) -> Path:
+def train(
+    config: TrainConfig, progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+) -> Path:
     """Train (or resume, or fine-tune) a fast-style model; returns the model file written.
 
     With ``checkpoint_dir`` set, a checkpoint is written every ``checkpoint_every`` steps

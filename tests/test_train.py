@@ -101,11 +101,13 @@ def test_cancel_stops_with_a_checkpoint_and_no_model(config: TrainConfig) -> Non
     assert checkpoint["step"] == 2
 
 
-def test_output_loads_and_carries_the_metadata(config: TrainConfig) -> None:
+def test_output_loads_and_carries_the_metadata(config: TrainConfig, tmp_path: Path) -> None:
     previews: list[torch.Tensor] = []
-    path = train(replace(config, steps=2, preview_every=1),
+    path = train(replace(config, steps=2, preview_every=1, preview_dir=tmp_path / "previews"),
                  progress=lambda p: previews.append(p.preview))
     assert len(previews) == 2 and previews[0].shape == (1, 3, 48, 48)
+    assert sorted(f.name for f in (tmp_path / "previews").iterdir()) == [
+        "stripes-000001.png", "stripes-000002.png"]
     model = load_style_model(path)
     meta = model.meta
     assert (meta["name"], meta["title"], meta["artist"], meta["year"]) == (
