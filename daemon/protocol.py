@@ -131,7 +131,8 @@ class Image:
             raise ProtocolError(
                 "too_large",
                 f"{what} is {width}x{height} = {width * height:,} pixels; this daemon's "
-                f"limit is {limits.max_pixels:,} (use params.max_size or a smaller image)",
+                f"limit is {limits.max_pixels:,} (scale the image down, or start the daemon "
+                "with a larger --max-pixels)",
             )
         data = m.get("data")
         if not isinstance(data, bytes | bytearray | memoryview):
