@@ -31,6 +31,9 @@ PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py"
 CLIENT_FILES = ["__init__.py", "protocol.py", "client.py"]
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
 FLATPAK_APP = "org.gimp.GIMP"
+INTERP_GLOBS = [f"{prefix}{lib}/gimp/3.0/interpreters/*.interp"
+                for prefix in ("/usr", "/usr/local")
+                for lib in ("/lib", "/lib64", "/lib/*")]
 
 
 class InstallError(Exception):
@@ -62,7 +65,8 @@ def _version_of(output: str | None) -> str | None:
 
 def system_gimp_python() -> str | None:
     """Python version of the interpreter that a system GIMP 3 uses for ``.py`` plug-ins."""
-    for interp in sorted(glob.glob("/usr/lib*/**/gimp/3.0/interpreters/*.interp", recursive=True)):
+    interps = [path for pattern in INTERP_GLOBS for path in sorted(glob.glob(pattern))]
+    for interp in interps:
         for line in Path(interp).read_text(errors="replace").splitlines():
             name, _, program = line.partition("=")
             if name.strip() == "python" or name.strip().endswith("python3"):
@@ -77,18 +81,22 @@ def _is_gimp3(program: str) -> bool:
     return bool(path) and bool(re.search(r"\b3\.\d", _run([path, "--version"], timeout=30) or ""))
 
 
-def find_targets() -> list[Target]:
-    """GIMP 3 installations of this user: system GIMP and Flatpak GIMP."""
+def find_targets(with_python: bool = True) -> list[Target]:
+    """GIMP 3 installations of this user: system GIMP and Flatpak GIMP.
+
+    ``with_python``: also find out which Python version each one runs plug-ins with.
+    """
     home = Path.home()
     targets = []
     config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP" / "3.0"
     if config.is_dir() or any(_is_gimp3(p) for p in ("gimp-3.0", "gimp-console-3.0", "gimp")):
-        targets.append(Target("system GIMP", config / "plug-ins", system_gimp_python()))
+        version = system_gimp_python() if with_python else None
+        targets.append(Target("system GIMP", config / "plug-ins", version))
     flatpak_config = home / ".var" / "app" / FLATPAK_APP / "config" / "GIMP" / "3.0"
     flatpak_found = _run(["flatpak", "info", FLATPAK_APP]) is not None
     if flatpak_found or flatpak_config.is_dir():
         version = None
-        if flatpak_found:
+        if flatpak_found and with_python:
             cmd = ["flatpak", "run", "--command=python3", FLATPAK_APP, "--version"]
             version = _version_of(_run(cmd, timeout=120))
         targets.append(Target("Flatpak GIMP", flatpak_config / "plug-ins", version))
@@ -106,10 +114,15 @@ def wheel_platforms() -> list[str]:
     ]
 
 
+def vendor_stamp(python_version: str) -> str:
+    """What ``vendor/.nst-vendored`` says once the wheels for this Python are in place."""
+    return f"{python_version} {platform.machine()} {' '.join(VENDORED_PACKAGES)}"
+
+
 def vendor_packages(vendor: Path, python_version: str) -> None:
     """pip-install pyzmq and msgpack wheels for GIMP's Python into ``vendor`` (skipped if done)."""
     stamp = vendor / ".nst-vendored"
-    wanted = f"{python_version} {platform.machine()} {' '.join(VENDORED_PACKAGES)}"
+    wanted = vendor_stamp(python_version)
     if stamp.is_file() and stamp.read_text().strip() == wanted:
         print(f"    pyzmq and msgpack for Python {python_version} already in {vendor}")
         return
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         version = args.python_version or (None if args.uninstall else system_gimp_python())
         targets = [Target("GIMP", args.plugins_dir, version)]
     else:
-        targets = find_targets()
+        targets = find_targets(with_python=not args.uninstall and not args.python_version)
         for target in targets:
             target.python_version = args.python_version or target.python_version
     if not targets:
