@@ -476,15 +476,15 @@ class _StepBar:
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
-        self.bar.total = total
-        self.bar.n = int(event.get("step") or 0)
+        if total != self.bar.total:
+            self.bar.reset(total)  # a new stage (e.g. the next scale of a Gatys run)
+        self.bar.update(int(event.get("step") or 0) - self.bar.n)
         losses = event.get("losses") or {}
         stage = event.get("stage") or ""
         post = {k: f"{v:.3g}" for k, v in losses.items() if isinstance(v, int | float)}
         if stage:
             post = {"stage": stage, **post}
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
+        self.bar.set_postfix(post)
 
     def close(self) -> None:
         if self.bar is not None:
