@@ -184,13 +184,15 @@ class Server:
 
     def _emit(self, job: Job, msg: dict[str, Any]) -> None:
         """Send a job's message to its client; callable from any thread."""
-        reply = protocol.make_reply(msg.pop("type"), job.request_id, job_id=job.id, **msg)
+        kind = msg.pop("type")
+        reply = protocol.make_reply(kind, job.request_id, job_id=job.id, **msg)
+        final = b"1" if kind in ("result", "error") else b""
         sock = getattr(self._local, "push", None)
         if sock is None:
             sock = self._local.push = self.context.socket(zmq.PUSH)
             sock.linger = 1000
             sock.connect(self._outbox_address)
-        sock.send_multipart([job.owner, protocol.encode(reply)])
+        sock.send_multipart([job.owner, job.id.encode(), final, protocol.encode(reply)])
 
     def _send(self, identity: bytes, reply: dict[str, Any]) -> None:
         assert self.router is not None
@@ -203,16 +205,15 @@ class Server:
         assert self.outbox is not None and self.router is not None
         while True:
             try:
-                identity, payload = self.outbox.recv_multipart(zmq.NOBLOCK)
+                identity, job_id, final, payload = self.outbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
                 self.router.send_multipart([identity, payload], flags=zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 log.warning("reply to %s dropped: %s", identity.hex(), exc)
-            msg = protocol.decode(payload)
-            if msg["type"] in ("result", "error"):
-                self.jobs.pop(msg.get("job_id", ""), None)
+            if final:
+                self.jobs.pop(job_id.decode(), None)
 
     # ------------------------------------------------------------------ requests
 
