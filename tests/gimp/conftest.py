@@ -57,24 +57,69 @@ class GimpChroot:
     def host_path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
 
+    def command(self, program: list[str], **env: str) -> list[str]:
+        """``program`` run inside the chroot with a clean environment plus ``env``."""
+        base = {"HOME": CHROOT_HOME, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        variables = [f"{k}={v}" for k, v in {**base, **env}.items()]
+        return ["chroot", str(self.root), "/usr/bin/env", "-i", *variables, *program]
+
+    def gimp(self, workdir: str, endpoint: str, display: str | None = None) -> list[str]:
+        """GIMP running the Python-Fu batch script given on stdin, then quitting."""
+        if display:
+            program, env = ["gimp-3.0", "-df", "--no-splash"], {"DISPLAY": display}
+        else:
+            program, env = ["gimp-console-3.0", "-idf"], {}
+        program += ["--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
+        return self.command(program, NST_ENDPOINT=endpoint, NST_TEST_DIR=workdir, **env)
+
+    def results(self, workdir: str) -> dict:
+        results_file = self.host_path(workdir) / "results.json"
+        try:
+            return json.loads(results_file.read_text())
+        except (OSError, ValueError):  # not written yet, or being written
+            return {}
+
     def run(self, script: str, workdir: str, endpoint: str, timeout: float = 300) -> GimpRun:
         """Run ``gimp-console`` with the prelude plus ``script`` (Python-Fu) on stdin.
 
         ``workdir`` is a folder inside the chroot shared with the test; the scripts record
         findings with ``record(key, value)``, which end up in ``GimpRun.results``.
         """
-        env = {"HOME": CHROOT_HOME, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-               "NST_ENDPOINT": endpoint, "NST_TEST_DIR": workdir}
         source = PRELUDE.read_text() + "\n" + script
-        cmd = ["chroot", str(self.root), "/usr/bin/env", "-i",
-               *[f"{k}={v}" for k, v in env.items()],
-               "gimp-console-3.0", "-idf", "--batch-interpreter", "python-fu-eval",
-               "-b", "-", "--quit"]
-        done = subprocess.run(cmd, input=source, capture_output=True, text=True,
-                              timeout=timeout)
-        results_file = self.host_path(workdir) / "results.json"
-        results = json.loads(results_file.read_text()) if results_file.exists() else {}
-        return GimpRun(done.returncode, done.stdout + done.stderr, results)
+        done = subprocess.run(self.gimp(workdir, endpoint), input=source, capture_output=True,
+                              text=True, timeout=timeout)
+        return GimpRun(done.returncode, done.stdout + done.stderr, self.results(workdir))
+
+    def start_gui(self, script: str, workdir: str, endpoint: str, display: str):
+        """GIMP with its UI on ``display``, running ``script``; the caller waits for it."""
+        proc = subprocess.Popen(self.gimp(workdir, endpoint, display), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc.stdin.write(PRELUDE.read_text() + "\n" + script)
+        proc.stdin.close()
+        return proc
+
+    def wait_for(self, workdir: str, key: str, proc: subprocess.Popen, timeout: float = 120):
+        """The record ``key`` of a running GIMP's batch script, once it is written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            results = self.results(workdir)
+            if key in results:
+                return results[key]
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        proc.kill()
+        raise AssertionError(f"GIMP did not record {key!r}:\n{proc.stdout.read()[-4000:]}")
+
+    def xdotool(self, display: str, *args: str) -> str:
+        done = subprocess.run(self.command(["xdotool", *args], DISPLAY=display),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"xdotool {args}: {done.stderr}"
+        return done.stdout.strip()
+
+    def screenshot(self, display: str, window: str, inside_path: str) -> None:
+        cmd = self.command(["import", "-window", window, inside_path], DISPLAY=display)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
 def _mount(root: Path) -> list[Path]:
@@ -102,6 +147,26 @@ def gimp_chroot() -> Iterator[GimpChroot]:
     finally:
         for target in reversed(mounted):
             subprocess.run(["umount", str(target)])
+
+
+@pytest.fixture(scope="session")
+def display(gimp_chroot: GimpChroot) -> Iterator[str]:
+    """An Xvfb X server inside the chroot, for tests of GIMP's UI."""
+    sockets = gimp_chroot.host_path("/tmp/.X11-unix")
+    number = next(n for n in range(90, 200) if not (sockets / f"X{n}").exists())
+    cmd = gimp_chroot.command(["Xvfb", f":{number}", "-screen", "0", "1280x800x24",
+                               "-nolisten", "tcp"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (sockets / f"X{number}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("Xvfb did not start in the GIMP chroot")
+        time.sleep(0.2)
+    try:
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")

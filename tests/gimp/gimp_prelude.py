@@ -26,6 +26,17 @@ def record(key, value):
         json.dump(RESULTS, f)
 
 
+def wait_file(name, timeout=120):
+    """Wait until the test creates OUT/name (it acts on GIMP's UI meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(os.path.join(OUT, name)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(name)
+        time.sleep(0.1)
+
+
 def read_input(name):
     with open(os.path.join(OUT, name), "rb") as f:
         return f.read()

@@ -16,6 +16,7 @@ from nst_daemon.client import Client
 from nst_daemon.protocol import Image
 
 from .conftest import STYLE_NAME, STYLE_TITLE, GimpChroot, free_port
+from .pixels import input_pixels, write_inputs
 
 pytestmark = pytest.mark.gimp
 
@@ -98,19 +99,6 @@ record("down", {{"status": status, "error": error, "tree": tree(img),
 """
 
 
-def pattern(width: int, height: int, channels: int, seed: int = 0) -> bytes:
-    """Deterministic test picture: smooth gradients plus a little texture."""
-    out = bytearray()
-    for y in range(height):
-        for x in range(width):
-            values = [(3 * x + 2 * y + seed) % 256, (x * y // 8 + 40) % 256,
-                      (255 - 2 * x + y) % 256, min(255, 40 + 4 * x)]
-            if channels in (1, 2):
-                values = [values[0], values[3]]
-            out += bytes(values[:channels])
-    return bytes(out)
-
-
 def crop(data: bytes, width: int, channels: int, x: int, y: int, w: int, h: int) -> bytes:
     row = width * channels
     return b"".join(
@@ -128,25 +116,6 @@ def stylized(endpoint: str, width: int, height: int, channels: int, data: bytes)
 def max_difference(a: bytes, b: bytes) -> int:
     assert len(a) == len(b)
     return max((abs(p - q) for p, q in zip(a, b, strict=True)), default=0)
-
-
-INPUTS = {
-    "rgb.raw": (64, 48, 3),
-    "big.raw": (160, 120, 3),
-    "canvas.raw": (120, 90, 3),
-    "gray.raw": (64, 48, 1),
-    "rgba.raw": (64, 48, 4),
-}
-
-
-def write_inputs(folder: Path) -> None:
-    for seed, (name, (w, h, c)) in enumerate(INPUTS.items()):
-        (folder / name).write_bytes(pattern(w, h, c, seed))
-
-
-def input_pixels(name: str) -> bytes:
-    w, h, c = INPUTS[name]
-    return pattern(w, h, c, list(INPUTS).index(name))
 
 
 @pytest.fixture(scope="module")
