@@ -95,9 +95,7 @@ def apply_colors(styled: torch.Tensor, content: torch.Tensor, mode: str | None) 
         return preserve_luminance(styled, content)
     if mode == "histogram":
         return match_histogram(styled, content)
-    raise ParameterError(
-        f"unknown colour mode {mode!r}: use none, 'luminance' or 'histogram'"
-    )
+    raise ParameterError(f"unknown colour mode {mode!r}: use none, 'luminance' or 'histogram'")
 
 
 def blend(

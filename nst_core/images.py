@@ -159,5 +159,6 @@ def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         raise ImageError(f"cannot resize to {width}x{height}: sizes must be positive")
     if tuple(image.shape[-2:]) == (height, width):
         return image
-    return F.interpolate(image, size=(height, width), mode="bilinear", antialias=True,
-                         align_corners=False)
+    return F.interpolate(
+        image, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )

@@ -1,0 +1,354 @@
+"""The fast method (Johnson, Alahi & Fei-Fei 2016): one pass of a trained TransformerNet.
+
+:class:`FastRunner` is an inference-only re-implementation of ``TransformerNet.forward``
+with the same weights and the same result (up to float rounding), built for speed:
+
+* channels-last tensors throughout, so oneDNN convolutions need no layout reorders;
+* InstanceNorm as a per-channel batch norm of the single image (channels-last native),
+  returning its statistics so they can be recorded and reused;
+* each "nearest x2 upsample, reflection pad 1, 3x3 conv" is rewritten exactly as one
+  2x2 convolution at the low resolution with 4 output phases (sub-pixel convolution):
+  16 instead of 36 multiply-adds per low-resolution pixel and channel pair.
+
+Large images are cut into tiles. InstanceNorm statistics of a tile differ from those of
+the whole image, which shows as seams; so the statistics are recorded once on the whole
+image (downscaled when huge) and every tile is normalised with those fixed statistics.
+
+Alpha is not the network's business: callers pass RGB only and re-attach their alpha
+unchanged, since the result always has exactly the input's size.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from nst_core.color import COLOR_MODES, apply_colors, blend
+from nst_core.errors import ImageError, OutOfMemoryError, ParameterError
+from nst_core.images import resize
+from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.tiling import tiled
+from nst_core.transformer_net import StyleModel, TransformerNet
+
+#: Network input sides must be multiples of this (two stride-2 convolutions) and at least
+#: ``MIN_SIDE`` (the 9x9 reflection padding needs more than 4 pixels).
+PAD_MULTIPLE = 4
+MIN_SIDE = 16
+#: Images with more pixels than this are tiled even when memory would suffice (CPU RAM).
+MAX_UNTILED_PIXELS = 2048 * 2048
+DEFAULT_TILE = 1024
+MIN_TILE = 256
+#: Context around each tile (cropped off after): the network's receptive-field radius
+#: (~48 px), so that a tile's result equals that part of an untiled run. Plus a small
+#: feathered overlap to hide any remaining difference.
+TILE_MARGIN = 48
+TILE_OVERLAP = 32
+#: Long side of the (downscaled) whole image whose InstanceNorm statistics all tiles share.
+STATS_SIDE = 1024
+EPS = 1e-5  # nn.InstanceNorm2d's default
+
+#: (mean, inverse std) of each InstanceNorm layer, in network order.
+NormStats = list[tuple[torch.Tensor, torch.Tensor]]
+
+_UPSAMPLE_TAPS = (  # rows: the 2 low-resolution taps of output phase 0 and 1
+    torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]),
+    torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+)
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def _subpixel_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """``[Co, Ci, 3, 3]`` of an upsample-x2 conv as ``[4 Co, Ci, 2, 2]`` phase kernels.
+
+    After nearest upsampling, reflection padding by one equals replicate padding of the
+    low-resolution input, and output row ``2i`` sees input rows ``(i-1, i, i)`` while
+    row ``2i+1`` sees ``(i, i, i+1)``: the 3 taps collapse into 2.
+    """
+    weight = weight.double()
+    kernels = [
+        torch.einsum(
+            "ry,oiyx,cx->oirc", _UPSAMPLE_TAPS[a].double(), weight, _UPSAMPLE_TAPS[b].double()
+        )
+        for a, b in _PHASES
+    ]
+    return torch.cat(kernels).float()
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise ParameterError(f"unknown device {device!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device 'cuda' asked for, but no CUDA GPU is available")
+    return device
+
+
+class FastRunner:
+    """A style network prepared for fast inference on one device; keep it resident."""
+
+    def __init__(
+        self, model: StyleModel | TransformerNet, device: str | torch.device | None = None
+    ):
+        net = model.net if isinstance(model, StyleModel) else model
+        self.device = resolve_device(device)
+        cl = torch.channels_last
+        params = {}
+        for name, value in net.state_dict().items():
+            value = value.detach().to(self.device, torch.float32)
+            params[name] = value.contiguous(memory_format=cl) if value.dim() == 4 else value
+        for name in ("deconv1", "deconv2"):
+            weight, bias = net.state_dict()[f"{name}.conv2d.weight"], params[f"{name}.conv2d.bias"]
+            kernel = _subpixel_kernel(weight).to(self.device)
+            params[f"{name}.subpixel.weight"] = kernel.contiguous(memory_format=cl)
+            params[f"{name}.subpixel.bias"] = bias.repeat(4)
+        self.params = params
+        cuda = self.device.type == "cuda"
+        self.autocast_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+        )
+
+    # -- layers ---------------------------------------------------------------------------
+
+    def _conv(self, name: str, x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
+        x = F.pad(x, [kernel // 2] * 4, mode="reflect")
+        p = self.params
+        return F.conv2d(x, p[f"{name}.conv2d.weight"], p[f"{name}.conv2d.bias"], stride)
+
+    def _upsample_conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p = self.params
+        out = F.conv2d(
+            F.pad(x, [1, 1, 1, 1], mode="replicate"),
+            p[f"{name}.subpixel.weight"],
+            p[f"{name}.subpixel.bias"],
+        )
+        channels = out.shape[1] // 4
+        y = torch.empty(
+            n,
+            channels,
+            2 * h,
+            2 * w,
+            device=x.device,
+            dtype=out.dtype,
+            memory_format=torch.channels_last,
+        )
+        for k, (a, b) in enumerate(_PHASES):
+            y[:, :, a::2, b::2] = out[:, k * channels : (k + 1) * channels, a : a + h, b : b + w]
+        return y
+
+    def _norm(
+        self,
+        name: str,
+        x: torch.Tensor,
+        fixed: tuple[torch.Tensor, torch.Tensor] | None,
+        recorded: NormStats,
+        relu: bool = True,
+    ) -> torch.Tensor:
+        weight, bias = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
+        if fixed is not None:
+            mean, invstd = fixed
+            scale = weight * invstd
+            shift = bias - mean * scale
+            y = torch.addcmul(
+                shift.view(1, -1, 1, 1).to(x.dtype), x, scale.view(1, -1, 1, 1).to(x.dtype)
+            )
+        else:  # batch norm of a batch of one image == instance norm
+            y, mean, invstd = torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, EPS)
+            recorded.append((mean.float(), invstd.float()))
+        return y.relu_() if relu else y
+
+    def _forward(self, x: torch.Tensor, fixed: NormStats | None) -> tuple[torch.Tensor, NormStats]:
+        recorded: NormStats = []
+        given = iter(fixed) if fixed is not None else None
+
+        def norm(name: str, y: torch.Tensor, relu: bool = True) -> torch.Tensor:
+            stats = next(given) if given is not None else None
+            return self._norm(name, y, stats, recorded, relu)
+
+        y = norm("in1", self._conv("conv1", x, 9))
+        y = norm("in2", self._conv("conv2", y, 3, 2))
+        y = norm("in3", self._conv("conv3", y, 3, 2))
+        for i in range(1, 6):
+            block = f"res{i}."
+            z = norm(block + "in1", self._conv(block + "conv1", y, 3))
+            y = y + norm(block + "in2", self._conv(block + "conv2", z, 3), relu=False)
+        y = norm("in4", self._upsample_conv("deconv1", y))
+        y = norm("in5", self._upsample_conv("deconv2", y))
+        return self._conv("deconv3", y, 9), fixed if fixed is not None else recorded
+
+    # -- public ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def run(
+        self, image: torch.Tensor, stats: NormStats | None = None
+    ) -> tuple[torch.Tensor, NormStats]:
+        """Stylise ``[1, 3, H, W]`` in [0, 1] (any size); returns the result on ``image``'s
+        device and the InstanceNorm statistics used (the given ones, or the image's own)."""
+        height, width = image.shape[-2:]
+        x = _pad_to_network_size(image.to(self.device, torch.float32) * 255.0)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.bfloat16,
+            enabled=self.autocast_dtype is not None,
+        ):
+            y, used = self._forward(x, stats)
+        y = (y[..., :height, :width].float() / 255.0).clamp_(0.0, 1.0)
+        return y.to(image.device).contiguous(), used
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.run(image)[0]
+
+
+def _pad_to_network_size(x: torch.Tensor) -> torch.Tensor:
+    """Pad right and bottom to a multiple of 4 (at least ``MIN_SIDE``): reflection where
+    the image is large enough, else edge replication."""
+    height, width = x.shape[-2:]
+
+    def target(side: int) -> int:
+        return max(MIN_SIDE, -(-side // PAD_MULTIPLE) * PAD_MULTIPLE)
+
+    pad_h, pad_w = target(height) - height, target(width) - width
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, [0, pad_w, 0, pad_h], mode=mode)
+
+
+_RUNNERS: weakref.WeakKeyDictionary[TransformerNet, dict[torch.device, FastRunner]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def runner_for(
+    model: StyleModel | TransformerNet, device: str | torch.device | None = None
+) -> FastRunner:
+    """The cached :class:`FastRunner` of a network on a device (lives as long as the net).
+
+    The runner copies the weights: after changing them (training), build a new one.
+    """
+    net = model.net if isinstance(model, StyleModel) else model
+    device = resolve_device(device)
+    per_device = _RUNNERS.setdefault(net, {})
+    if device not in per_device:
+        per_device[device] = FastRunner(net, device)
+    return per_device[device]
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
+def _free_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def stylize_tiled(
+    runner: FastRunner,
+    image: torch.Tensor,
+    tile_size: int,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> torch.Tensor:
+    """Tile by tile with InstanceNorm statistics of the whole (downscaled) image."""
+    height, width = image.shape[-2:]
+    scale = min(1.0, STATS_SIDE / max(height, width))
+    overview = resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
+    _, stats = runner.run(overview)
+    padded = _pad_to_network_size(image)  # sides on the network's stride grid
+    styled = tiled(
+        lambda tile: runner.run(tile, stats)[0],
+        padded,
+        tile_size - tile_size % PAD_MULTIPLE,
+        TILE_OVERLAP,
+        margin=TILE_MARGIN,
+        align=PAD_MULTIPLE,
+        progress=progress,
+        cancel=cancel,
+        stage="stylize",
+    )
+    return styled[..., :height, :width]
+
+
+def _stylize_network(
+    runner: FastRunner,
+    content: torch.Tensor,
+    tile_size: int | None,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> torch.Tensor:
+    """The network's result, falling back to ever smaller tiles when memory runs out."""
+    height, width = content.shape[-2:]
+    if tile_size is None and height * width <= MAX_UNTILED_PIXELS:
+        try:
+            styled = runner(content)
+            if progress is not None:
+                progress(Progress(1, 1, "stylize"))
+            return styled
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            _free_cached_memory(runner.device)
+            tile_size = min(DEFAULT_TILE, max(height, width) // 2)
+    tile = max(MIN_TILE, tile_size or DEFAULT_TILE)
+    while True:
+        try:
+            return stylize_tiled(runner, content, tile, progress=progress, cancel=cancel)
+        except Exception as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            _free_cached_memory(runner.device)
+            if tile <= MIN_TILE:
+                raise OutOfMemoryError(
+                    f"not enough memory on {runner.device} for a {width}x{height} image, even in "
+                    f"{MIN_TILE}-pixel tiles: close other programs or use a smaller max_size"
+                ) from exc
+            tile = max(MIN_TILE, tile // 2)
+
+
+def stylize_fast(
+    model: StyleModel | TransformerNet,
+    content: torch.Tensor,
+    *,
+    strength: float = 1.0,
+    preserve_colors: str | None = None,
+    mask: torch.Tensor | None = None,
+    tile_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> torch.Tensor:
+    """Apply a fast style network to ``content`` (``[1, 3, H, W]`` in [0, 1], any size).
+
+    Returns a tensor of exactly the input's size on the input's device. ``strength`` blends
+    with the original, ``mask`` (``[1, 1, H, W]``) limits where the style applies,
+    ``preserve_colors`` is ``None``, ``"luminance"`` or ``"histogram"``. ``tile_size``
+    forces tiling; otherwise large images are tiled automatically and out-of-memory
+    falls back to smaller tiles. Pass RGB only: alpha stays the caller's, unchanged.
+    """
+    if content.dim() != 4 or content.shape[:2] != (1, 3) or min(content.shape[-2:]) < 1:
+        raise ImageError(f"expected an RGB image [1, 3, H, W], got {list(content.shape)}")
+    if preserve_colors not in COLOR_MODES:
+        raise ParameterError(
+            f"unknown colour mode {preserve_colors!r}: use none, 'luminance' or 'histogram'"
+        )
+    if not 0.0 <= strength <= 1.0:
+        raise ParameterError(f"strength {strength}: must be between 0 and 1")
+    if tile_size is not None and tile_size < MIN_TILE:
+        raise ParameterError(f"tile_size {tile_size}: must be at least {MIN_TILE}")
+    check(cancel)
+    if strength == 0.0:
+        return content.clone()
+    runner = runner_for(model, device)
+    styled = _stylize_network(runner, content, tile_size, progress, cancel)
+    styled = apply_colors(styled, content, preserve_colors)
+    return blend(styled, content, strength, mask)

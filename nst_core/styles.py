@@ -1,0 +1,144 @@
+"""The catalogue of fast-style models: bundled with the product, then the user's own.
+
+A style is a project safetensors file named ``<name>.safetensors``; its metadata holds
+the title, artist, year and licence of the painting it was trained on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from nst_core import paths
+from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
+from nst_core.transformer_net import load_style_model, save_style_model
+
+SUFFIX = ".safetensors"
+MODEL_SUFFIXES = (SUFFIX, ".pth", ".pt")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class StyleInfo:
+    name: str
+    title: str
+    artist: str
+    year: str
+    licence: str
+    source: str  # "bundled" | "user"
+    path: Path
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # truncated or not safetensors at all
+        raise ModelFormatError(f"{path}: cannot read style model ({exc})") from exc
+
+
+def _sources() -> list[tuple[str, Path]]:
+    return [("bundled", paths.bundled_styles_dir()), ("user", paths.user_styles_dir())]
+
+
+def list_styles() -> list[StyleInfo]:
+    """Every readable style, bundled first; a user style never shadows a bundled one."""
+    styles: dict[str, StyleInfo] = {}
+    for source, folder in _sources():
+        for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+            if path.stem in styles:
+                continue
+            try:
+                meta = _read_meta(path)
+            except ModelFormatError:
+                continue  # an unreadable file is not a style; load errors name it on use
+            styles[path.stem] = StyleInfo(
+                name=path.stem,
+                title=meta.get("title", path.stem),
+                artist=meta.get("artist", ""),
+                year=str(meta.get("year", "")),
+                licence=meta.get("licence", ""),
+                source=source,
+                path=path,
+                meta=meta,
+            )
+    return list(styles.values())
+
+
+def _check_name(name: str) -> str:
+    if not name or not _NAME.fullmatch(name) or ".." in name or name.startswith("."):
+        raise StyleNotFoundError(
+            f"{name!r} is not a style name: use letters, digits, '-', '_' and '.' only"
+        )
+    return name.removesuffix(SUFFIX)
+
+
+def find_style(name: str) -> Path:
+    """The model file of the style called ``name`` (bundled first, then the user's)."""
+    name = _check_name(name)
+    for _, folder in _sources():
+        path = folder / f"{name}{SUFFIX}"
+        if path.is_file():
+            return path
+    available = ", ".join(s.name for s in list_styles()) or "none installed"
+    raise StyleNotFoundError(f"no style called {name!r} (available: {available})")
+
+
+def resolve_style_arg(arg: str) -> Path:
+    """For the command line: an existing model file path, else a style name."""
+    candidate = Path(arg).expanduser()
+    if candidate.suffix in MODEL_SUFFIXES and candidate.is_file():
+        return candidate
+    return find_style(arg)
+
+
+def import_style(path: str | Path, name: str | None = None) -> Path:
+    """Copy a model (PyTorch-example ``.pth`` or project safetensors) into the user's styles.
+
+    The model must load; its metadata records the source file's name.
+    """
+    path = Path(path)
+    model = load_style_model(path)
+    name = _check_name(name or re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip(".-"))
+    if (paths.bundled_styles_dir() / f"{name}{SUFFIX}").exists():
+        raise ParameterError(f"{name!r} is a bundled style: import under another name")
+    target = paths.user_styles_dir() / f"{name}{SUFFIX}"
+    if target.exists():
+        raise ParameterError(f"a user style {name!r} already exists ({target}): remove it first")
+    meta = {**model.meta, "name": name, "source_file": path.name}
+    meta.setdefault("title", name)
+    return save_style_model(target, model.net, meta)
+
+
+def preview_pattern(size: int) -> torch.Tensor:
+    """A procedural picture (sky gradient, sun, hills, a striped field) in ``[1, 3, s, s]``."""
+    t = torch.linspace(0.0, 1.0, size)
+    y, x = t[:, None].expand(size, size), t[None, :].expand(size, size)
+    sky = torch.stack([0.35 + 0.3 * y, 0.55 + 0.3 * y, 0.95 - 0.2 * y])
+    sun = (((x - 0.72) ** 2 + (y - 0.28) ** 2) < 0.02).float()
+    hills = (y > 0.62 + 0.08 * torch.sin(9.0 * x)).float()
+    stripes = 0.5 + 0.5 * torch.sin(40.0 * (x + 0.5 * y))
+    field_rgb = torch.stack([0.25 + 0.3 * stripes, 0.45 + 0.25 * stripes, 0.15 + 0.0 * x])
+    image = sky * (1 - sun) + torch.tensor([1.0, 0.85, 0.3])[:, None, None] * sun
+    image = image * (1 - hills) + field_rgb * hills
+    return image.unsqueeze(0).clamp(0.0, 1.0)
+
+
+def style_preview(path: str | Path, size: int = 96) -> torch.Tensor:
+    """The style applied to :func:`preview_pattern` (``[1, 3, size, size]``), cached per file."""
+    path = Path(path)
+    return _preview(path.resolve(), path.stat().st_mtime_ns, size).clone()
+
+
+@lru_cache(maxsize=64)
+def _preview(path: Path, mtime_ns: int, size: int) -> torch.Tensor:
+    from nst_core.fast import stylize_fast
+
+    return stylize_fast(load_style_model(path), preview_pattern(size), device="cpu")
