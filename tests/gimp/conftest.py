@@ -29,6 +29,8 @@ PLUGINS_DIR = f"{CHROOT_HOME}/.config/GIMP/3.0/plug-ins"
 GIMP_PYTHON = "3.13"
 STYLE_NAME = "test-random"
 STYLE_TITLE = "Test Random"
+VGG_WEIGHTS = REPO.parent / "shared" / "weights" / "vgg16_features.safetensors"
+MAX_PIXELS = 20_000  # the daemon refuses larger images: the "too large" case uses 200 x 150
 SKIP_CODES = {2: "building the GIMP chroot needs root", 3: "debootstrap cannot be installed"}
 
 
@@ -217,8 +219,11 @@ def daemon(endpoint: str, nst_home: Path) -> Iterator[str]:
     home = nst_home
     env = {**os.environ, "NST_HOME": str(home)}
     log = open(home / "daemon.log", "w")  # noqa: SIM115 - open for the daemon's lifetime
-    proc = subprocess.Popen([sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint,
+           "--max-pixels", str(MAX_PIXELS)]
+    if VGG_WEIGHTS.is_file():
+        cmd += ["--vgg-weights", str(VGG_WEIGHTS)]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     from nst_daemon.client import Client, DaemonError
 
     deadline = time.monotonic() + 120

@@ -7,7 +7,7 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402, F401 - Gio for the scripts
 
 OUT = os.environ["NST_TEST_DIR"]
 RESULTS = {}

@@ -24,12 +24,19 @@ INPUTS = {
     "canvas.raw": (120, 90, 3),
     "gray.raw": (64, 48, 1),
     "rgba.raw": (64, 48, 4),
+    "huge.raw": (200, 150, 3),
+    "style.raw": (40, 40, 3),
+    "small.raw": (48, 32, 3),
 }
 
 
 def write_inputs(folder: Path) -> None:
     for seed, (name, (w, h, c)) in enumerate(INPUTS.items()):
         (folder / name).write_bytes(pattern(w, h, c, seed))
+    from PIL import Image
+
+    w, h, _ = INPUTS["style.raw"]
+    Image.frombytes("RGB", (w, h), input_pixels("style.raw")).save(folder / "style.png")
 
 
 def input_pixels(name: str) -> bytes:

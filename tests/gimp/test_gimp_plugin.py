@@ -9,18 +9,20 @@ check the plug-in's reading, placement, masking and layer handling, not the netw
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from nst_daemon.client import Client
 from nst_daemon.protocol import Image
 
-from .conftest import STYLE_NAME, STYLE_TITLE, GimpChroot, free_port
+from .conftest import STYLE_NAME, STYLE_TITLE, VGG_WEIGHTS, GimpChroot, free_port
 from .pixels import input_pixels, write_inputs
 
 pytestmark = pytest.mark.gimp
 
 FAST = "python-fu-neural-style-fast"
+PAINT_LIKE = "python-fu-neural-style-paint-like"
 LAYER_NAME = f"{STYLE_TITLE} (fast)"
 PLUGIN_PARAMS = {"strength": 1.0, "max_size": 1600}  # the Fast Style defaults
 
@@ -86,6 +88,30 @@ img.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERAT
 status, error, new = call("{FAST}", img, [layer], style="{STYLE_NAME}")
 record("indexed", {{"status": status, "error": error, "tree": tree(img)}})
 
+img = new_image(200, 150)
+layer = add_layer(img, "big", "R'G'B' u8", 200, 150, read_input("huge.raw"))
+status, error, new = call("{FAST}", img, [layer], style="{STYLE_NAME}")
+record("too_large", {{"status": status, "error": error, "tree": tree(img)}})
+
+img = new_image(64, 48)
+layer = add_layer(img, "deep", "R'G'B' u8", 64, 48, rgb)
+img.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+case("u16", img, layer, "R'G'B' u16")
+
+style_img = new_image(40, 40)
+style_layer = add_layer(style_img, "painting", "R'G'B' u8", 40, 40, read_input("style.raw"))
+img = new_image(48, 32)
+layer = add_layer(img, "photo", "R'G'B' u8", 48, 32, read_input("small.raw"))
+gatys = dict(quality="draft", iterations=3, max_size=48)
+status, error, new = call("{PAINT_LIKE}", img, [layer], style_layer=style_layer, **gatys)
+record("paint_layer", {{"status": status, "error": error, "tree": tree(img),
+                       "new": describe(new, "R'G'B' u8", "paint_layer.new") if new else None}})
+status, error, new = call("{PAINT_LIKE}", img, [layer],
+                          style_file=Gio.File.new_for_path(OUT + "/style.png"), **gatys)
+record("paint_file", {{"status": status, "error": error, "tree": tree(img)}})
+status, error, new = call("{PAINT_LIKE}", img, [layer], **gatys)
+record("paint_nothing", {{"status": status, "error": error}})
+
 status, error, text = call("python-fu-neural-style-status", None, [], action="show")
 record("status", {{"status": status, "error": error, "json": text}})
 """
@@ -127,7 +153,8 @@ def main_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
     write_inputs(folder)
     run = gimp_chroot.run(MAIN_SCRIPT, inside, daemon)
     assert "status" in run.results, f"the batch script did not finish:\n{run.output[-5000:]}"
-    return run, folder
+    yield run, folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def result(main_run, case: str) -> tuple[dict, Path]:
@@ -250,3 +277,49 @@ def test_daemon_down(gimp_chroot: GimpChroot, installed_plugin: Path, workdir: s
     assert "not running" in info["error"]
     assert info["tree"] == ["bg"]  # nothing half-written
     assert (folder / info["source"]["pixels"]).read_bytes() == input_pixels("rgb.raw")
+
+
+def test_image_too_large(main_run):
+    run, _ = main_run
+    info = run.results["too_large"]
+    assert info["status"] == "execution-error"
+    assert "too large" in info["error"]
+    assert info["tree"] == ["big"]
+
+
+def test_16_bit_image(main_run, daemon):
+    info, folder = result(main_run, "u16")
+    new, source = info["new"], info["source"]
+    sent = (folder / source["pixels"]).read_bytes()
+    with Client(daemon, autostart=False, timeout=60) as client:
+        expected = client.stylize(Image(64, 48, 3, sent, "u16"), style=STYLE_NAME,
+                                  params=PLUGIN_PARAMS)["image"]
+    assert expected.dtype == "u16"
+    got = (folder / new["pixels"]).read_bytes()
+    assert len(got) == 64 * 48 * 3 * 2
+    assert max_difference(got[1::2], expected.data[1::2]) <= 1  # high bytes
+
+
+def test_paint_like_with_a_layer_of_another_image(main_run):
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    info, folder = result(main_run, "paint_layer")
+    assert info["tree"] == ["painting (gatys)", "photo"]
+    new = info["new"]
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, 48, 32)
+    assert (folder / new["pixels"]).read_bytes() != input_pixels("small.raw")
+
+
+def test_paint_like_with_a_style_file(main_run):
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    info, _ = result(main_run, "paint_file")
+    # each result lands directly above its source
+    assert info["tree"] == ["painting (gatys)", "style (gatys)", "photo"]
+
+
+def test_paint_like_needs_a_painting(main_run):
+    run, _ = main_run
+    info = run.results["paint_nothing"]
+    assert info["status"] == "execution-error"
+    assert "style image file" in info["error"]
