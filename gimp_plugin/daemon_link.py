@@ -26,7 +26,7 @@ if VENDOR_DIR.is_dir() and str(VENDOR_DIR) not in sys.path:
 from nst_daemon.client import Client, DaemonError, DaemonUnavailable  # noqa: E402
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "connect", "known_styles",
-           "describe_error", "progress_text", "load_config"]
+           "describe_error", "progress_text", "status_text", "load_config"]
 
 MESSAGES = {
     "daemon_unavailable": "The Neural Style daemon is not running and could not be started. "
@@ -117,3 +117,30 @@ def progress_text(event: dict[str, Any]) -> str:
         left = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
         text += f", about {left} left"
     return text
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    line = f"  {job.get('method', 'job')} {job.get('state', '')}".rstrip()
+    if job.get("total"):
+        line += f", step {job.get('step', 0)}/{job['total']}"
+    return line
+
+
+def status_text(status: dict[str, Any] | None) -> str:
+    """The daemon's status reply as a few readable lines (None: not running)."""
+    if status is None:
+        return "The daemon is not running. Press Start to start it."
+    models = status.get("models") or {}
+    fast = ", ".join(str(m) for m in models.get("fast") or []) or "none"
+    lines = [
+        f"Device: {status.get('device', 'unknown')}",
+        f"Running jobs: {len(status.get('running') or [])}",
+        *(_job_line(job) for job in status.get("running") or []),
+        f"Waiting jobs: {len(status.get('queue') or [])}",
+        f"VGG network loaded: {'yes' if models.get('vgg') else 'no'}",
+        f"Fast styles loaded: {fast}",
+    ]
+    if status.get("uptime_s") is not None:
+        minutes = round(status["uptime_s"] / 60)
+        lines.append(f"Running for {minutes} min (process {status.get('pid', '?')})")
+    return "\n".join(lines)

@@ -238,20 +238,6 @@ def run_paint_like(procedure, run_mode, image, drawables, config, data):
     return run_jobs(procedure, image, drawables, request, f"{name} (gatys)")
 
 
-def status_text(status: dict) -> str:
-    """A readable summary of the daemon's status reply."""
-    lines = []
-    for key, value in status.items():
-        if key in ("v", "id", "type"):
-            continue
-        if isinstance(value, list | tuple):
-            value = ", ".join(str(v) for v in value) or "none"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
-        lines.append(f"{key.replace('_', ' ').capitalize()}: {value}")
-    return "\n".join(lines)
-
-
 def daemon_action(action: str) -> dict | None:
     """Run ``action`` (show/start/stop); the daemon's status afterwards, None when down."""
     if action == "stop":
@@ -283,7 +269,7 @@ def status_dialog(config: Gimp.ProcedureConfig) -> None:
     while True:
         try:
             status = daemon_action(action)
-            text = status_text(status) if status else "The daemon is not running."
+            text = daemon_link.status_text(status)
         except DaemonError as exc:
             text = daemon_link.describe_error(exc)
         label.set_text(text)

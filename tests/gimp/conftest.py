@@ -257,3 +257,27 @@ def workdir(gimp_chroot: GimpChroot, request: pytest.FixtureRequest) -> Iterator
     host.mkdir(parents=True)
     yield inside
     shutil.rmtree(host, ignore_errors=True)
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes below ``pid``."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        commands[int(entry.name)] = command.replace(b"\0", b" ").decode(errors="replace")
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent:
+                found.append((child, commands.get(child, "")))
+                todo.append(child)
+    return found

@@ -9,14 +9,26 @@ check the plug-in's reading, placement, masking and layer handling, not the netw
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from nst_daemon.client import Client
 from nst_daemon.protocol import Image
 
-from .conftest import STYLE_NAME, STYLE_TITLE, VGG_WEIGHTS, GimpChroot, free_port
+from .conftest import (
+    PRELUDE,
+    STYLE_NAME,
+    STYLE_TITLE,
+    VGG_WEIGHTS,
+    GimpChroot,
+    descendants,
+    free_port,
+)
 from .pixels import input_pixels, write_inputs
 
 pytestmark = pytest.mark.gimp
@@ -323,3 +335,55 @@ def test_paint_like_needs_a_painting(main_run):
     info = run.results["paint_nothing"]
     assert info["status"] == "execution-error"
     assert "style image file" in info["error"]
+
+
+CANCEL_SCRIPT = f"""
+img = new_image(96, 64)
+layer = add_layer(img, "photo", "R'G'B' u8", 48, 32, read_input("small.raw"))
+style_img = new_image(40, 40)
+style_layer = add_layer(style_img, "painting", "R'G'B' u8", 40, 40, read_input("style.raw"))
+record("starting", True)
+status, error, new = call("{PAINT_LIKE}", img, [layer], style_layer=style_layer,
+                          iterations=5000, max_size=96)
+record("ended", {{"status": status, "error": error, "tree": tree(img)}})
+"""
+
+
+def running_jobs(endpoint: str) -> list:
+    with Client(endpoint, autostart=False, timeout=10) as client:
+        return client.status()["running"]
+
+
+def test_killed_plugin_gets_its_job_cancelled(gimp_chroot: GimpChroot, installed_plugin: Path,
+                                              daemon: str, workdir: str):
+    """GIMP's progress-bar Cancel kills the plug-in process; the daemon then cancels the job
+    of the client that went silent."""
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    write_inputs(gimp_chroot.host_path(workdir))
+    proc = subprocess.Popen(gimp_chroot.gimp(workdir, daemon), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.stdin.write(PRELUDE.read_text() + "\n" + CANCEL_SCRIPT)
+    proc.stdin.close()
+    try:
+        gimp_chroot.wait_for(workdir, "starting", proc)
+        deadline = time.monotonic() + 120
+        while not running_jobs(daemon):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.3)
+        plugin = [pid for pid, cmd in descendants(proc.pid) if "neural_style.py" in cmd]
+        assert len(plugin) == 1, descendants(proc.pid)
+        os.kill(plugin[0], signal.SIGKILL)  # what GIMP does on Cancel
+        killed = time.monotonic()
+        while running_jobs(daemon):
+            assert time.monotonic() - killed < 15, "the daemon kept running the job"
+            time.sleep(0.3)
+        ended = gimp_chroot.wait_for(workdir, "ended", proc)
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    assert ended["status"] != "success"
+    assert ended["tree"] == ["photo"]

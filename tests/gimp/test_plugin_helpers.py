@@ -116,3 +116,15 @@ def test_wheel_platforms_are_manylinux_tags(machine, monkeypatch):
     tags = install_plugin.wheel_platforms()
     assert f"manylinux2014_{machine}" in tags
     assert all(tag.endswith(machine) for tag in tags)
+
+
+def test_status_text_summarises_the_daemon():
+    status = {"device": "cuda:0", "running": [{"method": "gatys", "state": "running",
+                                               "step": 5, "total": 100}],
+              "queue": [{}, {}], "models": {"vgg": True, "fast": ["starry-night"]},
+              "uptime_s": 600, "pid": 42}
+    text = daemon_link.status_text(status)
+    assert "Device: cuda:0" in text
+    assert "gatys running, step 5/100" in text
+    assert "Waiting jobs: 2" in text and "Fast styles loaded: starry-night" in text
+    assert "not running" in daemon_link.status_text(None)
