@@ -154,6 +154,9 @@ class Server:
                     "another program; choose another with --endpoint"
                 ) from None
             raise StartupError(f"cannot listen on {cfg.endpoint}: {exc}") from None
+        # a send to a client whose connection is gone fails (EHOSTUNREACH) instead of
+        # vanishing: replies to gone clients are logged, and suspects can be probed
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router = router
         self.monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.outbox = self.context.socket(zmq.PULL)
@@ -340,7 +343,20 @@ class Server:
             if job.owner == identity and not job.cancel.cancelled:
                 self.cancel_job(job.id, f"client {why}")
 
+    def _reachable(self, identity: bytes) -> bool:
+        """Probe a suspect with an empty frame (clients ignore it): a client whose
+        connection closed is no longer routable, so its jobs stop at once instead of
+        after two missed pings."""
+        assert self.router is not None
+        try:
+            self.router.send_multipart([identity, b""], flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            return exc.errno != zmq.EHOSTUNREACH  # EAGAIN: connected, its queue is full
+        return True
+
     def _housekeeping(self) -> None:
+        for identity in [i for i in self.suspects if not self._reachable(i)]:
+            self._client_gone(identity, "disconnected")
         now = time.monotonic()
         busy = {job.owner for job in self.jobs.values()}
         for identity, seen in list(self.last_seen.items()):
