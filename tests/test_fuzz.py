@@ -285,7 +285,10 @@ def pump(sock: zmq.Socket, messages: list[list[bytes]], window: int = 256,
             continue
         if not sock.poll(quiet_s * 1000):
             break  # silence: replies are missing (the assertions say which)
-        reply = msgpack.unpackb(sock.recv(), raw=False)
+        frame = sock.recv()
+        if not frame:
+            continue  # the daemon's liveness probe (clients ignore empty frames)
+        reply = msgpack.unpackb(frame, raw=False)
         replies.append(reply)
         finals += reply.get("type") in FINAL
     return replies
