@@ -1,8 +1,8 @@
 """The plug-in in GIMP's user interface (GIMP on an Xvfb display, driven with xdotool):
 undo, and the dialog with and without a daemon.
 
-Set ``NST_GIMP_SCREENSHOT=path.png`` to keep the screenshot of the Fast Style dialog
-(that is how ``docs/gimp-dialog.png`` is made).
+Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there
+(``docs/gimp-dialog.png`` is ``fast-style.png`` from such a run).
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ Gimp.displays_flush()
 record("stylized", {{"status": status, "error": error, "tree": tree(img)}})
 wait_file("undone")
 record("undone", {{"tree": tree(img)}})
+"""
+
+STATUS_SCRIPT = """
+proc = PDB.lookup_procedure("python-fu-neural-style-status")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+record("opening", True)
+result = proc.run(config)
+record("closed", {"status": result.index(0).value_nick})
 """
 
 DIALOG_SCRIPT = f"""
@@ -79,15 +88,21 @@ def test_undo_removes_the_new_layer_in_one_step(gimp_chroot: GimpChroot, install
     assert undone["tree"] == ["bg"]
 
 
-def open_and_cancel_dialog(gimp_chroot: GimpChroot, endpoint: str, display: str,
-                           workdir: str) -> tuple[dict, Path]:
-    """Open Fast Style interactively, screenshot the dialog, press Escape."""
+def keep_screenshot(shot: Path, name: str) -> None:
+    if os.environ.get("NST_GIMP_SCREENSHOTS"):
+        shutil.copyfile(shot, Path(os.environ["NST_GIMP_SCREENSHOTS"]) / name)
+
+
+def open_and_cancel_dialog(gimp_chroot: GimpChroot, endpoint: str, display: str, workdir: str,
+                           script: str = DIALOG_SCRIPT, title: str = "Neural Style: Fast Style",
+                           ) -> tuple[dict, Path]:
+    """Open a dialog, screenshot it, press Escape."""
     folder = gimp_chroot.host_path(workdir)
     write_inputs(folder)
-    proc = gimp_chroot.start_gui(DIALOG_SCRIPT, workdir, endpoint, display)
+    proc = gimp_chroot.start_gui(script, workdir, endpoint, display)
     try:
         gimp_chroot.wait_for(workdir, "opening", proc)
-        window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
+        window = find_window(gimp_chroot, display, title)
         gimp_chroot.screenshot(display, window, f"{workdir}/dialog.png")
         gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
         closed = gimp_chroot.wait_for(workdir, "closed", proc)
@@ -102,12 +117,20 @@ def test_dialog_opens_and_cancels(gimp_chroot: GimpChroot, installed_plugin: Pat
                                   display: str, workdir: str):
     closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
-    if os.environ.get("NST_GIMP_SCREENSHOT"):
-        shutil.copyfile(shot, os.environ["NST_GIMP_SCREENSHOT"])
+    keep_screenshot(shot, "fast-style.png")
 
 
 def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed_plugin: Path,
                                               display: str, workdir: str):
     down = f"tcp://127.0.0.1:{free_port()}"
-    closed, _ = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
+    closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
+    keep_screenshot(shot, "fast-style-no-daemon.png")
+
+
+def test_daemon_status_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
+                              display: str, workdir: str):
+    closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir,
+                                          STATUS_SCRIPT, "Neural Style daemon")
+    assert closed == {"status": "success"}
+    keep_screenshot(shot, "daemon-status.png")
