@@ -23,7 +23,6 @@ import torch
 from daemon_helpers import (
     DaemonProcess,
     environment,
-    free_endpoint,
     noise_image,
     random_net,
     save_random_style,
@@ -224,42 +223,29 @@ def start_daemon(home: Path, endpoint: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_port_in_use_is_a_clear_message(tmp_path: Path) -> None:
+def test_busy_port_and_stale_pidfile_give_clear_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale pidfile is not a running daemon, and a port held by another program is a
+    one-line refusal. (A second daemon on a served endpoint: tests/test_daemon.py.)"""
     with socket.socket() as other:  # another program holds the port
         other.bind(("127.0.0.1", 0))
         other.listen()
         endpoint = f"tcp://127.0.0.1:{other.getsockname()[1]}"
-        result = start_daemon(tmp_path, endpoint)
+        monkeypatch.setenv("NST_HOME", str(tmp_path))
+        pidfile = state_file(endpoint, "pid")
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        pidfile.write_text(f"{dead.pid}\n")  # left by a daemon that was killed
+        env = environment(tmp_path, endpoint)
+        status = subprocess.run([sys.executable, "-m", "nst_daemon", "daemon", "status"],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 3 and "not running" in status.stdout, status
+        result = subprocess.run(
+            [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
     assert result.returncode == 1
     assert "already in use" in result.stderr and endpoint in result.stderr
     assert "Traceback" not in result.stderr
-    assert not list(tmp_path.glob("daemon-*.pid"))
-
-
-def test_no_second_daemon_and_stale_pidfiles_are_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    endpoint = free_endpoint()
-    env = environment(tmp_path, endpoint)
-    save_random_style(tmp_path, "rand")
-    monkeypatch.setenv("NST_HOME", str(tmp_path))
-    pidfile = state_file(endpoint, "pid")
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    pidfile.write_text(f"{dead.pid}\n")  # left by a daemon that was killed
-    status = subprocess.run([sys.executable, "-m", "nst_daemon", "daemon", "status"], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert status.returncode == 3 and "not running" in status.stdout, status
-
-    with DaemonProcess(tmp_path, endpoint) as first:
-        assert pidfile.read_text().strip() == str(first.pid)  # the stale pid replaced
-        second = start_daemon(tmp_path, endpoint)
-        assert second.returncode == 1
-        assert "already serving" in second.stderr and str(first.pid) in second.stderr
-        port = endpoint.rsplit(":", 1)[1]
-        # another spelling of the same address has its own pidfile: the bind refuses it
-        third = start_daemon(tmp_path, f"tcp://localhost:{port}")
-        assert third.returncode == 1 and "already in use" in third.stderr, third.stderr
-        assert first.alive() and small_job_works(first)
-    assert not pidfile.exists()
-
+    assert not pidfile.exists()  # the refused daemon leaves no pidfile behind
