@@ -216,13 +216,6 @@ def test_broken_vgg_weights_are_named_and_fast_styles_work(tmp_path: Path) -> No
 # --------------------------------------------------------------------------- start-up
 
 
-def start_daemon(home: Path, endpoint: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
-        env=environment(home, endpoint), capture_output=True, text=True, timeout=120,
-    )
-
-
 def test_busy_port_and_stale_pidfile_give_clear_messages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
