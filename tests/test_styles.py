@@ -1,0 +1,107 @@
+"""The style catalogue: listing, lookup by name, import, previews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_fast import random_net
+
+from nst_core import paths
+from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
+from nst_core.styles import (
+    find_style,
+    import_style,
+    list_styles,
+    resolve_style_arg,
+    style_preview,
+)
+from nst_core.transformer_net import load_style_model, save_style_model
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(paths, "bundled_styles_dir", lambda: bundled)
+    return bundled, paths.user_styles_dir()
+
+
+def test_bundled_and_user_styles_are_listed(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    bundled, user = dirs
+    assert list_styles() == []
+    meta = {
+        "title": "The Starry Night",
+        "artist": "Vincent van Gogh",
+        "year": 1889,
+        "licence": "public domain",
+    }
+    save_style_model(bundled / "starry-night.safetensors", random_net(5), meta)
+    torch.save(random_net(6).state_dict(), tmp_path / "My Style!.pth")
+    path = import_style(tmp_path / "My Style!.pth")
+    assert path == user / "My-Style.safetensors"
+    (user / "broken.safetensors").write_bytes(b"junk")  # skipped, not fatal
+    styles = {s.name: s for s in list_styles()}
+    assert set(styles) == {"starry-night", "My-Style"}
+    starry = styles["starry-night"]
+    assert (starry.title, starry.artist, starry.year, starry.source) == (
+        "The Starry Night",
+        "Vincent van Gogh",
+        "1889",
+        "bundled",
+    )
+    mine = styles["My-Style"]
+    assert mine.source == "user" and mine.meta["source_file"] == "My Style!.pth"
+    assert find_style("starry-night") == bundled / "starry-night.safetensors"
+    assert find_style("My-Style") == path
+    assert load_style_model(path).meta["name"] == "My-Style"
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", "a\\b", "/etc/passwd", "..", ".hidden"])
+def test_path_like_names_are_refused(dirs: tuple[Path, Path], name: str) -> None:
+    with pytest.raises(StyleNotFoundError, match="not a style name"):
+        find_style(name)
+
+
+def test_unknown_style_lists_the_available_ones(dirs: tuple[Path, Path]) -> None:
+    bundled, _ = dirs
+    save_style_model(bundled / "udnie.safetensors", random_net(7), {})
+    with pytest.raises(StyleNotFoundError, match=r"no style called 'nope' \(available: udnie\)"):
+        find_style("nope")
+
+
+def test_resolve_style_arg_accepts_model_files(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    model = save_style_model(tmp_path / "elsewhere.safetensors", random_net(8), {})
+    assert resolve_style_arg(str(model)) == model
+    with pytest.raises(StyleNotFoundError):
+        resolve_style_arg(str(tmp_path / "missing.safetensors"))
+
+
+def test_import_refuses_bad_models_and_clashes(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    bundled, user = dirs
+    (tmp_path / "bad.pth").write_bytes(b"garbage")
+    with pytest.raises(ModelFormatError, match="bad.pth"):
+        import_style(tmp_path / "bad.pth")
+    save_style_model(bundled / "taken.safetensors", random_net(9), {})
+    torch.save(random_net(9).state_dict(), tmp_path / "ok.pth")
+    with pytest.raises(ParameterError, match="bundled"):
+        import_style(tmp_path / "ok.pth", name="taken")
+    import_style(tmp_path / "ok.pth", name="mine")
+    with pytest.raises(ParameterError, match="already exists"):
+        import_style(tmp_path / "ok.pth", name="mine")
+    with pytest.raises(StyleNotFoundError):
+        import_style(tmp_path / "ok.pth", name="../escape")
+    assert sorted(p.name for p in user.iterdir()) == ["mine.safetensors"]
+
+
+def test_preview_renders_a_small_picture_and_is_cached(dirs: tuple[Path, Path]) -> None:
+    bundled, _ = dirs
+    path = save_style_model(bundled / "p.safetensors", random_net(10), {})
+    preview = style_preview(path, size=40)
+    assert preview.shape == (1, 3, 40, 40) and torch.isfinite(preview).all()
+    assert preview.std() > 0.01
+    preview.zero_()  # callers get a copy: the cache is unaffected
+    assert torch.equal(style_preview(path, size=40), style_preview(path, size=40))
+    assert style_preview(path, size=40).std() > 0.01
