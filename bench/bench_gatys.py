@@ -1,0 +1,200 @@
+"""Gatys speed: our coarse-to-fine run vs a plain single-scale run of the same losses.
+
+CPU (always): a plain fp32 implementation (whole VGG16 ``features``, one L-BFGS
+optimisation of ``--steps`` iterations at full size from the content) sets a loss; we
+measure how long ``stylize_gatys`` takes to reach that same full-size loss, from the
+start (style targets and coarse scales included). With CUDA also: 512x512 x 500 L-BFGS
+steps wall time, and peak memory of a 2048x2048 multi-scale run.
+
+    .venv/bin/python bench/bench_gatys.py [--size 256] [--steps 100] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from nst_core.errors import Cancelled
+from nst_core.gatys import CONTENT_WEIGHT, STYLE_WEIGHT, GatysParams, stylize_gatys
+from nst_core.images import load_image, resize
+from nst_core.losses import (
+    GATYS_CONTENT_LAYER,
+    GATYS_STYLE_WEIGHTS,
+    content_loss,
+    grams,
+    style_loss,
+)
+from nst_core.progress import CancelToken, Progress
+from nst_core.vgg import VGGFeatures, layer_names, make_features
+from nst_core.weights import load_features_state, resolve_weights
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{platform.machine()} {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {gpu}, load average {load:.1f}"
+    )
+
+
+def plain_gatys(content, style, state, steps, device):
+    """The textbook implementation: full VGG16 features, one L-BFGS run at full size.
+
+    Returns (final loss, seconds, [(seconds, loss) per closure evaluation]).
+    """
+    t0 = time.perf_counter()
+    net = make_features("vgg16").to(device).eval().requires_grad_(False)
+    net.load_state_dict(state)
+    names = layer_names("vgg16")
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+    def features(x):
+        out, h = {}, (x - mean) / std
+        for name, module in zip(names, net, strict=True):
+            h = module(h)
+            out[name] = h
+        return out
+
+    with torch.no_grad():
+        p = features(content)[GATYS_CONTENT_LAYER]
+        a = grams(features(style), GATYS_STYLE_WEIGHTS)
+    x = content.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [x], max_iter=steps, history_size=50, tolerance_grad=0, tolerance_change=0
+    )
+    trace = []
+
+    def closure():
+        opt.zero_grad()
+        f = features(x)
+        loss = CONTENT_WEIGHT * content_loss(f[GATYS_CONTENT_LAYER], p) + STYLE_WEIGHT * (
+            style_loss(grams(f, GATYS_STYLE_WEIGHTS), a, GATYS_STYLE_WEIGHTS)
+        )
+        loss.backward()
+        trace.append((time.perf_counter() - t0, loss.item()))
+        return loss
+
+    opt.step(closure)
+    sync(device)
+    return min(v for _, v in trace), time.perf_counter() - t0, trace
+
+
+def ours_to_loss(content, style, vgg, params, target_loss):
+    """Seconds until our full-size loss first reaches ``target_loss`` (None if never)."""
+    token = CancelToken()
+    full = f"gatys {content.shape[-1]}x{content.shape[-2]}"
+    hit: list[float] = []
+    best = [float("inf")]
+    t0 = time.perf_counter()
+
+    def progress(p: Progress) -> None:
+        if p.stage == full:
+            best[0] = min(best[0], p.losses["total"])
+            if p.losses["total"] <= target_loss and not hit:
+                hit.append(time.perf_counter() - t0)
+                token.cancel()
+
+    with contextlib.suppress(Cancelled):
+        stylize_gatys(content, [(style, 1.0)], vgg, params, progress=progress, cancel=token)
+    return (hit[0] if hit else None), time.perf_counter() - t0, best[0]
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def load_pair(size: int, device):
+    content, _ = load_image(SHARED / "content" / "kodim08.png")
+    style, _ = load_image(SHARED / "styles" / "starry_night.jpg")
+    content = resize(content, (size, size)).to(device)
+    h, w = style.shape[-2:]  # long side = content size: what style_scale 1.0 asks for
+    style = resize(style, (round(h * size / max(h, w)), round(w * size / max(h, w)))).to(device)
+    return content, style
+
+
+def cpu_bench(args) -> None:
+    device = torch.device("cpu")
+    content, style = load_pair(args.size, device)
+    weights = SHARED / "weights" / "vgg16_features.safetensors"
+    weights = weights if weights.exists() else resolve_weights("vgg16")
+    _, state = load_features_state(weights, "vgg16")
+
+    base_loss, base_s, trace = plain_gatys(content, style, state, args.steps, device)
+    print(
+        f"plain   : {args.steps} L-BFGS steps at {args.size}px, loss {base_loss:.4f}, "
+        f"{base_s:.1f} s ({base_s / args.steps:.2f} s/step)"
+    )
+
+    vgg = VGGFeatures("vgg16", [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS], weights=state)
+    params = GatysParams(
+        iterations=args.steps, scales=tuple(args.scales), coarse_fraction=args.coarse_fraction
+    )
+    hit_s, ran_s, best = ours_to_loss(content, style, vgg, params, base_loss)
+    if hit_s is None:
+        print(f"ours    : never reached {base_loss:.4f} (best {best:.4f}) in {ran_s:.1f} s")
+        return
+    plain_at = next(t for t, v in trace if v <= base_loss)
+    print(
+        f"ours    : reached loss {base_loss:.4f} after {hit_s:.1f} s "
+        f"(scales {args.scales}, coarse_fraction {args.coarse_fraction})"
+    )
+    print(
+        f"speed-up: {plain_at / hit_s:.2f}x time-to-same-loss (plain reached it at "
+        f"{plain_at:.1f} s)"
+    )
+
+
+def cuda_bench() -> None:
+    device = torch.device("cuda")
+    vgg = VGGFeatures("vgg16", [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS]).to(device)
+    content, style = load_pair(512, device)
+    params = GatysParams(iterations=500, scales=(1.0,))
+    sync(device)
+    t0 = time.perf_counter()
+    stylize_gatys(content, [(style, 1.0)], vgg, params)
+    sync(device)
+    print(f"cuda    : 512x512 x 500 L-BFGS steps: {time.perf_counter() - t0:.1f} s")
+
+    content, style = load_pair(2048, device)
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    stylize_gatys(content, [(style, 1.0)], vgg, GatysParams.preset("draft"))
+    sync(device)
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    print(
+        f"cuda    : 2048x2048 draft multi-scale: {time.perf_counter() - t0:.1f} s, "
+        f"peak memory {peak:.2f} GiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 1.0])
+    parser.add_argument("--coarse-fraction", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine : {machine()}")
+    cpu_bench(args)
+    if torch.cuda.is_available():
+        cuda_bench()
+    else:
+        print("cuda    : not available, GPU figures skipped")
+
+
+if __name__ == "__main__":
+    main()

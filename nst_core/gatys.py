@@ -1,0 +1,332 @@
+"""Gatys et al. (2016) style transfer: optimise the image's pixels against VGG losses.
+
+The image starts from the content (or noise, or a given image such as a fast model's
+output: "refinement") and is optimised coarse to fine: a few scales, each initialised by
+upsampling the previous result, so the cheap small scales settle the large structures
+before the expensive full-size steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from nst_core.color import apply_colors, blend
+from nst_core.errors import ImageError, ParameterError
+from nst_core.images import resize
+from nst_core.losses import (
+    GATYS_CONTENT_LAYER,
+    GATYS_STYLE_WEIGHTS,
+    blend_grams,
+    content_loss,
+    grams,
+    style_loss,
+    total_variation,
+)
+from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.vgg import VGGFeatures
+
+StyleTargets = dict[str, torch.Tensor]
+
+# Content-to-style balance at style_strength 1.0 (the losses are normalised, see losses.py).
+STYLE_WEIGHT = 2.0
+CONTENT_WEIGHT = 1.0
+MIN_SCALE_SIDE = 64  # coarser scales than this are skipped: too little left for relu5_1
+
+QUALITY_PRESETS: dict[str, dict[str, object]] = {
+    "draft": {"iterations": 100, "scales": (0.5, 1.0)},
+    "balanced": {"iterations": 300, "scales": (0.25, 0.5, 1.0)},
+    "high": {"iterations": 800, "scales": (0.25, 0.5, 1.0)},
+}
+
+
+@dataclass
+class GatysParams:
+    """Settings of one Gatys run.
+
+    ``iterations`` counts full-size steps; each coarser scale in ``scales`` runs
+    ``coarse_fraction * iterations`` steps (they are 4x, 16x... cheaper).
+    ``style_strength`` scales the style term against the content term: 1.0 is the
+    balanced default, 2.0 twice as much style, 0.5 half.
+    ``style_scale`` is the style image's long side relative to the content's.
+    """
+
+    iterations: int = 300
+    style_strength: float = 1.0
+    optimizer: str = "lbfgs"  # "lbfgs" | "adam"
+    init: str | torch.Tensor = "content"  # "content" | "noise" | image [1, 3, H, W]
+    scales: tuple[float, ...] = (0.25, 0.5, 1.0)
+    coarse_fraction: float = 1.0
+    style_scale: float = 1.0
+    content_layer: str = GATYS_CONTENT_LAYER
+    style_weights: dict[str, float] = field(default_factory=lambda: dict(GATYS_STYLE_WEIGHTS))
+    tv_weight: float = 0.0
+    preserve_colors: str | None = None  # None | "luminance" | "histogram"
+    seed: int = 0
+    preview_every: int = 0  # 0: no previews
+    preview_size: int = 256
+    learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]
+    lbfgs_history: int = 50
+
+    @classmethod
+    def preset(cls, quality: str = "balanced", **overrides: object) -> GatysParams:
+        if quality not in QUALITY_PRESETS:
+            raise ParameterError(
+                f"unknown quality {quality!r}; use one of {', '.join(QUALITY_PRESETS)}"
+            )
+        return cls(**{**QUALITY_PRESETS[quality], **overrides})  # type: ignore[arg-type]
+
+    def validate(self) -> GatysParams:
+        if self.iterations < 1:
+            raise ParameterError(f"iterations must be at least 1, not {self.iterations}")
+        if not self.style_strength > 0:
+            raise ParameterError(f"style_strength must be positive, not {self.style_strength}")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ParameterError(f"optimizer must be 'lbfgs' or 'adam', not {self.optimizer!r}")
+        if isinstance(self.init, str) and self.init not in ("content", "noise"):
+            raise ParameterError(f"init must be 'content', 'noise' or an image, not {self.init!r}")
+        if not self.scales or any(not 0 < s <= 1 for s in self.scales):
+            raise ParameterError(f"scales must be in (0, 1], got {self.scales}")
+        if not 0.05 <= self.style_scale <= 4:
+            raise ParameterError(f"style_scale must be in [0.05, 4], not {self.style_scale}")
+        if self.preserve_colors not in (None, "luminance", "histogram"):
+            raise ParameterError(
+                f"preserve_colors must be None, 'luminance' or 'histogram', "
+                f"not {self.preserve_colors!r}"
+            )
+        if not self.style_weights or any(w < 0 for w in self.style_weights.values()):
+            raise ParameterError("style_weights needs at least one layer, weights >= 0")
+        if self.tv_weight < 0 or self.coarse_fraction < 0:
+            raise ParameterError("tv_weight and coarse_fraction must be >= 0")
+        return self
+
+
+def scale_sizes(height: int, width: int, scales: Sequence[float]) -> list[tuple[int, int]]:
+    """Working sizes coarse to fine, ending at full size; tiny scales are skipped."""
+    sizes = []
+    for s in sorted(set(scales)):
+        size = (max(1, round(height * s)), max(1, round(width * s)))
+        if s < 1 and min(size) < MIN_SCALE_SIDE:
+            continue
+        if size != (height, width) and size not in sizes:
+            sizes.append(size)
+    return [*sizes, (height, width)]
+
+
+def style_targets(
+    vgg: VGGFeatures,
+    styles: Sequence[tuple[torch.Tensor, float]],
+    params: GatysParams,
+    size: int,
+) -> StyleTargets:
+    """Blended style Gram matrices for a content working size whose long side is ``size``.
+
+    Each style image is resized so that its long side is ``style_scale * size``. The
+    result depends only on the styles, their weights, ``style_scale``, the style layers,
+    ``size`` and the network: cache it under ``style_cache_key`` to skip recomputation.
+    """
+    device = vgg.mean.device
+    layers = list(params.style_weights)
+    per_style = []
+    with torch.no_grad():
+        for image, weight in styles:
+            h, w = image.shape[-2:]
+            long_side = max(16, round(params.style_scale * size))
+            factor = long_side / max(h, w)
+            target_size = (max(16, round(h * factor)), max(16, round(w * factor)))
+            feats = vgg(resize(image.to(device), target_size), layers)
+            per_style.append((grams(feats, layers), float(weight)))
+    return blend_grams(per_style)
+
+
+def style_cache_key(
+    vgg: VGGFeatures, styles: Sequence[tuple[torch.Tensor, float]], params: GatysParams
+) -> str:
+    """A key for the ``targets`` cache of ``stylize_gatys``: styles, weights and settings."""
+    h = hashlib.sha256()
+    for image, weight in styles:
+        h.update(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        h.update(repr((tuple(image.shape), float(weight))).encode())
+    h.update(repr((vgg.arch, vgg.pooling, params.style_scale, params.style_weights)).encode())
+    return h.hexdigest()
+
+
+def _check_inputs(
+    content: torch.Tensor, styles: Sequence[tuple[torch.Tensor, float]], mask: torch.Tensor | None
+) -> None:
+    if content.dim() != 4 or content.shape[:2] != (1, 3):
+        raise ImageError(f"content must be an RGB tensor [1, 3, H, W], got {list(content.shape)}")
+    if not styles:
+        raise ParameterError("Gatys needs at least one style image")
+    for image, weight in styles:
+        if image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ImageError(f"style must be an RGB tensor [1, 3, H, W], got {list(image.shape)}")
+        if weight < 0:
+            raise ParameterError(f"style weights must be >= 0, got {weight}")
+    if sum(w for _, w in styles) <= 0:
+        raise ParameterError("at least one style needs a positive weight")
+    if mask is not None and mask.shape[-2:] != content.shape[-2:]:
+        raise ImageError(
+            f"mask size {list(mask.shape[-2:])} differs from the image {list(content.shape[-2:])}"
+        )
+
+
+def _initial_image(init: str | torch.Tensor, content: torch.Tensor, seed: int) -> torch.Tensor:
+    if isinstance(init, torch.Tensor):
+        if init.dim() != 4 or init.shape[:2] != (1, 3):
+            raise ImageError(f"init must be an RGB tensor [1, 3, H, W], got {list(init.shape)}")
+        return resize(init.to(content), tuple(content.shape[-2:])).clamp(0, 1)
+    if init == "noise":
+        gen = torch.Generator().manual_seed(seed)
+        return torch.rand(content.shape, generator=gen).to(content)
+    return content.clone()
+
+
+def _preview(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    factor = min(1.0, size / max(h, w))
+    small = (max(1, round(h * factor)), max(1, round(w * factor)))
+    return resize(x.detach().clamp(0, 1), small).cpu()
+
+
+class _Run:
+    """One optimisation at one working size."""
+
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        content: torch.Tensor,
+        targets: StyleTargets,
+        params: GatysParams,
+    ) -> None:
+        self.vgg = vgg
+        self.params = params
+        self.layers = [params.content_layer, *params.style_weights]
+        with torch.no_grad():
+            self.content_target = vgg(content, [params.content_layer])[params.content_layer]
+        self.targets = targets
+        self.style_weight = STYLE_WEIGHT * params.style_strength
+        self.losses: dict[str, float] = {}
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        feats = self.vgg(x, self.layers)
+        lc = content_loss(feats[p.content_layer], self.content_target)
+        ls = style_loss(grams(feats, p.style_weights), self.targets, p.style_weights)
+        total = CONTENT_WEIGHT * lc + self.style_weight * ls
+        self.losses = {"content": lc.item(), "style": ls.item()}
+        if p.tv_weight:
+            ltv = total_variation(x)
+            total = total + p.tv_weight * ltv
+            self.losses["tv"] = ltv.item()
+        self.losses["total"] = total.item()
+        return total
+
+    def optimise(self, x0: torch.Tensor, steps: int, on_step: Callable[[torch.Tensor], None]):
+        p = self.params
+        x = x0.detach().clone().requires_grad_(True)
+        if p.optimizer == "lbfgs":
+            # one iteration per step() call; the quasi-Newton history persists between calls
+            opt: torch.optim.Optimizer = torch.optim.LBFGS(
+                [x],
+                lr=1.0,
+                max_iter=1,
+                history_size=p.lbfgs_history,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        else:
+            opt = torch.optim.Adam([x], lr=p.learning_rate)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss(x)
+            loss.backward()
+            return loss
+
+        for _ in range(steps):
+            opt.step(closure)
+            if p.optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            on_step(x)
+        return x.detach()
+
+
+def stylize_gatys(
+    content: torch.Tensor,
+    styles: Sequence[tuple[torch.Tensor, float]],
+    vgg: VGGFeatures,
+    params: GatysParams | None = None,
+    *,
+    mask: torch.Tensor | None = None,
+    init: torch.Tensor | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    targets: MutableMapping[int, StyleTargets] | None = None,
+) -> torch.Tensor:
+    """Stylise ``content`` ([1, 3, H, W] in [0, 1]) with ``styles = [(image, weight), ...]``.
+
+    ``init`` (an image) overrides ``params.init``. ``mask`` ([1, 1, H, W]) keeps the content
+    where it is 0. ``targets`` is an optional cache of style Gram matrices keyed by working
+    long side; it is read and filled in (see ``style_targets``/``style_cache_key``).
+    Returns the stylised image on the CPU.
+    """
+    params = (params or GatysParams()).validate()
+    _check_inputs(content, styles, mask)
+    missing = {params.content_layer, *params.style_weights} - set(vgg.names)
+    if missing:
+        raise ParameterError(f"the VGG network was not built with layers {sorted(missing)}")
+    device = vgg.mean.device
+    content = content.to(device, torch.float32)
+    height, width = content.shape[-2:]
+    sizes = scale_sizes(height, width, params.scales)
+    coarse_steps = max(1, round(params.iterations * params.coarse_fraction))
+    steps = [coarse_steps] * (len(sizes) - 1) + [params.iterations]
+    if params.coarse_fraction == 0:
+        sizes, steps = sizes[-1:], steps[-1:]
+    total = sum(steps)
+    targets = {} if targets is None else targets
+
+    x = _initial_image(params.init if init is None else init, content, params.seed)
+    done = 0
+    for size, n in zip(sizes, steps, strict=True):
+        check(cancel)
+        long_side = max(size)
+        if long_side not in targets:
+            targets[long_side] = style_targets(vgg, styles, params, long_side)
+        run = _Run(vgg, resize(content, size), targets[long_side], params)
+        stage = f"gatys {size[1]}x{size[0]}"
+
+        def on_step(xi: torch.Tensor, run: _Run = run, stage: str = stage) -> None:
+            nonlocal done
+            done += 1
+            check(cancel)
+            if progress is None:
+                return
+            preview = None
+            if params.preview_every and (done % params.preview_every == 0 or done == total):
+                preview = _preview(xi, params.preview_size)
+            progress(Progress(done, total, stage, dict(run.losses), preview))
+
+        x = run.optimise(resize(x, size), n, on_step)
+
+    result = x.clamp(0, 1)
+    result = apply_colors(result, content, params.preserve_colors)
+    if mask is not None:
+        result = blend(result, content, 1.0, mask.to(device))
+    return result.cpu()
+
+
+__all__ = [
+    "GatysParams",
+    "QUALITY_PRESETS",
+    "StyleTargets",
+    "scale_sizes",
+    "stylize_gatys",
+    "style_cache_key",
+    "style_targets",
+]
