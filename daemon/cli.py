@@ -104,7 +104,7 @@ STYLE_HELP = """\
 PyTorch's fast_neural_style example, or an nst .safetensors). The daemon never opens
 files named in requests, so a model file is first imported into your styles (as `nst
 styles import FILE` does, under the file's name; again with the same file is a no-op)
-and then used by name, with or without --local."""
+and then used by name, with or without --local (so only with a daemon on this machine)."""
 
 
 def _daemon_options() -> argparse.ArgumentParser:
@@ -402,6 +402,15 @@ def _style_spec(args: argparse.Namespace) -> StyleSpec:
                 f"style model file not found: {path}",
                 hint="give a style name (see `nst styles`) or an existing model file",
             )
+        if not args.local:
+            from nst_daemon.client import is_local_endpoint
+
+            if not is_local_endpoint(_endpoint(args)):
+                raise CommandError(
+                    f"a model file cannot be sent to the daemon at {_endpoint(args)}",
+                    hint="import it on the daemon's machine with `nst styles import FILE`, "
+                    "then use --style NAME",
+                )
         style = _import_style_file(path)
     return StyleSpec(style, style_images, method, params)
 
