@@ -36,6 +36,7 @@ from layer_io import PluginError, Source, check_image_type, flat_rgb, load_style
 FAST = "python-fu-neural-style-fast"
 PAINT_LIKE = "python-fu-neural-style-paint-like"
 STATUS = "python-fu-neural-style-status"
+TRAIN = "python-fu-neural-style-train"
 MENU = "<Image>/Filters/Neural Style"
 NO_STYLE = "none"
 RW = GObject.ParamFlags.READWRITE
@@ -238,6 +239,34 @@ def run_paint_like(procedure, run_mode, image, drawables, config, data):
     return run_jobs(procedure, image, drawables, request, f"{name} (gatys)")
 
 
+def run_train(procedure, run_mode, image, drawables, config, data):
+    fields = ["name", "title", "dataset", "steps", "image-size"]
+    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, fields):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    name = config.get_property("name")
+    dataset = config.get_property("dataset")
+    if len(drawables) != 1:
+        return fail(procedure, "Select exactly one layer: the painting to learn the style of.")
+    if dataset is None or not dataset.get_path():
+        return fail(procedure, "Choose a folder of photos to train on (a few hundred or more).")
+    params = {"dataset": dataset.get_path(), "steps": config.get_property("steps"),
+              "image_size": config.get_property("image-size")}
+    if config.get_property("title"):
+        params["title"] = config.get_property("title")
+    progress = ProgressBar(f"Neural Style: training '{name}'", 1)
+    event: dict = {}
+    try:
+        with daemon_link.connect() as client:
+            for event in client.train(flat_rgb(drawables[0]), name=name, params=params):
+                progress.event(event)
+    except (DaemonError, OSError) as exc:
+        return fail(procedure, daemon_link.describe_error(exc))
+    finally:
+        Gimp.progress_end()
+    daemon_link.known_styles()  # GIMP lists the new style from its next start
+    return success(procedure, GObject.Value(GObject.TYPE_STRING, event.get("style", name)))
+
+
 def daemon_action(action: str) -> dict | None:
     """Run ``action`` (show/start/stop); the daemon's status afterwards, None when down."""
     if action == "stop":
@@ -318,10 +347,11 @@ class NeuralStyle(Gimp.PlugIn):
         return False
 
     def do_query_procedures(self):
-        return [FAST, PAINT_LIKE, STATUS]
+        return [FAST, PAINT_LIKE, TRAIN, STATUS]
 
     def do_create_procedure(self, name):
-        run = {FAST: run_fast, PAINT_LIKE: run_paint_like, STATUS: run_status}[name]
+        run = {FAST: run_fast, PAINT_LIKE: run_paint_like, TRAIN: run_train,
+               STATUS: run_status}[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_attribution("Neural Style for GIMP", "MIT", "2026")
         if name == STATUS:
@@ -345,7 +375,30 @@ class NeuralStyle(Gimp.PlugIn):
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
                                        | Gimp.ProcedureSensitivityMask.DRAWABLES)
-        if name == FAST:
+        if name == TRAIN:
+            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+            procedure.set_menu_label("_Train Style from Layer...")
+            procedure.set_documentation(
+                "Train a fast style from the selected layer",
+                "Trains a fast-style network on a folder of photos so that it paints like the "
+                "selected layer. Takes long (hours on a CPU); the style then appears in Fast "
+                "Style (in batch calls after GIMP restarts). Returns the style's name.",
+                name)
+            procedure.add_string_argument("name", "Style _name",
+                                          "Name of the new style (letters, digits, - _ .)",
+                                          "my-style", RW)
+            procedure.add_string_argument("title", "_Title", "Title shown in the style list",
+                                          "", RW)
+            procedure.add_file_argument("dataset", "_Photos folder",
+                                        "Folder of photos to train on",
+                                        Gimp.FileChooserAction.SELECT_FOLDER, True, None, RW)
+            procedure.add_int_argument("steps", "_Steps", "Training steps (batches of photos)",
+                                       1, 10_000_000, 2000, RW)
+            procedure.add_int_argument("image-size", "_Image size",
+                                       "Size the photos are cropped to for training",
+                                       32, 4096, 256, RW)
+            procedure.add_string_return_value("style", "Style", "The new style's name", "", RW)
+        elif name == FAST:
             procedure.set_menu_label("_Fast Style...")
             procedure.set_documentation(
                 "Repaint the layer in a style, in seconds",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from nst_daemon.client import Client
 from nst_daemon.protocol import Image
+from PIL import Image as PILImage
 
 from .conftest import (
     PRELUDE,
@@ -29,7 +30,7 @@ from .conftest import (
     descendants,
     free_port,
 )
-from .pixels import input_pixels, write_inputs
+from .pixels import input_pixels, pattern, write_inputs
 
 pytestmark = pytest.mark.gimp
 
@@ -124,6 +125,11 @@ record("paint_file", {{"status": status, "error": error, "tree": tree(img)}})
 status, error, new = call("{PAINT_LIKE}", img, [layer], **gatys)
 record("paint_nothing", {{"status": status, "error": error}})
 
+status, error, style = call("python-fu-neural-style-train", style_img, [style_layer],
+                            name="trained-in-gimp", steps=2, image_size=32,
+                            dataset=Gio.File.new_for_path(read_input("dataset.txt").decode()))
+record("train", {{"status": status, "error": error, "style": style}})
+
 status, error, text = call("python-fu-neural-style-status", None, [], action="show")
 record("status", {{"status": status, "error": error, "json": text}})
 """
@@ -163,6 +169,13 @@ def main_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
     folder = gimp_chroot.host_path(inside)
     folder.mkdir(parents=True, exist_ok=True)
     write_inputs(folder)
+    # training photos, read by the daemon outside the chroot
+    photos = tmp_path_factory.mktemp("photos")
+    for seed in range(4):
+        w, h = 48, 40
+        PILImage.frombytes("RGB", (w, h), pattern(w, h, 3, seed)).save(photos / f"{seed}.png")
+    (folder / "dataset.txt").write_text(str(photos))
+    gimp_chroot.host_path(str(photos)).mkdir(parents=True, exist_ok=True)  # GIMP checks it exists
     run = gimp_chroot.run(MAIN_SCRIPT, inside, daemon)
     assert "status" in run.results, f"the batch script did not finish:\n{run.output[-5000:]}"
     yield run, folder
@@ -328,6 +341,14 @@ def test_paint_like_with_a_style_file(main_run):
     info, _ = result(main_run, "paint_file")
     # each result lands directly above its source
     assert info["tree"] == ["painting (gatys)", "style (gatys)", "photo"]
+
+
+def test_train_style_from_layer(main_run, nst_home):
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    info, _ = result(main_run, "train")
+    assert info["style"] == "trained-in-gimp"
+    assert (nst_home / "styles" / "trained-in-gimp.safetensors").is_file()
 
 
 def test_paint_like_needs_a_painting(main_run):
