@@ -1,0 +1,132 @@
+"""Fast-method speed: a plain fp32 PyTorch run of TransformerNet vs ``stylize_fast``.
+
+Prints the machine, the median of several runs of each at 512x512 (interleaved, so that
+load from other processes hits both alike), the ratio and the largest difference between
+the two results. With CUDA, also 1024x1024 and a tiled 7680x4320 (time, peak memory).
+
+    python bench/bench_fast.py [--runs 7] [--threads N] [--model PATH] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from nst_core.fast import runner_for, stylize_fast
+from nst_core.transformer_net import TransformerNet, load_style_model
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "shared/models/pytorch-examples/candy.pth"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text
+
+
+def timed(fn, sync) -> float:
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--model", type=Path, default=EXAMPLE)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile(TransformerNet) (static shape)",
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = load_style_model(args.model).net if args.model.exists() else TransformerNet().eval()
+    print(f"machine: {machine()}")
+    print(f"model: {args.model.name if args.model.exists() else 'untrained TransformerNet'}")
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        plain_net = TransformerNet().to(device)
+        plain_net.load_state_dict(net.state_dict())
+        plain_net.eval()
+        image = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(0))
+        on_device = image.to(device)
+        runner_for(net, device)  # prepared once, as the daemon keeps it
+
+        def plain(plain_net=plain_net, on_device=on_device):
+            with torch.inference_mode():
+                return (plain_net(on_device * 255.0) / 255.0).clamp(0, 1)
+
+        def ours(image=image, device=device):
+            return stylize_fast(net, image, device=device)
+
+        candidates = {"plain fp32": plain, "stylize_fast": ours}
+        if args.compile:
+            compiled = torch.compile(plain_net)
+
+            def with_compile(compiled=compiled, on_device=on_device):
+                with torch.inference_mode():
+                    return compiled(on_device * 255.0)
+
+            start = time.perf_counter()
+            with_compile()
+            print(f"[{device}] torch.compile warm-up: {time.perf_counter() - start:.1f} s")
+            candidates["torch.compile"] = with_compile
+        times: dict[str, list[float]] = {name: [] for name in candidates}
+        for fn in candidates.values():
+            fn()  # warm-up
+        for _ in range(args.runs):
+            for name, fn in candidates.items():
+                times[name].append(timed(fn, sync))
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        difference = (plain().cpu() - ours()).abs().max().item()
+        for name, value in medians.items():
+            print(
+                f"[{device}] 512x512 {name:14s} median {value:.3f} s "
+                f"(min {min(times[name]):.3f}, max {max(times[name]):.3f})"
+            )
+        print(
+            f"[{device}] 512x512 speed-up plain/ours: "
+            f"{medians['plain fp32'] / medians['stylize_fast']:.2f}x; "
+            f"max |difference| {difference:.2e} (of 1.0)"
+        )
+        if device == "cuda":
+            for height, width, tile in ((1024, 1024, None), (4320, 7680, 2048)):
+                big = torch.rand(1, 3, height, width)
+                stylize_fast(net, big[..., :512, :512], device=device)
+                torch.cuda.reset_peak_memory_stats()
+                seconds = timed(
+                    lambda big=big, tile=tile: stylize_fast(
+                        net, big, device="cuda", tile_size=tile
+                    ),
+                    sync,
+                )
+                peak = torch.cuda.max_memory_allocated() / 2**20
+                print(
+                    f"[cuda] {width}x{height} tiles={tile}: {seconds:.2f} s, "
+                    f"peak GPU memory {peak:.0f} MiB"
+                )
+
+
+if __name__ == "__main__":
+    main()
