@@ -303,8 +303,12 @@ class Server:
 
     def _on_cancel(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
         job_id = protocol.parse_cancel(msg)
-        if not self.cancel_job(job_id, "cancelled on request"):
-            raise ProtocolError("unknown_job", f"no queued or running job {job_id!r}")
+        job = self.jobs.get(job_id)
+        # job ids are visible to every client (status): only the submitter may cancel
+        if job is None or job.owner != identity or \
+                not self.cancel_job(job_id, "cancelled on request"):
+            raise ProtocolError("unknown_job", f"no queued or running job {job_id!r} "
+                                "submitted by this client")
         return protocol.make_reply("ok", msg["id"], job_id=job_id)
 
     def _on_shutdown(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
