@@ -217,3 +217,22 @@ def test_daemon_refuses_malicious_style_and_weights(tmp_path: Path) -> None:
         assert "evil" not in [s["name"] for s in client.styles()]
         assert client.stylize(image, style="rand")["image"].width == 32
     assert not marker.exists()
+
+
+def test_a_client_cannot_cancel_another_clients_job(tmp_path: Path) -> None:
+    """Job ids are visible in ``status``; only the client that submitted a job stops it."""
+    save_random_style(tmp_path, "rand")
+    image = noise_image(600, 600, 3, seed=1)
+    with DaemonProcess(tmp_path) as daemon, daemon.client() as owner, daemon.client() as other:
+        events = owner.submit(image, style="rand", params={"tile_size": 256})
+        job_id = next(events)["job_id"]
+        with pytest.raises(DaemonError) as caught:
+            other.cancel(job_id)
+        assert caught.value.code == "unknown_job"
+        assert [e for e in events if e["type"] == "result"]  # ran to the end
+        events = owner.submit(image, style="rand", params={"tile_size": 256})
+        job_id = next(events)["job_id"]
+        owner.cancel(job_id)
+        with pytest.raises(DaemonError) as caught:
+            list(events)
+        assert caught.value.code == "cancelled"
