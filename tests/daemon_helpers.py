@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +70,40 @@ def noise_image(width: int, height: int, channels: int, seed: int) -> Image:
 def stylize_request(image: Image, style: str = "rand", **params: Any) -> dict[str, Any]:
     return protocol.make_request("stylize", image=image.to_wire(), method="fast", style=style,
                                  params=params or None)
+
+
+def request_pool(count: int, styles: Sequence[str] = ("rand", "other")) -> list[dict[str, Any]]:
+    """Distinct requests: sides 16 to 96 px, gray to RGBA, two strengths, several styles."""
+    pool = []
+    for i in range(count):
+        width, height = 16 + (i * 37) % 81, 16 + (i * 53) % 81
+        image = noise_image(width, height, 1 + i % 4, seed=100 + i)
+        pool.append(stylize_request(image, style=styles[i % len(styles)],
+                                    strength=(1.0, 0.6)[(i // len(styles)) % 2]))
+    return pool
+
+
+def pipeline(
+    client: Client, requests: Sequence[tuple[int, dict[str, Any]]], in_flight: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run ``(tag, stylize request)`` pairs on one client with ``in_flight`` jobs
+    outstanding (their replies interleave on its socket); yields ``(tag, result)``."""
+    pending: deque[tuple[int, Iterator[dict[str, Any]]]] = deque()
+
+    def finish() -> tuple[int, dict[str, Any]]:
+        tag, events = pending.popleft()
+        for event in events:
+            if event["type"] == "result":
+                return tag, event
+        raise AssertionError("a job ended without a result")
+
+    for tag, req in requests:
+        pending.append((tag, client.submit(Image.from_wire(req["image"]), style=req["style"],
+                                           params=req["params"])))
+        if len(pending) >= in_flight:
+            yield finish()
+    while pending:
+        yield finish()
 
 
 def reference_results(home: Path, requests: Sequence[dict[str, Any]]) -> list[bytes]:

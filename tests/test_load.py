@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_helpers import (
     DaemonProcess,
-    noise_image,
+    pipeline,
     reference_results,
+    request_pool,
     save_random_style,
-    stylize_request,
 )
-from nst_daemon.protocol import Image
 
 CLIENTS = 8
 JOBS_PER_CLIENT = 50
@@ -32,42 +29,14 @@ WARM_UP_JOBS = 80  # RSS is compared from here on
 RSS_GROWTH_LIMIT_KB = 24 * 1024  # allocator noise; a leak of even 60 KiB a job exceeds it
 
 
-def request_pool(count: int) -> list[dict[str, Any]]:
-    """Distinct requests: sizes 16 to 96 px, gray to RGBA, two strengths, two styles."""
-    pool = []
-    for i in range(count):
-        width, height = 16 + (i * 37) % 81, 16 + (i * 53) % 81
-        image = noise_image(width, height, 1 + i % 4, seed=100 + i)
-        pool.append(stylize_request(image, style=("rand", "other")[i % 2],
-                                    strength=(1.0, 0.6)[(i // 2) % 2]))
-    return pool
-
-
 def run_client(daemon: DaemonProcess, index: int, pool: list[dict[str, Any]],
                done: list[int], out: list[tuple[int, dict[str, Any]]]) -> None:
     """50 jobs with ``IN_FLIGHT`` outstanding; ``out`` gets (pool index, result) pairs."""
     picks = [(index * 13 + j * 7) % len(pool) for j in range(JOBS_PER_CLIENT)]
     with daemon.client(timeout=120) as client:
-        pending: deque[tuple[int, Iterator[dict[str, Any]]]] = deque()
-        for pick in picks:
-            req = pool[pick]
-            events = client.submit(Image.from_wire(req["image"]), style=req["style"],
-                                   params=req["params"])
-            pending.append((pick, events))
-            if len(pending) >= IN_FLIGHT:
-                finish(pending.popleft(), out, done)
-        while pending:
-            finish(pending.popleft(), out, done)
-
-
-def finish(job: tuple[int, Iterator[dict[str, Any]]], out: list, done: list[int]) -> None:
-    pick, events = job
-    for event in events:
-        if event["type"] == "result":
-            out.append((pick, event))
+        for pick, result in pipeline(client, [(p, pool[p]) for p in picks], IN_FLIGHT):
+            out.append((pick, result))
             done[0] += 1
-            return
-    raise AssertionError("a job ended without a result")
 
 
 @pytest.fixture(scope="module")
