@@ -236,7 +236,9 @@ def run_paint_like(procedure, run_mode, image, drawables, config, data):
             params["init_style"] = config.get_property("init-style")
         return {"style_image": style_image, "method": "gatys", "params": params}
 
-    return run_jobs(procedure, image, drawables, request, f"{name} (gatys)")
+    init_style = config.get_property("init-style")
+    method = "gatys" if init_style == NO_STYLE else f"gatys from {style_title(init_style)}"
+    return run_jobs(procedure, image, drawables, request, f"{name} ({method})")
 
 
 def run_train(procedure, run_mode, image, drawables, config, data):

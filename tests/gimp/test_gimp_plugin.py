@@ -122,6 +122,9 @@ record("paint_layer", {{"status": status, "error": error, "tree": tree(img),
 status, error, new = call("{PAINT_LIKE}", img, [layer],
                           style_file=Gio.File.new_for_path(OUT + "/style.png"), **gatys)
 record("paint_file", {{"status": status, "error": error, "tree": tree(img)}})
+status, error, new = call("{PAINT_LIKE}", img, [layer], style_layer=style_layer,
+                          init_style="{STYLE_NAME}", **gatys)
+record("paint_refine", {{"status": status, "error": error, "tree": tree(img)}})
 status, error, new = call("{PAINT_LIKE}", img, [layer], **gatys)
 record("paint_nothing", {{"status": status, "error": error}})
 
@@ -349,6 +352,13 @@ def test_train_style_from_layer(main_run, nst_home):
     info, _ = result(main_run, "train")
     assert info["style"] == "trained-in-gimp"
     assert (nst_home / "styles" / "trained-in-gimp.safetensors").is_file()
+
+
+def test_paint_like_refining_a_fast_style(main_run):
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    info, _ = result(main_run, "paint_refine")
+    assert info["tree"][-2:] == [f"painting (gatys from {STYLE_TITLE})", "photo"]
 
 
 def test_paint_like_needs_a_painting(main_run):
