@@ -222,7 +222,7 @@ def test_daemon_refuses_malicious_style_and_weights(tmp_path: Path) -> None:
 def test_a_client_cannot_cancel_another_clients_job(tmp_path: Path) -> None:
     """Job ids are visible in ``status``; only the client that submitted a job stops it."""
     save_random_style(tmp_path, "rand")
-    image = noise_image(600, 600, 3, seed=1)
+    image = noise_image(400, 400, 3, seed=1)
     with DaemonProcess(tmp_path) as daemon, daemon.client() as owner, daemon.client() as other:
         events = owner.submit(image, style="rand", params={"tile_size": 256})
         job_id = next(events)["job_id"]
