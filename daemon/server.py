@@ -6,9 +6,9 @@ an inproc PUSH/PULL pair.
 Clients that go away: a waiting client pings every ``PING_INTERVAL_S``. One that stays
 silent for ``client_silence_s`` is gone and its jobs are cancelled. When the socket
 monitor reports a closed connection, the clients whose messages came in on that file
-descriptor (ZMQ_SRCFD) become suspects, and a suspect is gone after only
-``SUSPECT_SILENCE_S`` (two missed pings). Descriptors are reused by new connections,
-so a closed connection alone never cancels anything: the silence confirms it.
+descriptor (ZMQ_SRCFD) become suspects. Descriptors are reused by new connections, so
+a closed connection alone never cancels anything: a suspect is gone when a probe finds
+it unroutable (at once), or after ``SUSPECT_SILENCE_S`` (two missed pings).
 
 Run in the foreground with ``python -m nst_daemon.server`` (or ``nst daemon run``).
 """
