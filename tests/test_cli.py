@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,24 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from daemon_helpers import environment, free_endpoint, random_net
 from PIL import Image as PILImage
 
-from nst_core.transformer_net import TransformerNet, save_style_model
+from nst_core.transformer_net import save_style_model
 
 NST = [sys.executable, "-m", "nst_daemon"]
 PARTIAL = ".nst-partial"
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-def environment(home: Path, endpoint: str) -> dict[str, str]:
-    env = dict(os.environ, NST_HOME=str(home), NST_ENDPOINT=endpoint, OMP_NUM_THREADS="1")
-    env.pop("NST_DEBUG", None)
-    return env
 
 
 def run(
@@ -44,11 +32,6 @@ def run(
     return subprocess.run(
         [*NST, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
     )
-
-
-def random_net(seed: int) -> TransformerNet:
-    torch.manual_seed(seed)
-    return TransformerNet()
 
 
 def picture(
