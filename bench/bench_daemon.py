@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -168,6 +169,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="pictures in the batch test")
     parser.add_argument("--starts", type=int, default=3, help="daemon starts to time")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the daemon
 
     with tempfile.TemporaryDirectory(prefix="nst-bench-") as tmp:
         work = Path(tmp)
