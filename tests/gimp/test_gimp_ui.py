@@ -41,20 +41,20 @@ result = proc.run(config)
 record("closed", {"status": result.index(0).value_nick})
 """
 
-DIALOG_SCRIPT = f"""
+DIALOG_SCRIPT = """
 img = new_image(320, 200)
 layer = add_layer(img, "Background", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
 img.resize_to_layers()
 Gimp.Display.new(img)
 Gimp.displays_flush()
-proc = PDB.lookup_procedure("{FAST}")
+proc = PDB.lookup_procedure("%s")
 config = proc.create_config()
 config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 config.set_property("image", img)
 config.set_core_object_array("drawables", [layer])
 record("opening", True)
 result = proc.run(config)
-record("closed", {{"status": result.index(0).value_nick, "tree": tree(img)}})
+record("closed", {"status": result.index(0).value_nick, "tree": tree(img)})
 """
 
 
@@ -94,7 +94,8 @@ def keep_screenshot(shot: Path, name: str) -> None:
 
 
 def open_and_cancel_dialog(gimp_chroot: GimpChroot, endpoint: str, display: str, workdir: str,
-                           script: str = DIALOG_SCRIPT, title: str = "Neural Style: Fast Style",
+                           script: str = DIALOG_SCRIPT % FAST,
+                           title: str = "Neural Style: Fast Style",
                            ) -> tuple[dict, Path]:
     """Open a dialog, screenshot it, press Escape."""
     folder = gimp_chroot.host_path(workdir)
@@ -126,6 +127,15 @@ def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed
     closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "fast-style-no-daemon.png")
+
+
+def test_paint_like_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
+                           display: str, workdir: str):
+    script = DIALOG_SCRIPT % "python-fu-neural-style-paint-like"
+    closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir, script,
+                                          "Neural Style: Paint Like")
+    assert closed == {"status": "cancel", "tree": ["Background"]}
+    keep_screenshot(shot, "paint-like.png")
 
 
 def test_daemon_status_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
