@@ -281,3 +281,21 @@ def descendants(pid: int) -> list[tuple[int, str]]:
                 found.append((child, commands.get(child, "")))
                 todo.append(child)
     return found
+
+
+@pytest.fixture(scope="session")
+def host_python_in_chroot(gimp_chroot: GimpChroot) -> Iterator[None]:
+    """The checkout and this Python, mounted read-only at the same paths inside the chroot,
+    so that the plug-in can start the daemon with the installed ``daemon_command``."""
+    mounted = []
+    try:
+        for source in (REPO, Path(sys.base_prefix)):
+            target = gimp_chroot.host_path(str(source))
+            target.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "--bind", str(source), str(target)], check=True)
+            mounted.append(target)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], check=True)
+        yield
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", str(target)])

@@ -8,6 +8,7 @@ check the plug-in's reading, placement, masking and layer handling, not the netw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,12 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from nst_daemon.client import Client
+from nst_daemon.client import Client, DaemonError
 from nst_daemon.protocol import Image
 from PIL import Image as PILImage
 
 from .conftest import (
     PRELUDE,
+    REPO,
     STYLE_NAME,
     STYLE_TITLE,
     VGG_WEIGHTS,
@@ -418,3 +420,39 @@ def test_killed_plugin_gets_its_job_cancelled(gimp_chroot: GimpChroot, installed
                 proc.kill()
     assert ended["status"] != "success"
     assert ended["tree"] == ["photo"]
+
+
+AUTOSTART_SCRIPT = f"""
+img = new_image(64, 48)
+layer = add_layer(img, "bg", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+status, error, new = call("{FAST}", img, [layer], style=read_input("style.txt").decode())
+record("autostart", {{"status": status, "error": error, "tree": tree(img)}})
+status, error, text = call("python-fu-neural-style-status", None, [], action="stop")
+record("stop", {{"status": status, "error": error, "json": text}})
+status, error, text = call("python-fu-neural-style-status", None, [], action="show")
+record("after_stop", {{"status": status, "error": error, "json": text}})
+"""
+
+
+def test_plugin_starts_the_daemon_and_stops_it(gimp_chroot: GimpChroot, installed_plugin: Path,
+                                                host_python_in_chroot: None, workdir: str):
+    """No daemon running: the plug-in starts one with the installed ``daemon_command``
+    (``nst daemon start``), uses it, and Daemon Status stops it."""
+    bundled = sorted((REPO / "nst_core" / "bundled_styles").glob("*.safetensors"))
+    if not bundled:
+        pytest.skip("no bundled style to stylize with")
+    folder = gimp_chroot.host_path(workdir)
+    write_inputs(folder)
+    (folder / "style.txt").write_text(bundled[0].stem)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    try:
+        run = gimp_chroot.run(AUTOSTART_SCRIPT, workdir, endpoint)
+    finally:
+        with contextlib.suppress(DaemonError), Client(endpoint, autostart=False) as client:
+            client.shutdown()  # in case the script did not get to stop it
+    assert "after_stop" in run.results, run.output[-4000:]
+    started = run.results["autostart"]
+    assert started["status"] == "success", started["error"]
+    assert len(started["tree"]) == 2
+    assert run.results["stop"]["status"] == "success"
+    assert run.results["after_stop"]["json"] == "null"  # not running any more
