@@ -45,7 +45,7 @@ FINAL = {"hello", "styles", "status", "ok", "result", "error"}
 SENTINEL = "SENTINEL-OUTSIDE"
 MAX_MESSAGE_MB = 1
 FUZZ_SOCKETS = 4
-FIGURES: dict[str, int] = {}  # read by docs/reliability.md's figures (printed with -s)
+FIGURES: dict[str, int] = {}  # printed with -s: the figures of docs/reliability.md
 
 
 # --------------------------------------------------------------------------- strategies
