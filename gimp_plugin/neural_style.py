@@ -61,7 +61,7 @@ def style_choice(with_none: str | None = None) -> tuple[Gimp.Choice, str]:
     for index, (name, title) in enumerate(entries, start=1):
         choice.add(name, index, title, "")
     if not entries and not with_none:
-        choice.add(NO_STYLE, 0, "(no styles: the daemon is not running)", "")
+        choice.add(NO_STYLE, 0, "(no styles: start the daemon)", "")
     default = NO_STYLE if with_none or not entries else entries[0][0]
     return choice, default
 
@@ -198,7 +198,9 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     style = config.get_property("style")
     if style == NO_STYLE:
-        return fail(procedure, daemon_link.MESSAGES["daemon_unavailable"])
+        return fail(procedure, "No style to choose from: GIMP could not reach the Neural Style "
+                               "daemon when it listed the styles. Start it (Filters > Neural "
+                               "Style > Daemon Status) and open this dialog again.")
 
     def request() -> dict:
         return {"style": style, "method": "fast", "params": common_params(config)}
