@@ -65,13 +65,14 @@ class GimpChroot:
         variables = [f"{k}={v}" for k, v in {**base, **env}.items()]
         return ["chroot", str(self.root), "/usr/bin/env", "-i", *variables, *program]
 
-    def gimp(self, workdir: str, endpoint: str, display: str | None = None) -> list[str]:
-        """GIMP running the Python-Fu batch script given on stdin, then quitting."""
+    def gimp(self, workdir: str, endpoint: str, display: str | None = None,
+             interpreter: str = "python-fu-eval") -> list[str]:
+        """GIMP running the batch script given on stdin, then quitting."""
         if display:
             program, env = ["gimp-3.0", "-df", "--no-splash"], {"DISPLAY": display}
         else:
             program, env = ["gimp-console-3.0", "-idf"], {}
-        program += ["--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
+        program += ["--batch-interpreter", interpreter, "-b", "-", "--quit"]
         return self.command(program, NST_ENDPOINT=endpoint, NST_TEST_DIR=workdir, **env)
 
     def results(self, workdir: str) -> dict:
@@ -81,15 +82,20 @@ class GimpChroot:
         except (OSError, ValueError):  # not written yet, or being written
             return {}
 
-    def run(self, script: str, workdir: str, endpoint: str, timeout: float = 300) -> GimpRun:
+    def run(self, script: str, workdir: str, endpoint: str, timeout: float = 300,
+            scheme: bool = False) -> GimpRun:
         """Run ``gimp-console`` with the prelude plus ``script`` (Python-Fu) on stdin.
 
         ``workdir`` is a folder inside the chroot shared with the test; the scripts record
         findings with ``record(key, value)``, which end up in ``GimpRun.results``.
+        ``scheme``: ``script`` is Script-Fu instead, run as it is.
         """
-        source = PRELUDE.read_text() + "\n" + script
-        done = subprocess.run(self.gimp(workdir, endpoint), input=source, capture_output=True,
-                              text=True, timeout=timeout)
+        if scheme:
+            source, interpreter = script, "plug-in-script-fu-eval"
+        else:
+            source, interpreter = PRELUDE.read_text() + "\n" + script, "python-fu-eval"
+        done = subprocess.run(self.gimp(workdir, endpoint, interpreter=interpreter),
+                              input=source, capture_output=True, text=True, timeout=timeout)
         return GimpRun(done.returncode, done.stdout + done.stderr, self.results(workdir))
 
     def start_gui(self, script: str, workdir: str, endpoint: str, display: str):

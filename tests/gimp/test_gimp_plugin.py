@@ -456,3 +456,19 @@ def test_plugin_starts_the_daemon_and_stops_it(gimp_chroot: GimpChroot, installe
     assert len(started["tree"]) == 2
     assert run.results["stop"]["status"] == "success"
     assert run.results["after_stop"]["json"] == "null"  # not running any more
+
+
+SCRIPT_FU = f"""
+(let* ((img (car (gimp-image-new 40 30 RGB)))
+       (layer (car (gimp-layer-new img "bg" 40 30 RGB-IMAGE 100 LAYER-MODE-NORMAL))))
+  (gimp-image-insert-layer img layer 0 0)
+  (python-fu-neural-style-fast RUN-NONINTERACTIVE img (vector layer) "{STYLE_NAME}" 1.0 "none" 0)
+  (gimp-message (string-append "LAYERS " (number->string
+                                          (vector-length (car (gimp-image-get-layers img)))))))
+"""
+
+
+def test_script_fu_call(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
+                        workdir: str):
+    run = gimp_chroot.run(SCRIPT_FU, workdir, daemon, scheme=True)
+    assert "LAYERS 2" in run.output, run.output[-4000:]
