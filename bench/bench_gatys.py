@@ -95,10 +95,12 @@ def ours_to_loss(content, style, vgg, params, target_loss):
     full = f"gatys {content.shape[-1]}x{content.shape[-2]}"
     hit: list[float] = []
     best = [float("inf")]
+    trace: list[tuple[float, float]] = []
     t0 = time.perf_counter()
 
     def progress(p: Progress) -> None:
         if p.stage == full:
+            trace.append((time.perf_counter() - t0, p.losses["total"]))
             best[0] = min(best[0], p.losses["total"])
             if p.losses["total"] <= target_loss and not hit:
                 hit.append(time.perf_counter() - t0)
@@ -106,7 +108,13 @@ def ours_to_loss(content, style, vgg, params, target_loss):
 
     with contextlib.suppress(Cancelled):
         stylize_gatys(content, [(style, 1.0)], vgg, params, progress=progress, cancel=token)
-    return (hit[0] if hit else None), time.perf_counter() - t0, best[0]
+    return (hit[0] if hit else None), time.perf_counter() - t0, best[0], trace
+
+
+def show(name: str, trace: list[tuple[float, float]]) -> None:
+    every = max(1, len(trace) // 10)
+    points = [f"{t:.0f}s:{v:.3f}" for t, v in trace[every - 1 :: every]]
+    print(f"  {name} full-size loss by time: {' '.join(points)}")
 
 
 def sync(device) -> None:
@@ -140,7 +148,9 @@ def cpu_bench(args) -> None:
     params = GatysParams(
         iterations=args.steps, scales=tuple(args.scales), coarse_fraction=args.coarse_fraction
     )
-    hit_s, ran_s, best = ours_to_loss(content, style, vgg, params, base_loss)
+    hit_s, ran_s, best, ours_trace = ours_to_loss(content, style, vgg, params, base_loss)
+    show("plain", trace)
+    show("ours ", ours_trace)
     if hit_s is None:
         print(f"ours    : never reached {base_loss:.4f} (best {best:.4f}) in {ran_s:.1f} s")
         return

@@ -34,6 +34,7 @@ StyleTargets = dict[str, torch.Tensor]
 # Content-to-style balance at style_strength 1.0 (the losses are normalised, see losses.py).
 STYLE_WEIGHT = 2.0
 CONTENT_WEIGHT = 1.0
+LBFGS_MEMORY = 1 << 30
 MIN_SCALE_SIDE = 64  # coarser scales than this are skipped: too little left for relu5_1
 
 QUALITY_PRESETS: dict[str, dict[str, object]] = {
@@ -192,6 +193,11 @@ def _preview(x: torch.Tensor, size: int) -> torch.Tensor:
     return resize(x.detach().clamp(0, 1), small).cpu()
 
 
+def _lbfgs_history(wanted: int, numel: int) -> int:
+    """L-BFGS keeps 2 image-sized vectors per history entry: cap them at ~1 GiB."""
+    return max(5, min(wanted, LBFGS_MEMORY // (2 * 4 * numel)))
+
+
 class _Run:
     """One optimisation at one working size."""
 
@@ -234,7 +240,7 @@ class _Run:
                 [x],
                 lr=1.0,
                 max_iter=1,
-                history_size=p.lbfgs_history,
+                history_size=_lbfgs_history(p.lbfgs_history, x.numel()),
                 tolerance_grad=0.0,
                 tolerance_change=0.0,
             )

@@ -96,7 +96,8 @@ def _read_raw(path: Path) -> Mapping[str, object]:
     with open(path, "rb") as f:
         head = f.read(16)
     try:
-        if head[:2] == b"PK" or head[:1] == b"\x80":  # torch zip or legacy pickle
+        # safetensors: 8-byte header length, then the JSON header; else a torch file
+        if head[8:9] != b"{":
             raw = torch.load(path, map_location="cpu", weights_only=True)
         else:
             raw = load_file(str(path))
