@@ -299,6 +299,7 @@ def stylize_gatys(
 
     x = _initial_image(params.init if init is None else init, content, params.seed)
     done = 0
+    previous: tuple[int, int] | None = None
     for size, n in zip(sizes, steps, strict=True):
         check(cancel)
         long_side = max(size)
@@ -318,7 +319,12 @@ def stylize_gatys(
                 preview = _preview(xi, params.preview_size)
             progress(Progress(done, total, stage, dict(run.losses), preview))
 
-        x = run.optimise(resize(x, size), n, on_step)
+        start = resize(x, size)
+        if previous is not None:
+            # upsampling blurs: put back the content detail the coarser scale could not hold
+            start = start + resize(content, size) - resize(resize(content, previous), size)
+        x = run.optimise(start, n, on_step)
+        previous = size
 
     result = x.clamp(0, 1)
     result = apply_colors(result, content, params.preserve_colors)
