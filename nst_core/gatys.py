@@ -297,7 +297,9 @@ def stylize_gatys(
     total = sum(steps)
     targets = {} if targets is None else targets
 
-    x = _initial_image(params.init if init is None else init, content, params.seed)
+    start_from = params.init if init is None else init
+    x = _initial_image(start_from, content, params.seed)
+    keep_detail = not (isinstance(start_from, str) and start_from == "noise")
     done = 0
     previous: tuple[int, int] | None = None
     for size, n in zip(sizes, steps, strict=True):
@@ -320,7 +322,7 @@ def stylize_gatys(
             progress(Progress(done, total, stage, dict(run.losses), preview))
 
         start = resize(x, size)
-        if previous is not None:
+        if previous is not None and keep_detail:
             # upsampling blurs: put back the content detail the coarser scale could not hold
             start = start + resize(content, size) - resize(resize(content, previous), size)
         x = run.optimise(start, n, on_step)
