@@ -1,0 +1,214 @@
+"""Quality of the bundled fast-style models, measured against Gatys and the bare photo.
+
+For every bundled model and every photo in ``../shared/content`` (long side ``--size``):
+VGG16 style loss (Gram matrices, relu1_2..relu4_3) against the model's painting and
+content loss (relu3_3) against the photo; the same for a Gatys result of our own engine
+(on the first ``--gatys-images`` photos, ``--gatys-iterations`` full-size steps) and for
+the unstylised photo. Losses are the normalised terms of ``nst_core.losses`` (relative
+squared errors), the painting is taken at the size the model was trained with.
+
+Targets: a model's mean style loss within 3x of Gatys's and at least 10x below the
+photo's. Prints a markdown table; ``--contact-sheet FILE`` also writes a grid of the
+stylised photos (rows: photos, columns: styles; no painting is shown).
+
+    python bench/quality_report.py --gatys-images 2 --gatys-iterations 100 \\
+        --contact-sheet docs/contact-sheet.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from nst_core.fast import stylize_fast
+from nst_core.gatys import GatysParams, stylize_gatys
+from nst_core.images import load_image, resize, save_image, to_pixels
+from nst_core.losses import JOHNSON_STYLE_WEIGHTS, content_loss, grams, style_loss
+from nst_core.paths import bundled_styles_dir
+from nst_core.transformer_net import load_style_model
+from nst_core.vgg import VGGFeatures
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CONTENT_LAYER = "relu3_3"
+STYLE_WEIGHTS = dict(JOHNSON_STYLE_WEIGHTS)
+MAX_STYLE_RATIO_TO_GATYS = 3.0
+MIN_GAIN_OVER_PHOTO = 10.0
+
+
+@dataclass
+class Scores:
+    style: list[float] = field(default_factory=list)
+    content: list[float] = field(default_factory=list)
+
+    def add(self, pair: tuple[float, float]) -> None:
+        self.style.append(pair[0])
+        self.content.append(pair[1])
+
+    @staticmethod
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+
+def fit(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    factor = long_side / max(h, w)
+    return resize(image, (max(1, round(h * factor)), max(1, round(w * factor))))
+
+
+class Judge:
+    """The fixed VGG16 yardstick: style and content losses of an image."""
+
+    def __init__(self, weights: Path) -> None:
+        self.vgg = VGGFeatures("vgg16", [CONTENT_LAYER, *STYLE_WEIGHTS], weights)
+
+    @torch.no_grad()
+    def style_targets(self, painting: torch.Tensor) -> dict[str, torch.Tensor]:
+        return grams(self.vgg(painting, list(STYLE_WEIGHTS)), list(STYLE_WEIGHTS))
+
+    @torch.no_grad()
+    def score(self, image: torch.Tensor, photo: torch.Tensor,
+              targets: dict[str, torch.Tensor]) -> tuple[float, float]:
+        feats = self.vgg(image.clamp(0, 1))
+        target = self.vgg(photo, [CONTENT_LAYER])[CONTENT_LAYER]
+        style = style_loss(grams(feats, list(STYLE_WEIGHTS)), targets, STYLE_WEIGHTS)
+        return float(style), float(content_loss(feats[CONTENT_LAYER], target))
+
+
+def contact_sheet(rows: list[list[torch.Tensor]], labels: list[str], path: Path,
+                  tile: int = 200) -> None:
+    """Rows of stylised photos under a line of style names, saved as JPEG/PNG."""
+    head = 18
+    sheet = Image.new("RGB", (tile * len(labels), head + tile * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, label in enumerate(labels):
+        draw.text((c * tile + 4, 3), label, fill="black")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            small = fit(image, tile).clamp(0, 1)
+            h, w = small.shape[-2:]
+            pil = Image.frombytes("RGB", (w, h), to_pixels(small, None, 3, "u8"))
+            sheet.paste(pil, (c * tile + (tile - w) // 2, head + r * tile + (tile - h) // 2))
+    sheet.save(path, quality=85, optimize=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--models", type=Path, default=bundled_styles_dir())
+    parser.add_argument("--content-dir", type=Path, default=SHARED / "content")
+    parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
+    parser.add_argument("--vgg-weights", type=Path,
+                        default=SHARED / "weights" / "vgg16_features.safetensors")
+    parser.add_argument("--gatys-images", type=int, default=None, help="default: all")
+    parser.add_argument("--gatys-iterations", type=int, default=300)
+    parser.add_argument("--gatys-size", type=int, default=None,
+                        help="long side for the Gatys comparison (default: --size); the "
+                             "model is scored again at this size for the model / Gatys ratio")
+    parser.add_argument("--gatys-cache", type=Path, default=None,
+                        help="folder to keep Gatys results in, so reruns skip them")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--contact-sheet", type=Path)
+    parser.add_argument("--sheet-photos", nargs="*",
+                        default=["chelsea.png", "kodim08.png", "astronaut.png", "kodim05.png"])
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    photos = sorted(p for p in args.content_dir.iterdir() if p.suffix in (".png", ".jpg"))
+    models = sorted(args.models.glob("*.safetensors"))
+    if not photos or not models:
+        raise SystemExit(f"need photos in {args.content_dir} and models in {args.models}")
+    n_gatys = len(photos) if args.gatys_images is None else args.gatys_images
+    gatys_size = args.gatys_size or args.size
+    judge = Judge(args.vgg_weights)
+    content = {p.name: fit(load_image(p)[0], args.size) for p in photos}
+    sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].name]
+    sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
+    labels: list[str] = []
+
+    print(f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
+          f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n")
+    print("| style | model style | Gatys style | photo style | model / Gatys | "
+          "photo / model | model content | Gatys content | model ms/img | ok |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+    for model_path in models:
+        model = load_style_model(model_path)
+        training = json.loads(model.meta.get("training", "{}"))
+        painting_file = args.styles_dir / training["style_images"][0]
+        style_size = int(training.get("style_size", args.size))
+        painting = fit(load_image(painting_file)[0], style_size)
+        targets = judge.style_targets(painting)
+        ours, photo, gatys, ours_sub = Scores(), Scores(), Scores(), Scores()
+        elapsed = 0.0
+        for i, (name, image) in enumerate(content.items()):
+            start = time.perf_counter()
+            styled = stylize_fast(model, image)
+            elapsed += time.perf_counter() - start
+            ours.add(judge.score(styled, image, targets))
+            photo.add(judge.score(image, image, targets))
+            if name in sheet_rows:
+                sheet_rows[name].append(styled)
+            if i < n_gatys:
+                small = fit(image, gatys_size)
+                ours_sub.add(judge.score(stylize_fast(model, small), small, targets))
+                result = gatys_result(args, painting_file, style_size, name, small)
+                gatys.add(judge.score(result, small, targets))
+        mean = Scores.mean
+        ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
+        gain = mean(photo.style) / mean(ours.style)
+        ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
+        labels.append(model.meta["name"])
+        print(f"| {model.meta['name']} | {mean(ours.style):.4f} | {mean(gatys.style):.4f} | "
+              f"{mean(photo.style):.3f} | {ratio_gatys:.2f} | {gain:.1f} | "
+              f"{mean(ours.content):.3f} | {mean(gatys.content):.3f} | "
+              f"{1000 * elapsed / len(content):.0f} | {'yes' if ok else 'no'} |", flush=True)
+    print("\nmodel / Gatys compares the model's mean style loss on the Gatys photos with "
+          f"Gatys's (target <= {MAX_STYLE_RATIO_TO_GATYS:g}); photo / model compares the "
+          f"photo's with the model's over all photos (target >= {MIN_GAIN_OVER_PHOTO:g}).")
+    if args.contact_sheet:
+        contact_sheet(list(sheet_rows.values()), labels, args.contact_sheet)
+        print(f"contact sheet: {args.contact_sheet}")
+
+
+_GATYS_VGG: dict[Path, VGGFeatures] = {}
+
+
+def gatys_result(args: argparse.Namespace, painting_file: Path, style_size: int,
+                 photo_name: str, photo: torch.Tensor) -> torch.Tensor:
+    """Our engine's Gatys result with the painting at the model's training size (the same
+    brushwork size in pixels as the model's); cached in ``--gatys-cache`` when given."""
+    size = max(photo.shape[-2:])
+    cached = None
+    if args.gatys_cache is not None:
+        key = f"{painting_file.stem}-{style_size}-{Path(photo_name).stem}-{size}-" \
+              f"{args.gatys_iterations}.png"
+        cached = args.gatys_cache / key
+        if cached.exists():
+            return load_image(cached)[0]
+    painting = load_image(painting_file)[0]
+    params = GatysParams(iterations=args.gatys_iterations, scales=(0.5, 1.0),
+                         style_scale=style_size / size)
+    result = stylize_gatys(photo, [(painting, 1.0)], gatys_vgg(args), params)
+    if cached is not None:
+        args.gatys_cache.mkdir(parents=True, exist_ok=True)
+        save_image(cached, result)
+    return result
+
+
+def gatys_vgg(args: argparse.Namespace) -> VGGFeatures:
+    """The engine's own Gatys network (content relu4_2, style relu1_1..relu5_1)."""
+    if args.vgg_weights not in _GATYS_VGG:
+        params = GatysParams()
+        _GATYS_VGG[args.vgg_weights] = VGGFeatures(
+            "vgg16", [params.content_layer, *params.style_weights], args.vgg_weights)
+    return _GATYS_VGG[args.vgg_weights]
+
+
+if __name__ == "__main__":
+    main()
