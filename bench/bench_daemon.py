@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MODEL = ROOT.parent / "shared" / "models" / "pytorch-examples" / "candy.pth"
@@ -39,29 +40,11 @@ def free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores ({cpu}), {gpu}, "
-        f"Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
-    )
-
-
 def random_picture(width: int, height: int, channels: int, seed: int):
     """A smooth random picture (not white noise: PNG sizes like a photo's)."""
     import torch
     import torch.nn.functional as F
+
     from nst_daemon.protocol import Image
 
     g = torch.Generator().manual_seed(seed)
@@ -179,7 +162,7 @@ def main() -> int:
         endpoint = free_endpoint()
         env = dict(os.environ, NST_HOME=str(home), NST_ENDPOINT=endpoint)
         style = install_style(home)
-        print(f"machine: {machine()}")
+        print(f"machine: {machine.describe()}")
         print(f"style:   {style}")
 
         starts = bench_start(env, args.starts)

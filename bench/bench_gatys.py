@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -34,16 +32,9 @@ from nst_core.progress import CancelToken, Progress
 from nst_core.vgg import VGGFeatures, layer_names, make_features
 from nst_core.weights import load_features_state, resolve_weights
 
+import machine
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()} {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {gpu}, load average {load:.1f}"
-    )
 
 
 def plain_gatys(content, style, state, steps, device):
@@ -198,7 +189,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"machine : {machine()}")
+    print(f"machine : {machine.describe()}")
     cpu_bench(args)
     if torch.cuda.is_available():
         cuda_bench()

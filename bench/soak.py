@@ -15,14 +15,14 @@ Styles are random fast-style networks (no reference data needed), images 16 to 9
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -36,13 +36,6 @@ from daemon_helpers import (  # noqa: E402 - the tests' daemon helpers
 
 POOL = 48
 SAMPLE_S = 0.5
-
-
-def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {gpu}"
 
 
 def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -99,7 +92,7 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
 
 def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     samples = r["samples"]
-    print(f"machine: {machine()}; daemon device: {r['device']}")
+    print(f"machine: {machine.describe()}; daemon device: {r['device']}")
     print(f"{args.jobs} jobs, {args.clients} clients, {args.in_flight} in flight each, "
           f"images 16-96 px, {POOL} distinct requests\n")
     print(f"{'time s':>7} {'jobs':>6} {'RSS MiB':>8} {'GPU alloc MiB':>14} {'GPU resv MiB':>13}")

@@ -77,7 +77,7 @@ def config_for(style: Style, args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         image_size=args.image_size,
         lr=args.lr,
-        style_weight=style.style_weight,
+        style_weight=style.style_weight * args.style_weight_scale,
         tv_weight=style.tv_weight,
         style_size=style.style_size,
         vgg_weights=args.vgg_weights,
@@ -85,8 +85,16 @@ def config_for(style: Style, args: argparse.Namespace) -> TrainConfig:
         checkpoint_dir=args.work_dir,
         checkpoint_every=50,
         preview_every=args.preview_every,
-        init_model=None if is_base else args.out_dir / f"{BASE}.safetensors",
+        init_model=init_model_for(style, args),
     )
+
+
+def init_model_for(style: Style, args: argparse.Namespace) -> Path | None:
+    """Where a run starts: ``--continue-from`` (the style's own earlier model), else the
+    base model for the fine-tunes and nothing (a fresh network) for the base."""
+    if args.continue_from is not None:
+        return args.continue_from / f"{style.name}.safetensors"
+    return None if style.name == BASE else args.out_dir / f"{BASE}.safetensors"
 
 
 def main() -> None:
@@ -107,6 +115,10 @@ def main() -> None:
     parser.add_argument("--vgg-weights", type=Path,
                         default=SHARED / "weights" / "vgg16_features.safetensors")
     parser.add_argument("--out-dir", type=Path, default=bundled_styles_dir())
+    parser.add_argument("--continue-from", type=Path, default=None,
+                        help="folder of earlier models: train each style on from its own")
+    parser.add_argument("--style-weight-scale", type=float, default=1.0,
+                        help="multiply every style's style weight by this")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/nst-train-bundled"))
     args = parser.parse_args()
 
@@ -118,7 +130,7 @@ def main() -> None:
         parser.error(f"unknown style(s) {sorted(unknown)}; known: {[s.name for s in STYLES]}")
     base_file = args.out_dir / f"{BASE}.safetensors"
     if any(s.name != BASE for s in selected) and BASE not in [s.name for s in selected] \
-            and not base_file.exists():
+            and not base_file.exists() and args.continue_from is None:
         parser.error(f"the fine-tunes start from {base_file}; train {BASE} first")
 
     for style in selected:

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nst_core.errors import ImageError
 from nst_daemon import protocol
 from nst_daemon.imagefile import PARTIAL_SUFFIX, read_image, write_image
 from nst_daemon.protocol import Image
-
-from nst_core.errors import ImageError
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 

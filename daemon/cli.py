@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nst_core.errors import ImageError, NSTError, ParameterError
 from nst_daemon import __version__, protocol
 from nst_daemon.batch import (
     DaemonRunner,
@@ -31,8 +32,6 @@ from nst_daemon.batch import (
 )
 from nst_daemon.imagefile import output_format, read_image
 from nst_daemon.protocol import ProtocolError, default_endpoint
-
-from nst_core.errors import ImageError, NSTError, ParameterError
 
 if TYPE_CHECKING:
     from nst_core.progress import Progress

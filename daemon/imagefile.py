@@ -12,11 +12,11 @@ import contextlib
 import os
 from pathlib import Path
 
-from nst_daemon.protocol import Image
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from nst_core.errors import ImageError
+from nst_daemon.protocol import Image
 
 PARTIAL_SUFFIX = ".nst-partial"
 

@@ -350,7 +350,8 @@ class Worker(threading.Thread):
         finally:
             job.state = "done"
             self.running.remove(job)
-            self.models.release_memory()
+            if not self.running and not self.queue.queued():
+                self.models.release_memory()  # idle: the next job may be a while
 
     def _progress(self, job: Job) -> ProgressCallback:
         last_sent = 0.0

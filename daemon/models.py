@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from nst_core.memory import keep_freed_memory, release_freed_memory
 from nst_core.transformer_net import StyleModel, load_style_model
 from nst_core.vgg import VGGFeatures
 
@@ -75,6 +76,7 @@ class Models:
         vgg_weights: str | Path | None = None,
     ) -> None:
         self.device = torch.device(device or default_device())
+        keep_freed_memory()  # activations of one size reuse warm pages, job after job
         self.vgg_weights = vgg_weights
         self._fast = _LRU(fast_capacity)  # StyleModel by file and mtime
         self._targets = _LRU(targets_capacity)  # style key -> {long side: Gram targets}
@@ -122,6 +124,7 @@ class Models:
             }
 
     def release_memory(self) -> None:
-        """Give cached, unused device memory back after a job (and after an OOM)."""
+        """Give cached, unused device and host memory back (when idle, and after an OOM)."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+        release_freed_memory()

@@ -8,7 +8,9 @@ with the same weights and the same result (up to float rounding), built for spee
   returning its statistics so they can be recorded and reused;
 * each "nearest x2 upsample, reflection pad 1, 3x3 conv" is rewritten exactly as one
   2x2 convolution at the low resolution with 4 output phases (sub-pixel convolution):
-  16 instead of 36 multiply-adds per low-resolution pixel and channel pair.
+  16 instead of 36 multiply-adds per low-resolution pixel and channel pair;
+* on CPU, the residual blocks' 3x3 convolutions (most of the work) use Winograd's
+  F(4x4, 3x3) (:mod:`nst_core.winograd`).
 
 Large images are cut into tiles. InstanceNorm statistics of a tile differ from those of
 the whole image, which shows as seams; so the statistics are recorded once on the whole
@@ -28,9 +30,11 @@ import torch.nn.functional as F
 from nst_core.color import COLOR_MODES, apply_colors, blend
 from nst_core.errors import ImageError, OutOfMemoryError, ParameterError
 from nst_core.images import resize
+from nst_core.memory import release_freed_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.tiling import tiled
 from nst_core.transformer_net import StyleModel, TransformerNet
+from nst_core.winograd import conv3x3, transform_kernel
 
 #: Network input sides must be multiples of this (two stride-2 convolutions) and at least
 #: ``MIN_SIDE`` (the 9x9 reflection padding needs more than 4 pixels).
@@ -108,6 +112,12 @@ class FastRunner:
             params[f"{name}.subpixel.bias"] = bias.repeat(4)
         self.params = params
         cuda = self.device.type == "cuda"
+        on_cpu = self.device.type == "cpu"  # GPUs have their own Winograd (cuDNN)
+        self.winograd = {
+            name.removesuffix(".conv2d.weight"): transform_kernel(value)
+            for name, value in params.items()
+            if on_cpu and name.startswith("res") and name.endswith(".conv2d.weight")
+        }
         self.autocast_dtype = (
             (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         )
@@ -117,6 +127,8 @@ class FastRunner:
     def _conv(self, name: str, x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
         x = F.pad(x, [kernel // 2] * 4, mode="reflect")
         p = self.params
+        if name in self.winograd:
+            return conv3x3(x, self.winograd[name], p[f"{name}.conv2d.bias"])
         return F.conv2d(x, p[f"{name}.conv2d.weight"], p[f"{name}.conv2d.bias"], stride)
 
     def _upsample_conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -249,6 +261,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 def _free_cached_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    release_freed_memory()
 
 
 def stylize_tiled(

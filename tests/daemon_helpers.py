@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 
 import torch
 import zmq
+
+from nst_core.transformer_net import TransformerNet, save_style_model
 from nst_daemon import protocol
 from nst_daemon.client import Client, DaemonError
 from nst_daemon.protocol import Image
-
-from nst_core.transformer_net import TransformerNet, save_style_model
 
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nst_daemon.batch import Task, plan_batch, remove_partials, run_tasks
-from nst_daemon.imagefile import PARTIAL_SUFFIX, output_format, read_image, write_image
-from nst_daemon.protocol import Image
 from PIL import Image as PILImage
 
 from nst_core.errors import ImageError
+from nst_daemon.batch import Task, plan_batch, remove_partials, run_tasks
+from nst_daemon.imagefile import PARTIAL_SUFFIX, output_format, read_image, write_image
+from nst_daemon.protocol import Image
 
 
 def _picture(path: Path, mode: str = "RGB", size: tuple[int, int] = (8, 6)) -> Path:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from daemon_helpers import environment, free_endpoint, random_net
 from PIL import Image as PILImage
 
 from nst_core.transformer_net import save_style_model
+
+from daemon_helpers import environment, free_endpoint, random_net
 
 NST = [sys.executable, "-m", "nst_daemon"]
 PARTIAL = ".nst-partial"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import zmq
+
 from nst_daemon import protocol
 from nst_daemon.client import Client, DaemonError, DaemonUnavailable, is_local_endpoint
 from nst_daemon.protocol import Image

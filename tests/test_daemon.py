@@ -22,13 +22,13 @@ import torch
 import zmq
 import zmq.auth
 from conftest import SHARED
+
+from nst_core.transformer_net import TransformerNet, save_style_model
 from nst_daemon import lifecycle, protocol
 from nst_daemon.client import Client, DaemonError, DaemonUnavailable
 from nst_daemon.jobs import execute_stylize
 from nst_daemon.models import Models
 from nst_daemon.protocol import Image
-
-from nst_core.transformer_net import TransformerNet, save_style_model
 
 VGG = SHARED / "weights" / "vgg16_features.safetensors"
 needs_vgg = pytest.mark.skipif(not VGG.exists(), reason=f"VGG16 weights not available: {VGG}")

@@ -20,6 +20,11 @@ from typing import Any
 
 import pytest
 import torch
+
+from nst_core.transformer_net import save_style_model
+from nst_daemon.client import DaemonError
+from nst_daemon.lifecycle import state_file
+
 from daemon_helpers import (
     DaemonProcess,
     environment,
@@ -28,10 +33,6 @@ from daemon_helpers import (
     save_random_style,
     wait_until,
 )
-from nst_daemon.client import DaemonError
-from nst_daemon.lifecycle import state_file
-
-from nst_core.transformer_net import save_style_model
 
 MAX_PIXELS = 4_000_000
 

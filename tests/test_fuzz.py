@@ -24,6 +24,14 @@ import msgpack
 import pytest
 import torch
 import zmq
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from nst_core.transformer_net import save_style_model
+from nst_daemon import protocol
+from nst_daemon.client import DaemonError
+from nst_daemon.protocol import Image
+
 from daemon_helpers import (
     DaemonProcess,
     dealer,
@@ -33,13 +41,6 @@ from daemon_helpers import (
     save_random_style,
     stylize_request,
 )
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from nst_daemon import protocol
-from nst_daemon.client import DaemonError
-from nst_daemon.protocol import Image
-
-from nst_core.transformer_net import save_style_model
 
 FINAL = {"hello", "styles", "status", "ok", "result", "error"}
 SENTINEL = "SENTINEL-OUTSIDE"

@@ -10,10 +10,10 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nst_daemon import protocol
-from nst_daemon.protocol import Image, Limits, ProtocolError
 
 import nst_core.errors
+from nst_daemon import protocol
+from nst_daemon.protocol import Image, Limits, ProtocolError
 
 
 def rgb(width: int = 4, height: int = 3) -> Image:

@@ -15,16 +15,17 @@ import pytest
 import torch
 import zmq
 import zmq.auth
-from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_style
-from nst_daemon import protocol
-from nst_daemon.client import Client, DaemonError
-from nst_daemon.server import Server, ServerConfig, StartupError, is_loopback_endpoint
 
 from nst_core.errors import ModelFormatError
 from nst_core.styles import import_style
 from nst_core.transformer_net import load_style_model
 from nst_core.vgg import VGGFeatures
 from nst_core.weights import import_weights
+from nst_daemon import protocol
+from nst_daemon.client import Client, DaemonError
+from nst_daemon.server import Server, ServerConfig, StartupError, is_loopback_endpoint
+
+from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_style
 
 
 def listening_addresses(pid: int) -> set[str]:

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
+
 from nst_daemon.client import Client, DaemonError
 from nst_daemon.protocol import Image
-from PIL import Image as PILImage
 
 from .conftest import (
     PRELUDE,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from nst_daemon.client import DaemonError, DaemonUnavailable
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "gimp_plugin"
