@@ -35,6 +35,9 @@ from .protocol import Image, ProtocolError, StylizeRequest, TrainRequest
 log = logging.getLogger("nst_daemon.jobs")
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress messages a second per job
+#: Cached device memory and freed host memory are kept this long after the last job, so
+#: that jobs in a row reuse warm memory, then given back to the system.
+IDLE_RELEASE_S = 30.0
 
 
 # --------------------------------------------------------------------------- execution
@@ -316,10 +319,15 @@ class Worker(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
+        idle_since: float | None = None  # None: memory already released
         while not self._stop_event.is_set():
             job = self.queue.take(timeout=0.2)
             if job is not None:
                 self.run_job(job)
+                idle_since = time.monotonic()
+            elif idle_since is not None and time.monotonic() - idle_since >= IDLE_RELEASE_S:
+                self.models.release_memory()
+                idle_since = None
 
     def run_job(self, job: Job) -> None:
         if job.cancel.cancelled:
@@ -342,6 +350,8 @@ class Worker(threading.Thread):
         except NSTError as exc:
             level = logging.INFO if isinstance(exc, Cancelled) else logging.WARNING
             log.log(level, "job %s: %s: %s", job.id, exc.code, exc)
+            if isinstance(exc, OutOfMemoryError):
+                self.models.release_memory()
             self.emit(job, {"type": "error", "code": exc.code, "message": str(exc)})
         except Exception as exc:
             log.exception("job %s failed", job.id)
@@ -350,8 +360,6 @@ class Worker(threading.Thread):
         finally:
             job.state = "done"
             self.running.remove(job)
-            if not self.running and not self.queue.queued():
-                self.models.release_memory()  # idle: the next job may be a while
 
     def _progress(self, job: Job) -> ProgressCallback:
         last_sent = 0.0
