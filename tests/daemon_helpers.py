@@ -154,11 +154,13 @@ class DaemonProcess:
         endpoint: str | None = None,
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self.home = home
         self.endpoint = endpoint or free_endpoint()
         self.args = list(args)
         self.env = {**environment(home, self.endpoint), **(env or {})}
+        self.client_options = client_options or {}  # e.g. CURVE keys
         self.output_path = home / f"daemon-{free_port()}.out"
         self.proc: subprocess.Popen | None = None
 
@@ -203,7 +205,8 @@ class DaemonProcess:
         return rss_kb(self.pid)
 
     def client(self, timeout: float = 30.0, **kwargs: Any) -> Client:
-        return Client(self.endpoint, autostart=False, timeout=timeout, **kwargs)
+        return Client(self.endpoint, autostart=False, timeout=timeout,
+                      **{**self.client_options, **kwargs})
 
     def status(self) -> dict[str, Any]:
         with self.client(timeout=5.0) as client:
@@ -214,6 +217,13 @@ class DaemonProcess:
             assert self.proc is not None
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as a service manager stops it; returns the exit status."""
+        assert self.proc is not None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
 
     def stop(self) -> None:
         if not self.alive():

@@ -8,13 +8,10 @@ Gatys jobs (and the long jobs that cancellation tests need) use the VGG16 weight
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,15 +27,11 @@ from nst_daemon.jobs import execute_stylize
 from nst_daemon.models import Models
 from nst_daemon.protocol import Image
 
+from daemon_helpers import DaemonProcess, free_endpoint
+
 VGG = SHARED / "weights" / "vgg16_features.safetensors"
 needs_vgg = pytest.mark.skipif(not VGG.exists(), reason=f"VGG16 weights not available: {VGG}")
 STYLE = "test-style"
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def make_style(home: Path) -> None:
@@ -53,55 +46,19 @@ def make_style(home: Path) -> None:
     save_style_model(home / "styles" / f"{STYLE}.safetensors", net, meta)
 
 
-@dataclass
-class Daemon:
-    endpoint: str
-    home: Path
-    proc: subprocess.Popen
-
-    def client(self, **kwargs) -> Client:
-        return Client(self.endpoint, autostart=False, timeout=kwargs.pop("timeout", 60), **kwargs)
-
-    def status(self) -> dict:
-        with self.client() as c:
-            return c.status()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
-
-
 def start_daemon(home: Path, *args: str, endpoint: str | None = None,
-                 client_options: dict | None = None) -> Daemon:
-    endpoint = endpoint or free_endpoint()
-    env = {**os.environ, "NST_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint, *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daemon exited: {proc.stderr.read()}")
-        with Client(endpoint, autostart=False, timeout=0.5, **(client_options or {})) as c:
-            try:
-                c.request("hello", timeout=0.5)
-                return Daemon(endpoint, home, proc)
-            except DaemonError:
-                pass
-    proc.kill()
-    raise RuntimeError("daemon did not answer within 60 s")
+                 client_options: dict | None = None) -> DaemonProcess:
+    return DaemonProcess(home, endpoint, args, client_options=client_options).start()
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory) -> Daemon:
+def daemon(tmp_path_factory) -> DaemonProcess:
     home = tmp_path_factory.mktemp("nst_home")
     make_style(home)
     extra = ["--vgg-weights", str(VGG)] if VGG.exists() else []
     d = start_daemon(home, "--client-silence", "2", "--max-message-mb", "8", *extra)
     yield d
-    assert d.stop() == 0
+    assert d.terminate() == 0
 
 
 def pattern(width: int, height: int, channels: int = 3, seed: int = 0) -> Image:
@@ -110,7 +67,7 @@ def pattern(width: int, height: int, channels: int = 3, seed: int = 0) -> Image:
     return Image(width, height, channels, data.numpy().tobytes())
 
 
-def in_process(daemon: Daemon, image: Image, **fields) -> Image:
+def in_process(daemon: DaemonProcess, image: Image, **fields) -> Image:
     """The same request run by the CLI's ``--local`` path (same job function)."""
     msg = protocol.make_request("stylize", image=image.to_wire(), style=STYLE, **fields)
     old = os.environ.get("NST_HOME")
@@ -299,14 +256,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
     return None
 
 
-def active_ids(daemon: Daemon) -> set[str]:
+def active_ids(daemon: DaemonProcess) -> set[str]:
     """Jobs queued or running and not being cancelled."""
     status = daemon.status()
     return {j["job_id"] for j in status["running"] + status["queue"]
             if j["state"] != "cancelling"}
 
 
-def running_ids(daemon: Daemon) -> set[str]:
+def running_ids(daemon: DaemonProcess) -> set[str]:
     status = daemon.status()
     return {j["job_id"] for j in status["running"] + status["queue"]}
 
@@ -420,7 +377,7 @@ def test_shutdown_sigterm_stale_pidfile_and_a_second_daemon(tmp_path, monkeypatc
     assert not pidfile.exists()
 
     again = start_daemon(tmp_path, endpoint=endpoint)
-    assert again.stop() == 0  # SIGTERM: clean exit
+    assert again.terminate() == 0  # SIGTERM: clean exit
     assert "stopped" in lifecycle.state_file(endpoint, "log").read_text()
 
 
@@ -457,7 +414,7 @@ def test_curve_rejects_unknown_client_keys(tmp_path):
                 pytest.raises(DaemonUnavailable):
             plain.hello()  # no encryption at all
     finally:
-        assert d.stop() == 0
+        assert d.terminate() == 0
 
 
 def test_autostart(tmp_path, monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from daemon_helpers import DaemonProcess, free_endpoint
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build_chroot.sh"
@@ -37,12 +38,6 @@ SKIP_CODES = {2: "building the GIMP chroot needs root", 3: "debootstrap cannot b
 def chroot_dir() -> Path:
     default = Path.home() / ".cache" / "neural-style" / "gimp-chroot"
     return Path(os.environ.get("NST_GIMP_CHROOT") or default)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -179,7 +174,7 @@ def display(gimp_chroot: GimpChroot) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def endpoint() -> str:
-    return f"tcp://127.0.0.1:{free_port()}"
+    return free_endpoint()
 
 
 @pytest.fixture(scope="session")
@@ -222,36 +217,18 @@ def make_test_style(styles_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def daemon(endpoint: str, nst_home: Path) -> Iterator[str]:
     """A real daemon outside the chroot, with one deterministic test style."""
-    home = nst_home
-    env = {**os.environ, "NST_HOME": str(home)}
-    log = open(home / "daemon.log", "w")  # noqa: SIM115 - open for the daemon's lifetime
-    cmd = [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint,
-           "--max-pixels", str(MAX_PIXELS)]
+    args = ["--max-pixels", str(MAX_PIXELS)]
     if VGG_WEIGHTS.is_file():
-        cmd += ["--vgg-weights", str(VGG_WEIGHTS)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    from nst_daemon.client import Client, DaemonError
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with Client(endpoint, autostart=False, timeout=2) as client:
-                client.hello()
-            break
-        except DaemonError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                pytest.fail(f"the daemon did not start:\n{(home / 'daemon.log').read_text()}")
+        args += ["--vgg-weights", str(VGG_WEIGHTS)]
+    process = DaemonProcess(nst_home, endpoint, args)
+    try:
+        process.start(timeout=120)
+    except RuntimeError as exc:
+        pytest.fail(f"the daemon did not start: {exc}")
     try:
         yield endpoint
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        log.close()
+        process.stop()
 
 
 @pytest.fixture

@@ -31,9 +31,9 @@ from .conftest import (
     VGG_WEIGHTS,
     GimpChroot,
     descendants,
-    free_port,
 )
 from .pixels import input_pixels, pattern, write_inputs
+from daemon_helpers import free_endpoint
 
 pytestmark = pytest.mark.gimp
 
@@ -301,7 +301,7 @@ def test_daemon_status_non_interactive(main_run):
 def test_daemon_down(gimp_chroot: GimpChroot, installed_plugin: Path, workdir: str):
     folder = gimp_chroot.host_path(workdir)
     write_inputs(folder)
-    run = gimp_chroot.run(DOWN_SCRIPT, workdir, f"tcp://127.0.0.1:{free_port()}")
+    run = gimp_chroot.run(DOWN_SCRIPT, workdir, free_endpoint())
     info = run.results.get("down")
     assert info, run.output[-4000:]
     assert info["status"] == "execution-error"
@@ -445,7 +445,7 @@ def test_plugin_starts_the_daemon_and_stops_it(gimp_chroot: GimpChroot, installe
     folder = gimp_chroot.host_path(workdir)
     write_inputs(folder)
     (folder / "style.txt").write_text(bundled[0].stem)
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = free_endpoint()
     try:
         run = gimp_chroot.run(AUTOSTART_SCRIPT, workdir, endpoint)
     finally:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import STYLE_NAME, GimpChroot, free_port
+from .conftest import STYLE_NAME, GimpChroot
 from .pixels import write_inputs
+from daemon_helpers import free_endpoint
 
 pytestmark = pytest.mark.gimp
 
@@ -123,7 +124,7 @@ def test_dialog_opens_and_cancels(gimp_chroot: GimpChroot, installed_plugin: Pat
 
 def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed_plugin: Path,
                                               display: str, workdir: str):
-    down = f"tcp://127.0.0.1:{free_port()}"
+    down = free_endpoint()
     closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "fast-style-no-daemon.png")

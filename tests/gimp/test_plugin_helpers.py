@@ -19,7 +19,7 @@ import daemon_link  # noqa: E402
 import install_plugin  # noqa: E402
 from regions import Rect, region_to_send  # noqa: E402
 
-from .conftest import free_port  # noqa: E402
+from daemon_helpers import free_endpoint  # noqa: E402
 
 
 def test_whole_layer_without_selection():
@@ -60,7 +60,7 @@ def test_style_list_falls_back_to_the_cache_when_the_daemon_is_down(tmp_path, mo
     cache = tmp_path / "styles-cache.json"
     cache.write_text(json.dumps([["starry", "Starry Night"]]))
     monkeypatch.setattr(daemon_link, "STYLE_CACHE", cache)
-    monkeypatch.setenv("NST_ENDPOINT", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NST_ENDPOINT", free_endpoint())
     assert daemon_link.known_styles() == ([("starry", "Starry Night")], False)
 
 
