@@ -4,7 +4,8 @@ The pidfile is also the lock: the running daemon holds an exclusive ``flock`` on
 its whole life, so two daemons never serve one endpoint, and a pidfile left by a killed
 daemon (nobody holds its lock) is recognised as stale and replaced. Files live in
 ``nst_core.paths.data_dir()``: ``daemon.pid``/``daemon.log`` for the default endpoint,
-``daemon-<endpoint>.pid``/``.log`` for others. Torch-free.
+``daemon-<endpoint>.pid``/``.log`` for others; ``.ready`` holds the pid once the endpoint
+is bound. Torch-free.
 """
 
 from __future__ import annotations
@@ -88,8 +89,14 @@ class PidLock:
         file.flush()
         self._file = file
 
+    def mark_ready(self) -> None:
+        """Record that the endpoint is bound, so ``start`` knows without an answer (a CURVE
+        daemon does not answer a client without keys)."""
+        state_file(self.endpoint, "ready").write_text(f"{os.getpid()}\n")
+
     def release(self) -> None:
         if self._file is not None:
+            state_file(self.endpoint, "ready").unlink(missing_ok=True)
             self.path.unlink(missing_ok=True)
             self._file.close()
             self._file = None
@@ -110,6 +117,15 @@ def running_pid(endpoint: str) -> int | None:
                 return _read_pid(file)  # locked: a live daemon
             return None  # nobody holds it: stale
         return _read_pid(file)
+
+
+def is_bound(endpoint: str, pid: int) -> bool:
+    """Whether daemon ``pid`` holds ``endpoint``'s lock and has bound the endpoint."""
+    try:
+        ready = state_file(endpoint, "ready").read_text().strip()
+    except OSError:
+        return False
+    return ready == str(pid) and running_pid(endpoint) == pid
 
 
 def setup_logging(endpoint: str, level: int = logging.INFO, stderr: bool = False) -> Path:
@@ -164,7 +180,7 @@ def start(
         pid = proc.pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probe(endpoint, timeout=0.5) is not None:
+        if is_bound(endpoint, pid) or probe(endpoint, timeout=0.5) is not None:
             return pid
         if proc is not None and proc.poll() is not None:
             text = errors_path.read_text(errors="replace").strip()

@@ -481,6 +481,7 @@ def run(config: ServerConfig, verbose: bool = False, log_to_stderr: bool = True)
         server.close()
         lock.release()
         return 1
+    lock.mark_ready()
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
     log.info("log file %s", log_path)

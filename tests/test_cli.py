@@ -282,3 +282,25 @@ def test_daemon_start_status_stop(tmp_path: Path) -> None:
     stopped = run(env, "daemon", "stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert run(env, "daemon", "status").returncode == 3
+
+
+def test_daemon_start_and_stop_with_curve(tmp_path: Path) -> None:
+    """A CURVE daemon does not answer a client without keys: `start` still sees it bound."""
+    import zmq.auth
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    keys.mkdir()
+    allowed.mkdir()
+    _, server_secret = zmq.auth.create_certificates(keys, "server")
+    client_public, _ = zmq.auth.create_certificates(keys, "client")
+    (allowed / "client.key").write_bytes(Path(client_public).read_bytes())
+    env = environment(tmp_path / "home", free_endpoint())
+    started_at = time.monotonic()
+    started = run(env, "daemon", "start", "--curve-secret", server_secret,
+                  "--curve-clients", allowed, timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert time.monotonic() - started_at < 30  # not the 90 s readiness timeout
+    assert "daemon running" in started.stdout
+    stopped = run(env, "daemon", "stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+    assert run(env, "daemon", "status").returncode == 3  # not running

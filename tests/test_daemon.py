@@ -356,6 +356,7 @@ def test_shutdown_sigterm_stale_pidfile_and_a_second_daemon(tmp_path, monkeypatc
     pidfile.write_text("999999\n")  # left by a daemon that was killed
     first = start_daemon(tmp_path, endpoint=endpoint)
     assert pidfile.read_text().strip() == str(first.proc.pid)
+    assert lifecycle.is_bound(endpoint, first.proc.pid)
 
     second = subprocess.run(
         [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
@@ -374,7 +375,7 @@ def test_shutdown_sigterm_stale_pidfile_and_a_second_daemon(tmp_path, monkeypatc
     with first.client() as client:
         client.shutdown()
     assert first.proc.wait(20) == 0
-    assert not pidfile.exists()
+    assert not pidfile.exists() and not lifecycle.state_file(endpoint, "ready").exists()
 
     again = start_daemon(tmp_path, endpoint=endpoint)
     assert again.terminate() == 0  # SIGTERM: clean exit
