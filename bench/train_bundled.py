@@ -152,7 +152,7 @@ def main() -> None:
 
         path = train(config, progress=report)
         print(f"{style.name}: wrote {path} in {time.perf_counter() - start:.0f} s "
-              f"(style_weight={style.style_weight}, style_size={style.style_size}, "
+              f"(style_weight={config.style_weight}, style_size={style.style_size}, "
               f"steps={config.steps}, batch={config.batch_size}, crop={config.image_size})",
               flush=True)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 PLUGIN_NAME = "neural_style"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py"]
+PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py"]
 CLIENT_FILES = ["__init__.py", "protocol.py", "client.py"]
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
 FLATPAK_APP = "org.gimp.GIMP"

@@ -85,9 +85,12 @@ class ProgressBar:
     pinging and the daemon cancels that client's job within a few seconds.
     """
 
-    def __init__(self, title: str, count: int):
+    def __init__(self, title: str, count: int, previews: bool = False):
+        self.title = title
         self.count = count
         self.index = 0
+        self.previews = previews
+        self.preview_window = None
         Gimp.progress_init(title)
 
     def event(self, event: dict) -> None:
@@ -100,6 +103,20 @@ class ProgressBar:
             fraction = min(event.get("step", 0) / total, 1.0) if total else 0.0
             Gimp.progress_update((self.index + fraction) / self.count)
             Gimp.progress_set_text(daemon_link.progress_text(event))
+            if self.previews and event.get("preview") is not None:
+                self.show_preview(event["preview"])
+
+    def show_preview(self, picture) -> None:
+        if self.preview_window is None:
+            from preview import PreviewWindow
+
+            self.preview_window = PreviewWindow(self.title)
+        self.preview_window.show(picture)
+
+    def end(self) -> None:
+        if self.preview_window is not None:
+            self.preview_window.close()
+        Gimp.progress_end()
 
     def job_done(self) -> None:
         self.index += 1
@@ -112,15 +129,25 @@ def run_jobs(
     drawables: list[Gimp.Drawable],
     request: Callable[[], dict],
     layer_name: str,
+    previews: bool = False,
 ) -> Gimp.ValueArray:
-    """Stylize each drawable; add all result layers as one undo step, or nothing on error."""
+    """Stylize each drawable; add all result layers as one undo step, or nothing on error.
+
+    With ``previews`` (interactive Gatys runs), the request asks for intermediate pictures
+    and a window shows them.
+    """
+    progress = None
     try:
         check_image_type(image)
         if not drawables:
             raise PluginError("Select a layer to stylize.")
         sources = [Source(image, drawable) for drawable in drawables]
         kwargs = request()
-        progress = ProgressBar(f"Neural Style: {layer_name}", len(sources))
+        if previews:
+            from preview import PREVIEW_EVERY
+
+            kwargs["params"]["preview_every"] = PREVIEW_EVERY
+        progress = ProgressBar(f"Neural Style: {layer_name}", len(sources), previews)
         results = []
         with daemon_link.connect() as client:
             for source in sources:
@@ -135,7 +162,8 @@ def run_jobs(
     except (DaemonError, OSError) as exc:
         return fail(procedure, daemon_link.describe_error(exc))
     finally:
-        Gimp.progress_end()
+        if progress is not None:
+            progress.end()
     image.undo_group_start()
     pairs = zip(sources, results, strict=True)
     layers = [source.add_result(result, layer_name) for source, result in pairs]
@@ -240,7 +268,8 @@ def run_paint_like(procedure, run_mode, image, drawables, config, data):
 
     init_style = config.get_property("init-style")
     method = "gatys" if init_style == NO_STYLE else f"gatys from {style_title(init_style)}"
-    return run_jobs(procedure, image, drawables, request, f"{name} ({method})")
+    previews = run_mode == Gimp.RunMode.INTERACTIVE
+    return run_jobs(procedure, image, drawables, request, f"{name} ({method})", previews)
 
 
 def run_train(procedure, run_mode, image, drawables, config, data):
@@ -266,7 +295,7 @@ def run_train(procedure, run_mode, image, drawables, config, data):
     except (DaemonError, OSError) as exc:
         return fail(procedure, daemon_link.describe_error(exc))
     finally:
-        Gimp.progress_end()
+        progress.end()
     daemon_link.known_styles()  # GIMP lists the new style from its next start
     return success(procedure, GObject.Value(GObject.TYPE_STRING, event.get("style", name)))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import STYLE_NAME, GimpChroot
+from .conftest import CHROOT_HOME, STYLE_NAME, VGG_WEIGHTS, GimpChroot
 from .pixels import write_inputs
 from daemon_helpers import free_endpoint
 
@@ -58,6 +58,27 @@ result = proc.run(config)
 record("closed", {"status": result.index(0).value_nick, "tree": tree(img)})
 """
 
+PREVIEW_SCRIPT = """
+img = new_image(64, 48)
+layer = add_layer(img, "photo", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+img.scale(128, 96)  # big enough that the run lasts a while
+Gimp.Display.new(img)
+Gimp.displays_flush()
+proc = PDB.lookup_procedure("python-fu-neural-style-paint-like")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [layer])
+config.set_property("style-file", Gio.File.new_for_path(OUT + "/style.png"))
+config.set_property("quality", "draft")
+config.set_property("iterations", 300)
+record("opening", True)
+result = proc.run(config)
+failed = result.index(0) != Gimp.PDBStatusType.SUCCESS and result.length() > 1
+error = str(result.index(1)) if failed else None
+record("closed", {"status": result.index(0).value_nick, "error": error, "tree": tree(img)})
+"""
+
 
 def finish(proc: subprocess.Popen) -> None:
     try:
@@ -67,9 +88,14 @@ def finish(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def find_window(gimp_chroot: GimpChroot, display: str, title: str) -> str:
-    found = gimp_chroot.xdotool(display, "search", "--sync", "--onlyvisible", "--name", title)
-    return found.splitlines()[-1]
+def find_window(gimp_chroot: GimpChroot, display: str, title: str, tries: int = 5) -> str:
+    """The id of the visible window named ``title``, waiting for it to appear."""
+    for _ in range(tries):  # a window closing during the search fails it (BadWindow): retry
+        found = gimp_chroot.xdotool(display, "search", "--sync", "--onlyvisible", "--name",
+                                    title, check=False)
+        if found:
+            return found.splitlines()[-1]
+    raise AssertionError(f"no window named {title!r}")
 
 
 def test_undo_removes_the_new_layer_in_one_step(gimp_chroot: GimpChroot, installed_plugin: Path,
@@ -145,3 +171,36 @@ def test_daemon_status_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, d
                                           STATUS_SCRIPT, "Neural Style daemon")
     assert closed == {"status": "success"}
     keep_screenshot(shot, "daemon-status.png")
+
+
+def test_paint_like_shows_previews_and_the_result_lands(
+        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
+        workdir: str):
+    if not VGG_WEIGHTS.is_file():
+        pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
+    write_inputs(gimp_chroot.host_path(workdir))
+    # An interactive run starts from the last values GIMP saved, not from the arguments.
+    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
+                                 "GimpProcedureConfigRun-python-fu-neural-style-paint-like.last")
+    last.unlink(missing_ok=True)
+    proc = gimp_chroot.start_gui(PREVIEW_SCRIPT, workdir, daemon, display)
+    try:
+        gimp_chroot.wait_for(workdir, "opening", proc)
+        dialog = find_window(gimp_chroot, display, "Neural Style: Paint Like")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", dialog, "key", "Return")
+        try:
+            preview = find_window(gimp_chroot, display, "Neural Style preview")
+        except subprocess.TimeoutExpired:
+            closed = gimp_chroot.wait_for(workdir, "closed", proc, timeout=300)
+            pytest.fail(f"no preview window appeared; the run ended with {closed}")
+        gimp_chroot.screenshot(display, preview, f"{workdir}/preview.png")
+        closed = gimp_chroot.wait_for(workdir, "closed", proc, timeout=300)
+        # the window closes with the job
+        assert not gimp_chroot.xdotool(display, "search", "--onlyvisible", "--name",
+                                       "Neural Style preview", check=False).strip()
+    finally:
+        finish(proc)
+    assert closed == {"status": "success", "error": None, "tree": ["style (gatys)", "photo"]}
+    shot = gimp_chroot.host_path(workdir) / "preview.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep_screenshot(shot, "paint-like-preview.png")
