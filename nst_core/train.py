@@ -10,6 +10,7 @@ weights hold for any VGG16 weights file whatever its activation scale.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -176,6 +177,9 @@ def model_metadata(config: TrainConfig, vgg_path: Path, steps_done: int) -> dict
     }
     if config.init_model is not None:
         training["fine_tuned_from"] = Path(config.init_model).stem
+        earlier = load_style_model(config.init_model).meta.get("training")
+        if earlier:  # the whole chain of runs that made this model
+            training["earlier_training"] = json.loads(earlier)
     meta: dict[str, object] = {
         "name": config.name,
         "title": config.title,

@@ -133,7 +133,9 @@ def test_fine_tuning_starts_from_the_given_model(config: TrainConfig, tmp_path: 
     # Three steps of training already lowered the loss of the very first batch.
     assert from_base[0].losses["total"] < from_scratch[0].losses["total"]
     meta = load_style_model(tmp_path / "tuned.safetensors").meta
-    assert json.loads(meta["training"])["fine_tuned_from"] == "stripes"
+    training = json.loads(meta["training"])
+    assert training["fine_tuned_from"] == "stripes"
+    assert training["earlier_training"]["steps"] == 3  # the base run, kept as history
 
 
 def test_loss_weights_hold_for_a_rescaled_vgg(config: TrainConfig, tmp_path: Path) -> None:
