@@ -1,0 +1,47 @@
+"""Reduced precision for the VGG loss network, where the hardware computes it natively.
+
+VGG's convolutions are most of the work of a Gatys step and of a training step. In
+bfloat16 (8 exponent bits, as float32: no overflow, no loss scaling) they run about 1.5x
+faster on CPUs with native bf16 dot products (AVX512-BF16, AMX) and on recent GPUs, while
+the optimisation follows the float32 one step for step. Gram matrices and loss terms stay
+in float32. Elsewhere (AVX2 CPUs, older GPUs) bf16 would be emulated and slower: float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+_CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+@functools.cache
+def _cpu_has_native_bf16() -> bool:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return bool(_CPU_BF16_FLAGS & set(flags)) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def loss_network_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where ``device`` computes it natively, else ``None`` (stay in float32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
+    if device.type == "cpu":
+        return torch.bfloat16 if _cpu_has_native_bf16() else None
+    return None
+
+
+@contextlib.contextmanager
+def loss_network_precision(device: torch.device, enabled: bool = True) -> Iterator[None]:
+    """Autocast for VGG forward passes on ``device`` (no-op where bf16 is not native)."""
+    dtype = loss_network_dtype(device) if enabled else None
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        yield
