@@ -9,6 +9,7 @@ weights hold for any VGG16 weights file whatever its activation scale.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -31,6 +32,7 @@ from nst_core.losses import (
     total_variation,
 )
 from nst_core.paths import user_styles_dir
+from nst_core.precision import loss_network_precision
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
 from nst_core.vgg import VGGFeatures, resolve_weights
@@ -235,6 +237,10 @@ class _Trainer:
         self.step = 0
         self.preview_input = batch_for_step(self.files, config, -1)[:1].to(self.device)
 
+    def _vgg_precision(self) -> contextlib.AbstractContextManager[None]:
+        """bf16 for the loss network on CPUs that compute it natively; CUDA has its AMP."""
+        return loss_network_precision(self.device, enabled=not self.amp)
+
     @torch.no_grad()
     def _style_targets(self) -> dict[str, torch.Tensor]:
         """Gram matrices of the painting(s) per style layer, averaged over the images."""
@@ -242,7 +248,9 @@ class _Trainer:
         per_image = []
         for path in self.config.style_images:
             style = load_style_image(path, self.config.style_size).to(self.device)
-            per_image.append((grams(self.vgg(style, layers), layers), 1.0))
+            with self._vgg_precision():
+                feats = self.vgg(style, layers)
+            per_image.append((grams({k: f.float() for k, f in feats.items()}, layers), 1.0))
         return blend_grams(per_image)
 
     @property
@@ -282,11 +290,12 @@ class _Trainer:
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The Johnson et al. loss terms for a batch of photos ``x`` in [0, 1]."""
         cfg = self.config
-        with torch.no_grad():
+        with torch.no_grad(), self._vgg_precision():
             target = self.vgg(x, [cfg.content_layer])[cfg.content_layer]
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             y = self.net(x * 255) / 255
-            feats = self.vgg(y)
+            with self._vgg_precision():
+                feats = self.vgg(y)
         y = y.float()
         feats = {name: f.float() for name, f in feats.items()}
         terms = {
