@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -128,7 +129,7 @@ def ours_to_loss(content, style, vgg, params, target_loss, yardstick):
             hit.append(now)
             token.cancel()
 
-    params.preview_every, params.preview_size = 1, max(content.shape[-2:])
+    params = replace(params, preview_every=1, preview_size=max(content.shape[-2:]))
     with contextlib.suppress(Cancelled):
         stylize_gatys(content, [(style, 1.0)], vgg, params, progress=progress, cancel=token)
     return (hit[0] if hit else None), time.perf_counter() - t0 - judging[0], best[0], trace

@@ -26,7 +26,7 @@ from nst_core.losses import (
     style_loss,
     total_variation,
 )
-from nst_core.precision import loss_network_precision
+from nst_core.precision import loss_network_features
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.vgg import VGGFeatures
 
@@ -139,17 +139,9 @@ def style_targets(
             long_side = max(16, round(params.style_scale * size))
             factor = long_side / max(h, w)
             target_size = (max(16, round(h * factor)), max(16, round(w * factor)))
-            feats = _features(vgg, resize(image.to(device), target_size), layers)
+            feats = loss_network_features(vgg, resize(image.to(device), target_size), layers)
             per_style.append((grams(feats, layers), float(weight)))
     return blend_grams(per_style)
-
-
-def _features(vgg: VGGFeatures, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """VGG activations, computed in bf16 where the device does that natively
-    (``nst_core.precision``), returned in float32 for the Gram and loss arithmetic."""
-    with loss_network_precision(vgg.mean.device):
-        feats = vgg(x, layers)
-    return {name: f.float() for name, f in feats.items()}
 
 
 def style_cache_key(
@@ -218,17 +210,18 @@ class _Run:
         params: GatysParams,
     ) -> None:
         self.vgg = vgg
-        self.params = p = params
+        self.params = params
         self.layers = [params.content_layer, *params.style_weights]
+        layer = params.content_layer
         with torch.no_grad():
-            self.content_target = _features(vgg, content, [p.content_layer])[p.content_layer]
+            self.content_target = loss_network_features(vgg, content, [layer])[layer]
         self.targets = targets
         self.style_weight = STYLE_WEIGHT * params.style_strength
         self.losses: dict[str, float] = {}
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
-        feats = _features(self.vgg, x, self.layers)
+        feats = loss_network_features(self.vgg, x, self.layers)
         lc = content_loss(feats[p.content_layer], self.content_target)
         ls = style_loss(grams(feats, p.style_weights), self.targets, p.style_weights)
         total = CONTENT_WEIGHT * lc + self.style_weight * ls

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from nst_core.vgg import VGGFeatures
 
 _CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
@@ -39,9 +43,21 @@ def loss_network_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
-@contextlib.contextmanager
-def loss_network_precision(device: torch.device, enabled: bool = True) -> Iterator[None]:
-    """Autocast for VGG forward passes on ``device`` (no-op where bf16 is not native)."""
+def loss_network_precision(
+    device: torch.device, enabled: bool = True
+) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast for VGG forward passes on ``device`` where it is native; otherwise
+    nothing at all, so an enclosing autocast (CUDA training's fp16 AMP) still applies."""
     dtype = loss_network_dtype(device) if enabled else None
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        yield
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def loss_network_features(
+    vgg: VGGFeatures, x: torch.Tensor, layers: Iterable[str] | None = None, *,
+    enabled: bool = True,
+) -> dict[str, torch.Tensor]:
+    """``vgg(x, layers)`` under :func:`loss_network_precision`, returned in float32 for
+    the Gram and loss arithmetic."""
+    with loss_network_precision(vgg.mean.device, enabled):
+        feats = vgg(x, layers)
+    return {name: f.float() for name, f in feats.items()}

@@ -9,7 +9,6 @@ weights hold for any VGG16 weights file whatever its activation scale.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -32,7 +31,7 @@ from nst_core.losses import (
     total_variation,
 )
 from nst_core.paths import user_styles_dir
-from nst_core.precision import loss_network_precision
+from nst_core.precision import loss_network_features
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
 from nst_core.vgg import VGGFeatures, resolve_weights
@@ -237,9 +236,10 @@ class _Trainer:
         self.step = 0
         self.preview_input = batch_for_step(self.files, config, -1)[:1].to(self.device)
 
-    def _vgg_precision(self) -> contextlib.AbstractContextManager[None]:
-        """bf16 for the loss network on CPUs that compute it natively; CUDA has its AMP."""
-        return loss_network_precision(self.device, enabled=not self.amp)
+    def _vgg(self, x: torch.Tensor, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Loss-network features in float32: VGG in bf16 on CPUs that compute it natively,
+        under the enclosing fp16 AMP on CUDA."""
+        return loss_network_features(self.vgg, x, layers, enabled=not self.amp)
 
     @torch.no_grad()
     def _style_targets(self) -> dict[str, torch.Tensor]:
@@ -248,9 +248,7 @@ class _Trainer:
         per_image = []
         for path in self.config.style_images:
             style = load_style_image(path, self.config.style_size).to(self.device)
-            with self._vgg_precision():
-                feats = self.vgg(style, layers)
-            per_image.append((grams({k: f.float() for k, f in feats.items()}, layers), 1.0))
+            per_image.append((grams(self._vgg(style, layers), layers), 1.0))
         return blend_grams(per_image)
 
     @property
@@ -290,16 +288,14 @@ class _Trainer:
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The Johnson et al. loss terms for a batch of photos ``x`` in [0, 1]."""
         cfg = self.config
-        with torch.no_grad(), self._vgg_precision():
-            target = self.vgg(x, [cfg.content_layer])[cfg.content_layer]
+        with torch.no_grad():
+            target = self._vgg(x, [cfg.content_layer])[cfg.content_layer]
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             y = self.net(x * 255) / 255
-            with self._vgg_precision():
-                feats = self.vgg(y)
+            feats = self._vgg(y)
         y = y.float()
-        feats = {name: f.float() for name, f in feats.items()}
         terms = {
-            "content": content_loss(feats[cfg.content_layer], target.float()),
+            "content": content_loss(feats[cfg.content_layer], target),
             "style": style_loss(grams(feats, cfg.style_layers), self.style_grams, cfg.style_layers),
             "tv": total_variation(y),
         }

@@ -21,6 +21,10 @@ def test_dtype_is_native_bf16_or_float32() -> None:
     assert precision.loss_network_dtype(torch.device("meta")) is None
     with precision.loss_network_precision(CPU, enabled=False):
         assert not torch.is_autocast_enabled("cpu")
+    # disabled, it leaves an enclosing autocast alone (CUDA training's fp16 AMP)
+    with torch.autocast("cpu", dtype=torch.bfloat16), \
+            precision.loss_network_precision(CPU, enabled=False):
+        assert torch.is_autocast_enabled("cpu")
     with precision.loss_network_precision(CPU):
         wanted = precision.loss_network_dtype(CPU) is not None
         assert torch.is_autocast_enabled("cpu") == wanted
