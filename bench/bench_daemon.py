@@ -29,8 +29,7 @@ from pathlib import Path
 
 import machine
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_MODEL = ROOT.parent / "shared" / "models" / "pytorch-examples" / "candy.pth"
+STYLE = "starry-night"  # bundled: the same network as any other fast style
 NST = [sys.executable, "-m", "nst_daemon"]
 
 
@@ -54,18 +53,6 @@ def random_picture(width: int, height: int, channels: int, seed: int):
     pixels = ((smooth + detail).clamp(0, 1) * 255).round().to(torch.uint8)
     data = pixels[0].permute(1, 2, 0).contiguous().numpy().tobytes()
     return Image(width, height, channels, data)
-
-
-def install_style(home: Path) -> str:
-    """Put the benchmark style in ``home``'s user styles; returns a description."""
-    from nst_core.styles import import_style
-    from nst_core.transformer_net import TransformerNet, save_style_model
-
-    if SHARED_MODEL.is_file():
-        import_style(SHARED_MODEL, "bench")
-        return f"candy.pth (PyTorch example) from {SHARED_MODEL.parent}"
-    save_style_model(home / "styles" / "bench.safetensors", TransformerNet(), {})
-    return "a random fast-style network (../shared absent)"
 
 
 def run_nst(*args: str | Path, env: dict[str, str]) -> float:
@@ -98,7 +85,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
 
     def in_process() -> float:
         started = time.perf_counter()
-        msg = protocol.make_request("stylize", image=image.to_wire(), style="bench")
+        msg = protocol.make_request("stylize", image=image.to_wire(), style=STYLE)
         execute_stylize(protocol.parse_stylize(msg), models)
         return time.perf_counter() - started
 
@@ -107,7 +94,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
 
         def round_trip() -> tuple[float, float]:
             started = time.perf_counter()
-            result = client.stylize(image, style="bench")
+            result = client.stylize(image, style=STYLE)
             elapsed = time.perf_counter() - started
             return elapsed, elapsed - result["timings"]["total_s"]
 
@@ -132,14 +119,14 @@ def bench_batch(env: dict[str, str], endpoint: str, count: int, work: Path) -> t
     src.mkdir()
     for i in range(count):
         write_image(src / f"p{i:03d}.png", random_picture(512, 512, 3, seed=100 + i))
-    with_daemon = run_nst("batch", src, "-o", work / "out-daemon", "--style", "bench", env=env)
+    with_daemon = run_nst("batch", src, "-o", work / "out-daemon", "--style", STYLE, env=env)
 
     out = work / "out-local"
     out.mkdir()
     models = Models()
     started = time.perf_counter()
     for path in sorted(src.iterdir()):
-        msg = protocol.make_request("stylize", image=read_image(path).to_wire(), style="bench")
+        msg = protocol.make_request("stylize", image=read_image(path).to_wire(), style=STYLE)
         result = execute_stylize(protocol.parse_stylize(msg), models)
         write_image(out / path.name, result["image"])
     in_process = time.perf_counter() - started
@@ -161,9 +148,8 @@ def main() -> int:
         os.environ["NST_HOME"] = str(home)  # this process's in-process runs too
         endpoint = free_endpoint()
         env = dict(os.environ, NST_HOME=str(home), NST_ENDPOINT=endpoint)
-        style = install_style(home)
         print(f"machine: {machine.describe()}")
-        print(f"style:   {style}")
+        print(f"style:   {STYLE} (bundled)")
 
         starts = bench_start(env, args.starts)
         print(

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -38,8 +37,7 @@ from nst_core.vgg import VGGFeatures, layer_names, make_features
 from nst_core.weights import load_features_state, resolve_weights
 
 import machine
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from machine import SHARED
 
 
 class PlainLoss:
@@ -155,12 +153,16 @@ def load_pair(size: int, device):
     return content, style
 
 
+def vgg16_state() -> dict[str, torch.Tensor]:
+    """The reference VGG16 weights, else the installed ones."""
+    weights = machine.VGG16_WEIGHTS
+    return load_features_state(weights if weights.exists() else resolve_weights("vgg16"))[1]
+
+
 def cpu_bench(args) -> None:
     device = torch.device("cpu")
     content, style = load_pair(args.size, device)
-    weights = SHARED / "weights" / "vgg16_features.safetensors"
-    weights = weights if weights.exists() else resolve_weights("vgg16")
-    _, state = load_features_state(weights, "vgg16")
+    state = vgg16_state()
     dtype = loss_network_dtype(device)
     print(f"ours    : VGG in {'bfloat16 (native on this CPU)' if dtype else 'float32'}")
     vgg = VGGFeatures("vgg16", [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS], weights=state)
@@ -196,7 +198,8 @@ def cpu_bench(args) -> None:
 
 def cuda_bench() -> None:
     device = torch.device("cuda")
-    vgg = VGGFeatures("vgg16", [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS]).to(device)
+    layers = [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS]
+    vgg = VGGFeatures("vgg16", layers, weights=vgg16_state()).to(device)
     content, style = load_pair(512, device)
     params = GatysParams(iterations=500, scales=(1.0,))
     sync(device)

@@ -1,10 +1,15 @@
-"""One line describing the machine a benchmark ran on, printed at the top of every bench."""
+"""Where a benchmark runs: the machine (one line at the top of every bench) and the
+reference data it reads (``../shared`` beside the checkout, or ``$NST_SHARED``; see
+``pack_reference_data.py`` for a compact copy)."""
 
 from __future__ import annotations
 
 import os
 import platform
 from pathlib import Path
+
+SHARED = Path(os.environ.get("NST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+VGG16_WEIGHTS = SHARED / "weights" / "vgg16_features.safetensors"
 
 
 def cpu_model() -> str:

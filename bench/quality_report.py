@@ -9,10 +9,13 @@ squared errors), the painting is taken at the size the model was trained with.
 
 Targets: a model's mean style loss within 3x of Gatys's and at least 10x below the
 photo's. Prints a markdown table; ``--contact-sheet FILE`` also writes a grid of the
-stylised photos (rows: photos, columns: styles; no painting is shown).
+stylised photos (rows: photos, columns: styles; no painting is shown). ``--reference
+MODEL=PAINTING`` adds a row for another model as a baseline on the same yardstick, e.g.
+the fully trained udnie model of PyTorch's ``fast_neural_style`` example.
 
     python bench/quality_report.py --gatys-images 2 --gatys-iterations 100 \\
-        --contact-sheet docs/contact-sheet.jpg
+        --contact-sheet docs/contact-sheet.jpg \\
+        --reference ../shared/models/pytorch-examples/udnie.pth=udnie_picabia.jpg
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ from nst_core.paths import bundled_styles_dir
 from nst_core.transformer_net import load_style_model
 from nst_core.vgg import VGGFeatures
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from machine import SHARED, VGG16_WEIGHTS
+
 CONTENT_LAYER = "relu3_3"
 STYLE_WEIGHTS = dict(JOHNSON_STYLE_WEIGHTS)
 MAX_STYLE_RATIO_TO_GATYS = 3.0
 MIN_GAIN_OVER_PHOTO = 10.0
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # VGG runs there
 
 
 @dataclass
@@ -65,17 +70,17 @@ class Judge:
     """The fixed VGG16 yardstick: style and content losses of an image."""
 
     def __init__(self, weights: Path) -> None:
-        self.vgg = VGGFeatures("vgg16", [CONTENT_LAYER, *STYLE_WEIGHTS], weights)
+        self.vgg = VGGFeatures("vgg16", [CONTENT_LAYER, *STYLE_WEIGHTS], weights).to(DEVICE)
 
     @torch.no_grad()
     def style_targets(self, painting: torch.Tensor) -> dict[str, torch.Tensor]:
-        return grams(self.vgg(painting, list(STYLE_WEIGHTS)), list(STYLE_WEIGHTS))
+        return grams(self.vgg(painting.to(DEVICE), list(STYLE_WEIGHTS)), list(STYLE_WEIGHTS))
 
     @torch.no_grad()
     def score(self, image: torch.Tensor, photo: torch.Tensor,
               targets: dict[str, torch.Tensor]) -> tuple[float, float]:
-        feats = self.vgg(image.clamp(0, 1))
-        target = self.vgg(photo, [CONTENT_LAYER])[CONTENT_LAYER]
+        feats = self.vgg(image.to(DEVICE).clamp(0, 1))
+        target = self.vgg(photo.to(DEVICE), [CONTENT_LAYER])[CONTENT_LAYER]
         style = style_loss(grams(feats, list(STYLE_WEIGHTS)), targets, STYLE_WEIGHTS)
         return float(style), float(content_loss(feats[CONTENT_LAYER], target))
 
@@ -104,7 +109,7 @@ def main() -> None:
     parser.add_argument("--content-dir", type=Path, default=SHARED / "content")
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
     parser.add_argument("--vgg-weights", type=Path,
-                        default=SHARED / "weights" / "vgg16_features.safetensors")
+                        default=VGG16_WEIGHTS)
     parser.add_argument("--gatys-images", type=int, default=None, help="default: all")
     parser.add_argument("--gatys-iterations", type=int, default=300)
     parser.add_argument("--gatys-size", type=int, default=None,
@@ -114,8 +119,12 @@ def main() -> None:
                         help="folder to keep Gatys results in, so reruns skip them")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--contact-sheet", type=Path)
+    parser.add_argument("--reference", nargs="*", default=[], metavar="MODEL=PAINTING",
+                        help="also score other models (e.g. a PyTorch fast_neural_style "
+                             ".pth) against a painting in --styles-dir, as a baseline")
     parser.add_argument("--sheet-photos", nargs="*",
-                        default=["chelsea.png", "kodim08.png", "astronaut.png", "kodim05.png"])
+                        default=["chelsea", "kodim08", "astronaut", "kodim05"],
+                        help="photo names (without suffix) for the contact sheet rows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -127,8 +136,8 @@ def main() -> None:
     n_gatys = len(photos) if args.gatys_images is None else args.gatys_images
     gatys_size = args.gatys_size or args.size
     judge = Judge(args.vgg_weights)
-    content = {p.name: fit(load_image(p)[0], args.size) for p in photos}
-    sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].name]
+    content = {p.stem: fit(load_image(p)[0], args.size) for p in photos}
+    sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].stem]
     sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
     labels: list[str] = []
 
@@ -137,10 +146,14 @@ def main() -> None:
     print("| style | model style | Gatys style | photo style | model / Gatys | "
           "photo / model | model content | Gatys content | model ms/img | ok |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
-    for model_path in models:
+    entries = [(path, None) for path in models]
+    entries += [(Path(model), args.styles_dir / painting)
+                for model, _, painting in (r.partition("=") for r in args.reference)]
+    for model_path, painting_file in entries:
         model = load_style_model(model_path)
+        is_reference = painting_file is not None
         training = json.loads(model.meta.get("training", "{}"))
-        painting_file = args.styles_dir / training["style_images"][0]
+        painting_file = painting_file or args.styles_dir / training["style_images"][0]
         style_size = int(training.get("style_size", args.size))
         painting = fit(load_image(painting_file)[0], style_size)
         targets = judge.style_targets(painting)
@@ -152,7 +165,7 @@ def main() -> None:
             elapsed += time.perf_counter() - start
             ours.add(judge.score(styled, image, targets))
             photo.add(judge.score(image, image, targets))
-            if name in sheet_rows:
+            if name in sheet_rows and not is_reference:
                 sheet_rows[name].append(styled)
             if i < n_gatys:
                 small = fit(image, gatys_size)
@@ -163,8 +176,10 @@ def main() -> None:
         ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
         gain = mean(photo.style) / mean(ours.style)
         ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
-        labels.append(model.meta["name"])
-        print(f"| {model.meta['name']} | {mean(ours.style):.4f} | {mean(gatys.style):.4f} | "
+        label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
+        if not is_reference:
+            labels.append(label)
+        print(f"| {label} | {mean(ours.style):.4f} | {mean(gatys.style):.4f} | "
               f"{mean(photo.style):.3f} | {ratio_gatys:.2f} | {gain:.1f} | "
               f"{mean(ours.content):.3f} | {mean(gatys.content):.3f} | "
               f"{1000 * elapsed / len(content):.0f} | {'yes' if ok else 'no'} |", flush=True)
@@ -186,7 +201,7 @@ def gatys_result(args: argparse.Namespace, painting_file: Path, style_size: int,
     size = max(photo.shape[-2:])
     cached = None
     if args.gatys_cache is not None:
-        key = f"{painting_file.stem}-{style_size}-{Path(photo_name).stem}-{size}-" \
+        key = f"{painting_file.stem}-{style_size}-{photo_name}-{size}-" \
               f"{args.gatys_iterations}.png"
         cached = args.gatys_cache / key
         if cached.exists():
@@ -206,7 +221,8 @@ def gatys_vgg(args: argparse.Namespace) -> VGGFeatures:
     if args.vgg_weights not in _GATYS_VGG:
         params = GatysParams()
         _GATYS_VGG[args.vgg_weights] = VGGFeatures(
-            "vgg16", [params.content_layer, *params.style_weights], args.vgg_weights)
+            "vgg16", [params.content_layer, *params.style_weights], args.vgg_weights
+        ).to(DEVICE)
     return _GATYS_VGG[args.vgg_weights]
 
 

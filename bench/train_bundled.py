@@ -27,7 +27,8 @@ from nst_core.paths import bundled_styles_dir
 from nst_core.progress import Progress
 from nst_core.train import TrainConfig, train
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from machine import SHARED, VGG16_WEIGHTS
+
 BASE = "starry-night"
 
 
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
     parser.add_argument("--data-dir", type=Path, default=SHARED / "train")
     parser.add_argument("--vgg-weights", type=Path,
-                        default=SHARED / "weights" / "vgg16_features.safetensors")
+                        default=VGG16_WEIGHTS)
     parser.add_argument("--out-dir", type=Path, default=bundled_styles_dir())
     parser.add_argument("--continue-from", type=Path, default=None,
                         help="folder of earlier models: train each style on from its own")

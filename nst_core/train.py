@@ -12,7 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +154,24 @@ def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> torch.T
         for _ in range(config.batch_size)
     ]
     return torch.stack(crops)
+
+
+def prefetched_batches(
+    files: list[Path], config: TrainConfig, start: int
+) -> Iterator[torch.Tensor]:
+    """``batch_for_step`` for steps ``start``, ``start + 1``, ... up to ``config.steps``,
+    prepared ahead in threads (PIL decodes and resizes without the GIL), so a fast GPU
+    does not wait for JPEG decoding."""
+    workers = max(1, min(8, (os.cpu_count() or 2) - 1))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="nst-train-data")
+    ahead: deque = deque()
+    try:
+        for step in range(start, config.steps):
+            while len(ahead) < 2 * workers and step + len(ahead) < config.steps:
+                ahead.append(pool.submit(batch_for_step, files, config, step + len(ahead)))
+            yield ahead.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _sha256(path: Path) -> str:
@@ -306,8 +329,8 @@ class _Trainer:
         )
         return terms
 
-    def train_step(self) -> dict[str, float]:
-        x = batch_for_step(self.files, self.config, self.step).to(self.device)
+    def train_step(self, photos: torch.Tensor) -> dict[str, float]:
+        x = photos.to(self.device, non_blocking=True)
         terms = self.losses(x)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["total"]).backward()
@@ -332,25 +355,26 @@ class _Trainer:
         cfg = self.config
         output = Path(cfg.output or user_styles_dir() / f"{cfg.name}.safetensors")
         self.resume()
-        while self.step < cfg.steps:
-            try:
-                check(self.cancel)
-            except Cancelled:
-                self.save_checkpoint()
-                raise
-            losses = self.train_step()
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise ParameterError(
-                    f"training diverged at step {self.step} (loss {losses}); lower lr or the "
-                    "style weight"
-                )
-            if self.step % cfg.checkpoint_every == 0:
-                self.save_checkpoint()
-            preview = None
-            if cfg.preview_every and self.step % cfg.preview_every == 0:
-                preview = self.preview()
-            if self.progress is not None:
-                self.progress(Progress(self.step, cfg.steps, "train", losses, preview))
+        with closing(prefetched_batches(self.files, cfg, self.step)) as batches:
+            while self.step < cfg.steps:
+                try:
+                    check(self.cancel)
+                except Cancelled:
+                    self.save_checkpoint()
+                    raise
+                losses = self.train_step(next(batches))
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise ParameterError(
+                        f"training diverged at step {self.step} (loss {losses}); lower lr or the "
+                        "style weight"
+                    )
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                preview = None
+                if cfg.preview_every and self.step % cfg.preview_every == 0:
+                    preview = self.preview()
+                if self.progress is not None:
+                    self.progress(Progress(self.step, cfg.steps, "train", losses, preview))
         self.save_checkpoint()
         meta = model_metadata(cfg, self.vgg_path, self.step)
         return save_style_model(output, self.net, meta, half=True)
@@ -368,4 +392,4 @@ def train(
     return _Trainer(config, progress, cancel).run()
 
 
-__all__ = ["TrainConfig", "train", "batch_for_step", "load_style_image"]
+__all__ = ["TrainConfig", "train", "batch_for_step", "prefetched_batches", "load_style_image"]

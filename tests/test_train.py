@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from nst_core.errors import Cancelled, ImageError, ParameterError
 from nst_core.progress import CancelToken, Progress
-from nst_core.train import TrainConfig, train
+from nst_core.train import TrainConfig, batch_for_step, prefetched_batches, train
 from nst_core.transformer_net import load_style_model
 
 
@@ -55,6 +58,27 @@ def config(data: tuple[Path, Path], vgg16_weights: Path, tmp_path: Path) -> Trai
         steps=4, batch_size=2, image_size=48, style_size=64, lr=5e-3,
         vgg_weights=vgg16_weights, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=1,
     )
+
+
+def test_prefetched_batches_are_each_steps_own_and_stop_their_threads(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    photos, style = data
+    files = sorted(photos.iterdir())
+    cfg = TrainConfig(style_images=[style], data_dir=photos, name="x", steps=9,
+                      batch_size=3, image_size=40)
+    with closing(prefetched_batches(files, cfg, 2)) as batches:
+        got = list(batches)
+    assert len(got) == 7
+    for step, batch in zip(range(2, 9), got, strict=True):
+        assert torch.equal(batch, batch_for_step(files, cfg, step))
+
+    with closing(prefetched_batches(files, replace(cfg, steps=10_000), 0)) as batches:
+        next(batches)  # a run cancelled early leaves no loader threads behind
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("nst-train-data") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "data loader threads still running"
+        time.sleep(0.05)
 
 
 def _run(config: TrainConfig, cancel: CancelToken | None = None) -> tuple[Path, list[Progress]]:
