@@ -39,15 +39,16 @@ class Style:
     title: str
     artist: str
     year: str
-    style_weight: float = 3.0  # fine-tunes: stronger, to leave the base's palette quickly
+    style_weight: float = 9.0  # strong: the painting's palette and strokes, content readable
     style_size: int = 512  # long side of the painting for its Gram matrices
     tv_weight: float = 1e-2
 
 
 STYLES = [
     Style(BASE, "starry_night.jpg", "The Starry Night", "Vincent van Gogh", "1889",
-          style_weight=2.0),
-    Style("the-scream", "the_scream.jpg", "The Scream", "Edvard Munch", "1893"),
+          style_weight=6.0),
+    Style("the-scream", "the_scream.jpg", "The Scream", "Edvard Munch", "1893",
+          style_weight=6.0),  # at 9 its bands wash faces out
     Style("great-wave", "great_wave_hokusai.jpg", "The Great Wave off Kanagawa",
           "Katsushika Hokusai", "c. 1831"),
     Style("composition-vii", "composition_vii_kandinsky.jpg", "Composition VII",
