@@ -8,8 +8,8 @@
    doing the same reads, jobs and atomic writes.
 3. Daemon start-to-ready time: ``nst daemon start`` until it answers.
 
-Pictures are generated here. The style is PyTorch's example ``candy.pth`` from
-``../shared`` when present, else a random fast-style network (same cost per pixel).
+Pictures are generated here; the style is the bundled ``starry-night`` (every fast
+style costs the same per pixel), so no reference data is needed.
 
     python bench/bench_daemon.py [--runs 7] [--batch 100] [--starts 3]
 """
