@@ -14,7 +14,7 @@ log_dir=${1:-bench/out}
 mkdir -p "$log_dir"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}
-run() { echo "== $*"; "$python" "$@"; }
+run() { echo "== $*"; "$python" "$@" || echo "== failed (exit $?): $*"; }  # go on
 {
     run bench/bench_fast.py --runs 20
     run bench/bench_gatys.py
