@@ -45,8 +45,7 @@ class Style:
 
 
 STYLES = [
-    Style(BASE, "starry_night.jpg", "The Starry Night", "Vincent van Gogh", "1889",
-          style_weight=6.0),
+    Style(BASE, "starry_night.jpg", "The Starry Night", "Vincent van Gogh", "1889"),
     Style("the-scream", "the_scream.jpg", "The Scream", "Edvard Munch", "1893",
           style_weight=6.0),  # at 9 its bands wash faces out
     Style("great-wave", "great_wave_hokusai.jpg", "The Great Wave off Kanagawa",
