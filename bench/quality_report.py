@@ -34,7 +34,7 @@ from nst_core.gatys import GatysParams, stylize_gatys
 from nst_core.images import load_image, resize, save_image, to_pixels
 from nst_core.losses import JOHNSON_STYLE_WEIGHTS, content_loss, grams, style_loss
 from nst_core.paths import bundled_styles_dir
-from nst_core.transformer_net import load_style_model
+from nst_core.transformer_net import StyleModel, load_style_model
 from nst_core.vgg import VGGFeatures
 
 from machine import SHARED, VGG16_WEIGHTS
@@ -152,43 +152,53 @@ def main() -> None:
     for model_path, painting_file in entries:
         model = load_style_model(model_path)
         is_reference = painting_file is not None
-        training = json.loads(model.meta.get("training", "{}"))
-        painting_file = painting_file or args.styles_dir / training["style_images"][0]
-        style_size = int(training.get("style_size", args.size))
-        painting = fit(load_image(painting_file)[0], style_size)
-        targets = judge.style_targets(painting)
-        ours, photo, gatys, ours_sub = Scores(), Scores(), Scores(), Scores()
-        elapsed = 0.0
-        for i, (name, image) in enumerate(content.items()):
-            start = time.perf_counter()
-            styled = stylize_fast(model, image)
-            elapsed += time.perf_counter() - start
-            ours.add(judge.score(styled, image, targets))
-            photo.add(judge.score(image, image, targets))
-            if name in sheet_rows and not is_reference:
-                sheet_rows[name].append(styled)
-            if i < n_gatys:
-                small = fit(image, gatys_size)
-                ours_sub.add(judge.score(stylize_fast(model, small), small, targets))
-                result = gatys_result(args, painting_file, style_size, name, small)
-                gatys.add(judge.score(result, small, targets))
-        mean = Scores.mean
-        ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
-        gain = mean(photo.style) / mean(ours.style)
-        ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
         label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
+        row, styled = score_model(args, judge, model, painting_file, content, gatys_size)
+        print(f"| {label} | {row}", flush=True)
         if not is_reference:
             labels.append(label)
-        print(f"| {label} | {mean(ours.style):.4f} | {mean(gatys.style):.4f} | "
-              f"{mean(photo.style):.3f} | {ratio_gatys:.2f} | {gain:.1f} | "
-              f"{mean(ours.content):.3f} | {mean(gatys.content):.3f} | "
-              f"{1000 * elapsed / len(content):.0f} | {'yes' if ok else 'no'} |", flush=True)
+            for name, rows in sheet_rows.items():
+                rows.append(styled[name])
     print("\nmodel / Gatys compares the model's mean style loss on the Gatys photos with "
           f"Gatys's (target <= {MAX_STYLE_RATIO_TO_GATYS:g}); photo / model compares the "
           f"photo's with the model's over all photos (target >= {MIN_GAIN_OVER_PHOTO:g}).")
     if args.contact_sheet:
         contact_sheet(list(sheet_rows.values()), labels, args.contact_sheet)
         print(f"contact sheet: {args.contact_sheet}")
+
+
+def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
+                painting_file: Path | None, content: dict[str, torch.Tensor],
+                gatys_size: int) -> tuple[str, dict[str, torch.Tensor]]:
+    """One table row (after the label) for ``model`` and its stylised photos by name.
+    The painting is the one the model was trained on unless ``painting_file`` is given."""
+    training = json.loads(model.meta.get("training", "{}"))
+    painting_file = painting_file or args.styles_dir / training["style_images"][0]
+    style_size = int(training.get("style_size", args.size))
+    targets = judge.style_targets(fit(load_image(painting_file)[0], style_size))
+    ours, photo, gatys, ours_sub = Scores(), Scores(), Scores(), Scores()
+    styled: dict[str, torch.Tensor] = {}
+    elapsed = 0.0
+    for i, (name, image) in enumerate(content.items()):
+        start = time.perf_counter()
+        styled[name] = stylize_fast(model, image)
+        elapsed += time.perf_counter() - start
+        ours.add(judge.score(styled[name], image, targets))
+        photo.add(judge.score(image, image, targets))
+        if args.gatys_images is None or i < args.gatys_images:
+            small = fit(image, gatys_size)
+            ours_sub.add(judge.score(stylize_fast(model, small), small, targets))
+            result = gatys_result(args, painting_file, style_size, name, small)
+            gatys.add(judge.score(result, small, targets))
+    mean = Scores.mean
+    ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
+    gain = mean(photo.style) / mean(ours.style)
+    ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
+    row = (f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
+           f"{ratio_gatys:.2f} | {gain:.1f} | {mean(ours.content):.3f} | "
+           f"{mean(gatys.content):.3f} | {1000 * elapsed / len(content):.0f} | "
+           f"{'yes' if ok else 'no'} |")
+    return row, styled
 
 
 _GATYS_VGG: dict[Path, VGGFeatures] = {}
