@@ -135,5 +135,6 @@ def cuda_sizes(net: TransformerNet, runs: int, sync) -> None:
                 f"peak GPU memory {peak:.0f} MiB"
             )
 
+
 if __name__ == "__main__":
     main()

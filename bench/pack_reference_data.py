@@ -3,7 +3,7 @@
 Writes, under DEST, the VGG16 weights as fp16 (half the size; the engine loads them as
 fp32), the photo and painting the speed benchmarks use, and on request the quality
 report's photos (512 px JPEG) and paintings, and a downscaled subset of the training
-photos. The benchmarks read it with ``NST_SHARED=DEST``; ``bench/device_check.sh``
+photos. The benchmarks read it with ``NST_SHARED=DEST``; ``bench/gpu_figures.sh``
 runs them all in one go.
 
     python bench/pack_reference_data.py .reference-data --quality --train-photos 600

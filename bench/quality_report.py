@@ -66,6 +66,14 @@ def fit(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return resize(image, (max(1, round(h * factor)), max(1, round(w * factor))))
 
 
+@dataclass
+class Measured:
+    """What the yardstick sees of one image: its Gram matrices and content features."""
+
+    grams: dict[str, torch.Tensor]
+    content: torch.Tensor
+
+
 class Judge:
     """The fixed VGG16 yardstick: style and content losses of an image."""
 
@@ -77,12 +85,16 @@ class Judge:
         return grams(self.vgg(painting.to(DEVICE), list(STYLE_WEIGHTS)), list(STYLE_WEIGHTS))
 
     @torch.no_grad()
-    def score(self, image: torch.Tensor, photo: torch.Tensor,
-              targets: dict[str, torch.Tensor]) -> tuple[float, float]:
+    def measure(self, image: torch.Tensor) -> Measured:
         feats = self.vgg(image.to(DEVICE).clamp(0, 1))
-        target = self.vgg(photo.to(DEVICE), [CONTENT_LAYER])[CONTENT_LAYER]
-        style = style_loss(grams(feats, list(STYLE_WEIGHTS)), targets, STYLE_WEIGHTS)
-        return float(style), float(content_loss(feats[CONTENT_LAYER], target))
+        return Measured(grams(feats, list(STYLE_WEIGHTS)), feats[CONTENT_LAYER])
+
+    @staticmethod
+    def score(image: Measured, photo: Measured,
+              targets: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """(style loss against ``targets``, content loss against ``photo``)."""
+        style = style_loss(image.grams, targets, STYLE_WEIGHTS)
+        return float(style), float(content_loss(image.content, photo.content))
 
 
 def contact_sheet(rows: list[list[torch.Tensor]], labels: list[str], path: Path,
@@ -137,6 +149,7 @@ def main() -> None:
     gatys_size = args.gatys_size or args.size
     judge = Judge(args.vgg_weights)
     content = {p.stem: fit(load_image(p)[0], args.size) for p in photos}
+    measured = {name: judge.measure(image) for name, image in content.items()}
     sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].stem]
     sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
     labels: list[str] = []
@@ -153,7 +166,8 @@ def main() -> None:
         model = load_style_model(model_path)
         is_reference = painting_file is not None
         label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
-        row, styled = score_model(args, judge, model, painting_file, content, gatys_size)
+        row, styled = score_model(args, judge, model, painting_file, content, measured,
+                                  gatys_size)
         print(f"| {label} | {row}", flush=True)
         if not is_reference:
             labels.append(label)
@@ -169,9 +183,11 @@ def main() -> None:
 
 def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
                 painting_file: Path | None, content: dict[str, torch.Tensor],
+                measured: dict[str, Measured],
                 gatys_size: int) -> tuple[str, dict[str, torch.Tensor]]:
     """One table row (after the label) for ``model`` and its stylised photos by name.
-    The painting is the one the model was trained on unless ``painting_file`` is given."""
+    The painting is the one the model was trained on unless ``painting_file`` is given;
+    ``measured`` holds each photo's own features, taken once for all models."""
     training = json.loads(model.meta.get("training", "{}"))
     painting_file = painting_file or args.styles_dir / training["style_images"][0]
     style_size = int(training.get("style_size", args.size))
@@ -183,13 +199,15 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
         start = time.perf_counter()
         styled[name] = stylize_fast(model, image)
         elapsed += time.perf_counter() - start
-        ours.add(judge.score(styled[name], image, targets))
-        photo.add(judge.score(image, image, targets))
+        ours.add(judge.score(judge.measure(styled[name]), measured[name], targets))
+        photo.add(judge.score(measured[name], measured[name], targets))
         if args.gatys_images is None or i < args.gatys_images:
             small = fit(image, gatys_size)
-            ours_sub.add(judge.score(stylize_fast(model, small), small, targets))
+            small_measured = judge.measure(small)
+            ours_sub.add(judge.score(judge.measure(stylize_fast(model, small)),
+                                     small_measured, targets))
             result = gatys_result(args, painting_file, style_size, name, small)
-            gatys.add(judge.score(result, small, targets))
+            gatys.add(judge.score(judge.measure(result), small_measured, targets))
     mean = Scores.mean
     ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
     gain = mean(photo.style) / mean(ours.style)

@@ -61,7 +61,7 @@ def config(data: tuple[Path, Path], vgg16_weights: Path, tmp_path: Path) -> Trai
 
 
 def test_prefetched_batches_are_each_steps_own_and_stop_their_threads(
-    data: tuple[Path, Path], tmp_path: Path
+    data: tuple[Path, Path],
 ) -> None:
     photos, style = data
     files = sorted(photos.iterdir())
