@@ -32,7 +32,13 @@ from PIL import Image, ImageDraw
 from nst_core.fast import stylize_fast
 from nst_core.gatys import GatysParams, stylize_gatys
 from nst_core.images import load_image, resize, save_image, to_pixels
-from nst_core.losses import JOHNSON_STYLE_WEIGHTS, content_loss, grams, style_loss
+from nst_core.losses import (
+    JOHNSON_STYLE_WEIGHTS,
+    content_loss,
+    grams,
+    style_layer_loss,
+    style_loss,
+)
 from nst_core.paths import bundled_styles_dir
 from nst_core.transformer_net import StyleModel, load_style_model
 from nst_core.vgg import VGGFeatures
@@ -46,14 +52,27 @@ MIN_GAIN_OVER_PHOTO = 10.0
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # VGG runs there
 
 
+@dataclass(frozen=True)
+class Score:
+    """One image on the yardstick: style loss (and each layer's term) and content loss."""
+
+    style: float
+    content: float
+    layers: dict[str, float]
+
+
 @dataclass
 class Scores:
     style: list[float] = field(default_factory=list)
     content: list[float] = field(default_factory=list)
+    layers: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in STYLE_WEIGHTS})
 
-    def add(self, pair: tuple[float, float]) -> None:
-        self.style.append(pair[0])
-        self.content.append(pair[1])
+    def add(self, score: Score) -> None:
+        self.style.append(score.style)
+        self.content.append(score.content)
+        for name, value in score.layers.items():
+            self.layers[name].append(value)
 
     @staticmethod
     def mean(values: list[float]) -> float:
@@ -90,11 +109,15 @@ class Judge:
         return Measured(grams(feats, list(STYLE_WEIGHTS)), feats[CONTENT_LAYER])
 
     @staticmethod
-    def score(image: Measured, photo: Measured,
-              targets: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """(style loss against ``targets``, content loss against ``photo``)."""
-        style = style_loss(image.grams, targets, STYLE_WEIGHTS)
-        return float(style), float(content_loss(image.content, photo.content))
+    def score(image: Measured, photo: Measured, targets: dict[str, torch.Tensor]) -> Score:
+        """Style loss against ``targets`` (in total and by layer), content loss against
+        ``photo``."""
+        return Score(
+            style=float(style_loss(image.grams, targets, STYLE_WEIGHTS)),
+            content=float(content_loss(image.content, photo.content)),
+            layers={name: float(style_layer_loss(image.grams[name], targets[name]))
+                    for name in STYLE_WEIGHTS},
+        )
 
 
 def contact_sheet(rows: list[list[torch.Tensor]], labels: list[str], path: Path,
@@ -153,6 +176,7 @@ def main() -> None:
     sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].stem]
     sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
     labels: list[str] = []
+    layer_rows: list[str] = []
 
     print(f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
           f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n")
@@ -166,13 +190,21 @@ def main() -> None:
         model = load_style_model(model_path)
         is_reference = painting_file is not None
         label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
-        row, styled = score_model(args, judge, model, painting_file, content, measured,
-                                  gatys_size)
+        row, layer_row, styled = score_model(args, judge, model, painting_file, content,
+                                             measured, gatys_size)
         print(f"| {label} | {row}", flush=True)
+        layer_rows.append(f"| {label} | {layer_row}")
         if not is_reference:
             labels.append(label)
             for name, rows in sheet_rows.items():
                 rows.append(styled[name])
+    layers = list(STYLE_WEIGHTS)
+    print("\nBy layer: photo / model over all photos, then photo / Gatys on the Gatys photos "
+          "(each layer's mean style term; the total above weighs the layers equally).\n")
+    print("| style | " + " | ".join(f"photo / model {n}" for n in layers) + " | "
+          + " | ".join(f"photo / Gatys {n}" for n in layers) + " |")
+    print("| --- |" + " ---: |" * (2 * len(layers)))
+    print("\n".join(layer_rows))
     print("\nmodel / Gatys compares the model's mean style loss on the Gatys photos with "
           f"Gatys's (target <= {MAX_STYLE_RATIO_TO_GATYS:g}); photo / model compares the "
           f"photo's with the model's over all photos (target >= {MIN_GAIN_OVER_PHOTO:g}).")
@@ -184,15 +216,16 @@ def main() -> None:
 def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
                 painting_file: Path | None, content: dict[str, torch.Tensor],
                 measured: dict[str, Measured],
-                gatys_size: int) -> tuple[str, dict[str, torch.Tensor]]:
-    """One table row (after the label) for ``model`` and its stylised photos by name.
+                gatys_size: int) -> tuple[str, str, dict[str, torch.Tensor]]:
+    """The model's table row and by-layer row (after the label) and its stylised photos
+    by name.
     The painting is the one the model was trained on unless ``painting_file`` is given;
     ``measured`` holds each photo's own features, taken once for all models."""
     training = json.loads(model.meta.get("training", "{}"))
     painting_file = painting_file or args.styles_dir / training["style_images"][0]
     style_size = int(training.get("style_size", args.size))
     targets = judge.style_targets(fit(load_image(painting_file)[0], style_size))
-    ours, photo, gatys, ours_sub = Scores(), Scores(), Scores(), Scores()
+    ours, photo, gatys, ours_sub, photo_sub = Scores(), Scores(), Scores(), Scores(), Scores()
     styled: dict[str, torch.Tensor] = {}
     elapsed = 0.0
     for i, (name, image) in enumerate(content.items()):
@@ -204,6 +237,7 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
         if args.gatys_images is None or i < args.gatys_images:
             small = fit(image, gatys_size)
             small_measured = judge.measure(small)
+            photo_sub.add(judge.score(small_measured, small_measured, targets))
             ours_sub.add(judge.score(judge.measure(stylize_fast(model, small)),
                                      small_measured, targets))
             result = gatys_result(args, painting_file, style_size, name, small)
@@ -216,7 +250,11 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
            f"{ratio_gatys:.2f} | {gain:.1f} | {mean(ours.content):.3f} | "
            f"{mean(gatys.content):.3f} | {1000 * elapsed / len(content):.0f} | "
            f"{'yes' if ok else 'no'} |")
-    return row, styled
+    layer_row = " | ".join(
+        f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
+        for photo_scores, scores in ((photo, ours), (photo_sub, gatys))
+        for n in STYLE_WEIGHTS) + " |"
+    return row, layer_row, styled
 
 
 _GATYS_VGG: dict[Path, VGGFeatures] = {}
