@@ -8,12 +8,13 @@ the unstylised photo. Losses are the normalised terms of ``nst_core.losses`` (re
 squared errors), the painting is taken at the size the model was trained with.
 
 Targets: a model's mean style loss within 3x of Gatys's and at least 10x below the
-photo's. Prints a markdown table; ``--contact-sheet FILE`` also writes a grid of the
-stylised photos (rows: photos, columns: styles; no painting is shown). ``--reference
+photo's. Prints markdown tables (totals, then the style loss by VGG layer);
+``--contact-sheet FILE`` also writes a grid of the stylised photos (rows: photos,
+columns: styles; no painting is shown). ``--reference
 MODEL=PAINTING`` adds a row for another model as a baseline on the same yardstick, e.g.
 the fully trained udnie model of PyTorch's ``fast_neural_style`` example.
 
-    python bench/quality_report.py --gatys-images 2 --gatys-iterations 100 \\
+    python bench/quality_report.py --gatys-images 4 --gatys-iterations 100 \\
         --contact-sheet docs/contact-sheet.jpg \\
         --reference ../shared/models/pytorch-examples/udnie.pth=udnie_picabia.jpg
 """
@@ -181,8 +182,8 @@ def main() -> None:
     print(f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
           f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n")
     print("| style | model style | Gatys style | photo style | model / Gatys | "
-          "photo / model | model content | Gatys content | model ms/img | ok |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+          "photo / model | photo / Gatys | model content | Gatys content | model ms/img | ok |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
     entries = [(path, None) for path in models]
     entries += [(Path(model), args.styles_dir / painting)
                 for model, _, painting in (r.partition("=") for r in args.reference)]
@@ -199,8 +200,8 @@ def main() -> None:
             for name, rows in sheet_rows.items():
                 rows.append(styled[name])
     layers = list(STYLE_WEIGHTS)
-    print("\nBy layer: photo / model over all photos, then photo / Gatys on the Gatys photos "
-          "(each layer's mean style term; the total above weighs the layers equally).\n")
+    print(f"\nBy layer, on the Gatys photos at {gatys_size} px: photo / model, then photo / "
+          "Gatys (each layer's mean style term; the totals above weigh the layers equally).\n")
     print("| style | " + " | ".join(f"photo / model {n}" for n in layers) + " | "
           + " | ".join(f"photo / Gatys {n}" for n in layers) + " |")
     print("| --- |" + " ---: |" * (2 * len(layers)))
@@ -247,12 +248,13 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     gain = mean(photo.style) / mean(ours.style)
     ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
     row = (f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
-           f"{ratio_gatys:.2f} | {gain:.1f} | {mean(ours.content):.3f} | "
+           f"{ratio_gatys:.2f} | {gain:.1f} | {mean(photo_sub.style) / mean(gatys.style):.1f} | "
+           f"{mean(ours.content):.3f} | "
            f"{mean(gatys.content):.3f} | {1000 * elapsed / len(content):.0f} | "
            f"{'yes' if ok else 'no'} |")
     layer_row = " | ".join(
         f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
-        for photo_scores, scores in ((photo, ours), (photo_sub, gatys))
+        for photo_scores, scores in ((photo_sub, ours_sub), (photo_sub, gatys))
         for n in STYLE_WEIGHTS) + " |"
     return row, layer_row, styled
 
