@@ -94,6 +94,14 @@ class Measured:
     content: torch.Tensor
 
 
+@dataclass
+class Photos:
+    """Photos by name, each with what the yardstick sees of it (taken once for all models)."""
+
+    images: dict[str, torch.Tensor]
+    measured: dict[str, Measured]
+
+
 class Judge:
     """The fixed VGG16 yardstick: style and content losses of an image."""
 
@@ -108,6 +116,9 @@ class Judge:
     def measure(self, image: torch.Tensor) -> Measured:
         feats = self.vgg(image.to(DEVICE).clamp(0, 1))
         return Measured(grams(feats, list(STYLE_WEIGHTS)), feats[CONTENT_LAYER])
+
+    def photos(self, images: dict[str, torch.Tensor]) -> Photos:
+        return Photos(images, {name: self.measure(image) for name, image in images.items()})
 
     @staticmethod
     def score(image: Measured, photo: Measured, targets: dict[str, torch.Tensor]) -> Score:
@@ -172,9 +183,10 @@ def main() -> None:
     n_gatys = len(photos) if args.gatys_images is None else args.gatys_images
     gatys_size = args.gatys_size or args.size
     judge = Judge(args.vgg_weights)
-    content = {p.stem: fit(load_image(p)[0], args.size) for p in photos}
-    measured = {name: judge.measure(image) for name, image in content.items()}
-    sheet_names = [n for n in args.sheet_photos if n in content] or [photos[0].stem]
+    content = judge.photos({p.stem: fit(load_image(p)[0], args.size) for p in photos})
+    gatys_photos = judge.photos({name: fit(image, gatys_size)
+                                 for name, image in list(content.images.items())[:n_gatys]})
+    sheet_names = [n for n in args.sheet_photos if n in content.images] or [photos[0].stem]
     sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
     labels: list[str] = []
     layer_rows: list[str] = []
@@ -192,7 +204,7 @@ def main() -> None:
         is_reference = painting_file is not None
         label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
         row, layer_row, styled = score_model(args, judge, model, painting_file, content,
-                                             measured, gatys_size)
+                                             gatys_photos)
         print(f"| {label} | {row}", flush=True)
         layer_rows.append(f"| {label} | {layer_row}")
         if not is_reference:
@@ -215,13 +227,11 @@ def main() -> None:
 
 
 def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
-                painting_file: Path | None, content: dict[str, torch.Tensor],
-                measured: dict[str, Measured],
-                gatys_size: int) -> tuple[str, str, dict[str, torch.Tensor]]:
+                painting_file: Path | None, content: Photos,
+                gatys_photos: Photos) -> tuple[str, str, dict[str, torch.Tensor]]:
     """The model's table row and by-layer row (after the label) and its stylised photos
-    by name.
-    The painting is the one the model was trained on unless ``painting_file`` is given;
-    ``measured`` holds each photo's own features, taken once for all models."""
+    by name. The painting is the one the model was trained on unless ``painting_file`` is
+    given; ``gatys_photos`` are the ones Gatys is compared on, at the Gatys size."""
     training = json.loads(model.meta.get("training", "{}"))
     painting_file = painting_file or args.styles_dir / training["style_images"][0]
     style_size = int(training.get("style_size", args.size))
@@ -229,20 +239,19 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     ours, photo, gatys, ours_sub, photo_sub = Scores(), Scores(), Scores(), Scores(), Scores()
     styled: dict[str, torch.Tensor] = {}
     elapsed = 0.0
-    for i, (name, image) in enumerate(content.items()):
+    for name, image in content.images.items():
         start = time.perf_counter()
         styled[name] = stylize_fast(model, image)
         elapsed += time.perf_counter() - start
-        ours.add(judge.score(judge.measure(styled[name]), measured[name], targets))
-        photo.add(judge.score(measured[name], measured[name], targets))
-        if args.gatys_images is None or i < args.gatys_images:
-            small = fit(image, gatys_size)
-            small_measured = judge.measure(small)
-            photo_sub.add(judge.score(small_measured, small_measured, targets))
-            ours_sub.add(judge.score(judge.measure(stylize_fast(model, small)),
-                                     small_measured, targets))
-            result = gatys_result(args, painting_file, style_size, name, small)
-            gatys.add(judge.score(judge.measure(result), small_measured, targets))
+        own = content.measured[name]
+        ours.add(judge.score(judge.measure(styled[name]), own, targets))
+        photo.add(judge.score(own, own, targets))
+    for name, image in gatys_photos.images.items():
+        own = gatys_photos.measured[name]
+        photo_sub.add(judge.score(own, own, targets))
+        ours_sub.add(judge.score(judge.measure(stylize_fast(model, image)), own, targets))
+        result = gatys_result(args, painting_file, style_size, name, image)
+        gatys.add(judge.score(judge.measure(result), own, targets))
     mean = Scores.mean
     ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
     gain = mean(photo.style) / mean(ours.style)
@@ -250,7 +259,7 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     row = (f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
            f"{ratio_gatys:.2f} | {gain:.1f} | {mean(photo_sub.style) / mean(gatys.style):.1f} | "
            f"{mean(ours.content):.3f} | "
-           f"{mean(gatys.content):.3f} | {1000 * elapsed / len(content):.0f} | "
+           f"{mean(gatys.content):.3f} | {1000 * elapsed / len(styled):.0f} | "
            f"{'yes' if ok else 'no'} |")
     layer_row = " | ".join(
         f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
