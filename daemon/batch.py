@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from nst_core.errors import ImageError
 from nst_daemon import protocol
-from nst_daemon.imagefile import PARTIAL_SUFFIX, read_image, write_image
+from nst_daemon.imagefile import read_image, write_image
 from nst_daemon.protocol import Image
 
 ProgressHandler = Callable[[dict[str, Any]], None]
@@ -142,14 +142,36 @@ def plan_batch(input_dir: Path, output_dir: Path) -> tuple[list[Task], list[Task
     return todo, done
 
 
-def remove_partials(output_dir: Path) -> int:
-    """Delete temporary files a killed run left behind; returns how many."""
-    count = 0
-    for stale in output_dir.glob(f".*{PARTIAL_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-            count += 1
-    return count
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file ``path`` leads to (through any symlinks), as ``(device, inode)``."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def input_clash(targets: Iterable[Path], inputs: Iterable[Path]) -> tuple[Path, Path] | None:
+    """``(output, input)`` when writing an output would replace one of the run's inputs.
+
+    An output clashes when it names an input, or is a hard link or symlink to one: the
+    run must be refused before any file is written. ``None`` when the outputs are safe.
+    """
+    by_identity: dict[tuple[int, int], Path] = {}
+    by_path: dict[Path, Path] = {}
+    for source in inputs:
+        by_path[source.resolve()] = source
+        identity = _identity(source)
+        if identity is not None:
+            by_identity[identity] = source
+    for target in targets:
+        source = by_path.get(target.resolve())
+        identity = _identity(target)
+        if source is None and identity is not None:
+            source = by_identity.get(identity)
+        if source is not None:
+            return target, source
+    return None
 
 
 def is_picture_error(exc: Exception) -> bool:

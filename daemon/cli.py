@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nst_core.atomic import remove_partials
 from nst_core.errors import ImageError, NSTError, ParameterError
+from nst_core.names import slug, style_name_problem
 from nst_daemon import __version__, protocol
 from nst_daemon.batch import (
     DaemonRunner,
@@ -26,8 +28,8 @@ from nst_daemon.batch import (
     Runner,
     StyleSpec,
     Task,
+    input_clash,
     plan_batch,
-    remove_partials,
     run_tasks,
 )
 from nst_daemon.imagefile import output_format, read_image
@@ -210,7 +212,9 @@ examples:
         "--output",
         metavar="OUT",
         help="output file (one picture) or folder (several, or a folder that exists); "
-        "default: <name>-<style>.png next to each picture",
+        "default: <name>-<style>.png next to each picture. An existing file is replaced, "
+        "but never one of the run's inputs (pictures or paintings): such a run is refused "
+        "before anything is written",
     )
     p.set_defaults(func=cmd_stylize)
 
@@ -281,7 +285,17 @@ examples:
     )
     p.add_argument("style_image", metavar="STYLE_IMAGE", type=Path)
     p.add_argument("--data", metavar="DIR", type=Path, required=True, help="training photos")
-    p.add_argument("--name", required=True, help="name of the new style")
+    p.add_argument(
+        "--name",
+        required=True,
+        help="name of the new style (letters, digits, '_', '-', '.'); the name of a bundled "
+        "style or of one of your styles is refused",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace your own style of the same name (a bundled style is never replaced)",
+    )
     p.add_argument(
         "--steps", type=_positive_int, metavar="N", help="training steps (default 2000)"
     )
@@ -318,18 +332,26 @@ start and run pass other options to the daemon: --device cuda|cpu|mps,
     p = sub.add_parser(
         "weights",
         formatter_class=_FORMATTER,
-        help="fetch or import the VGG weights the Gatys method needs",
-        description="VGG weights for the Gatys method (fast styles do not need them).",
+        help="which VGG weights the Gatys method uses; fetch or import others",
+        description="VGG weights for the Gatys method and training (fast styles do not need "
+        "them). The package bundles VGG16 (the Oxford weights, fp16); weights you fetch or "
+        "import into the data dir take precedence over the bundled ones, and --vgg-weights "
+        "FILE over both.",
         epilog="""\
 examples:
+  nst weights show                   # which file is used, and why
   nst weights fetch                  # torchvision's VGG16, sha256-checked
   nst weights import vgg16-397923af.pth""",
     )
     weights_sub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    q = weights_sub.add_parser("show", help="which weights file is used, and the others found")
+    q.add_argument("--arch", choices=["vgg16", "vgg19"], default="vgg16")
+    q.set_defaults(func=cmd_weights_show)
     q = weights_sub.add_parser("fetch", help="download torchvision's official weights")
     q.add_argument("--arch", choices=["vgg16", "vgg19"], default="vgg16")
     q.add_argument(
-        "--if-missing", action="store_true", help="do nothing when weights are already there"
+        "--if-missing", action="store_true",
+        help="do nothing when the data dir already holds fetched or imported weights",
     )
     q.set_defaults(func=cmd_weights_fetch)
     q = weights_sub.add_parser("import", help="store a weights file you already have")
@@ -423,7 +445,7 @@ def _import_style_file(path: Path) -> str:
     from nst_core.errors import StyleNotFoundError
     from nst_core.styles import find_style, import_style
 
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip(".-") or "imported"
+    name = slug(path.stem)
     try:
         existing = find_style(name)
     except StyleNotFoundError:
@@ -500,7 +522,12 @@ class _StepBar:
             self.bar = None
 
 
-def _stylize_targets(images: list[Path], output: str | None, label: str) -> list[Task]:
+def _stylize_targets(
+    images: list[Path], output: str | None, label: str, style_images: list[Path]
+) -> list[Task]:
+    """One output per picture; refused before anything is written if an output would
+    replace any input of the run (a picture or a painting), or two outputs coincide."""
+
     def default_name(src: Path) -> str:
         return f"{src.stem}-{label}.png"
 
@@ -520,15 +547,27 @@ def _stylize_targets(images: list[Path], output: str | None, label: str) -> list
             raise ImageError(f"{task.source}: no such file")
         output_format(task.target)
         key = task.target.resolve()
-        if key == task.source.resolve():
-            raise CommandError(f"{task.target}: would overwrite the input", hint="choose -o")
         if key in seen:
             raise CommandError(
                 f"{seen[key]} and {task.source} would both be written to {task.target}",
                 hint="give them different names or stylise them separately",
             )
         seen[key] = task.source
+    _refuse_input_clash([t.target for t in tasks], [*images, *style_images])
     return tasks
+
+
+def _refuse_input_clash(targets: list[Path], inputs: list[Path]) -> None:
+    clash = input_clash(targets, inputs)
+    if clash is not None:
+        target, source = clash
+        same = "is" if target.resolve() == source.resolve() else "is the same file as"
+        raise CommandError(
+            f"{target} {same} the input {source}: writing it would destroy that input; "
+            "nothing was written",
+            hint="choose another output name or folder with -o",
+            exit_code=EXIT_USAGE,
+        )
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -537,7 +576,8 @@ def _stylize_targets(images: list[Path], output: str | None, label: str) -> list
 def cmd_stylize(args: argparse.Namespace) -> int:
     _check_style_args(args)
     images = [Path(p).expanduser() for p in args.images]
-    tasks = _stylize_targets(images, args.output, _style_label(args))
+    style_images = [Path(p).expanduser() for p in args.style_image]
+    tasks = _stylize_targets(images, args.output, _style_label(args), style_images)
     spec = _style_spec(args)
     runner, close = _runner(args, spec)
     try:
@@ -565,6 +605,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_partials(output_dir)
     todo, done = plan_batch(input_dir, output_dir)
+    tasks = todo + done
+    style_images = [Path(p).expanduser() for p in args.style_image]
+    _refuse_input_clash([t.target for t in tasks], [t.source for t in tasks] + style_images)
     if not todo and not done:
         raise CommandError(f"{input_dir}: no pictures (.png, .jpg, .tif, .webp, .bmp) found")
     if done:
@@ -686,10 +729,27 @@ def format_status(endpoint: str, status: dict[str, Any]) -> str:
         "queued   " + ("; ".join(_job_line(j) for j in status.get("queue") or []) or "none"),
         f"clients  {status.get('clients', 0)}",
     ]
+    if status.get("vgg_weights"):  # older daemons do not say
+        lines.insert(3, f"weights  {format_weights(status['vgg_weights'])}")
     return "\n".join(lines)
 
 
+def format_weights(info: dict[str, Any]) -> str:
+    """A ``vgg_weights`` entry of hello/status (``nst_core.weights.weights_info``) in words."""
+    source = info.get("source", "?")
+    if source == "missing":
+        return f"missing ({info.get('error') or 'no VGG weights found'})"
+    if source == "bundled":
+        return f"bundled {info.get('name', '')}".rstrip()
+    label = {"data_dir": "imported/fetched", "explicit": "--vgg-weights",
+             "torchvision_cache": "torchvision's cache"}.get(source, source)
+    return f"{label} {info.get('path', '')}".rstrip()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    problem = style_name_problem(args.name)
+    if problem is not None:
+        raise CommandError(f"style name {args.name!r} {problem}", exit_code=EXIT_USAGE)
     data: Path = args.data.expanduser()
     if not data.is_dir():
         raise CommandError(f"{data}: not a folder", hint="--data takes a folder of photos")
@@ -711,12 +771,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             from nst_daemon.models import Models
 
             msg = protocol.make_request(
-                "train", style_image=image.to_wire(), name=args.name, params=params
+                "train", style_image=image.to_wire(), name=args.name, params=params,
+                overwrite=args.overwrite or None,
             )
             result = execute_train(protocol.parse_train(msg), Models(), bar)
         else:
             with _connect(args) as client:
-                events = client.train(image, name=args.name, params=params)
+                events = client.train(
+                    image, name=args.name, params=params, overwrite=args.overwrite
+                )
                 with contextlib.closing(events):  # leaving early (Ctrl-C) cancels the job
                     for event in events:
                         if event.get("type") == "progress":
@@ -769,28 +832,52 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         f"running at {endpoint} (pid {info.get('pid', pid)}), nst {info.get('version', '?')}, "
         f"torch {info.get('torch', '?')}, device {info.get('device', '?')}"
     )
+    if info.get("vgg_weights"):
+        print(f"VGG weights: {format_weights(info['vgg_weights'])}")
     print(f"log: {lifecycle.state_file(endpoint, 'log')}")
     return 0
 
 
-def cmd_weights_fetch(args: argparse.Namespace) -> int:
-    from nst_core.errors import WeightsMissingError
-    from nst_core.weights import fetch_weights, resolve_weights
+def cmd_weights_show(args: argparse.Namespace) -> int:
+    from nst_core.weights import (
+        SOURCES,
+        bundled_path,
+        stored_path,
+        torchvision_cache_path,
+        weights_info,
+    )
 
-    if args.if_missing:
-        try:
-            path = resolve_weights(args.arch)
-        except WeightsMissingError:
-            pass
-        else:
-            print(f"{args.arch} weights already present: {path}")
-            return 0
+    info = weights_info(args.arch)
+    print(f"{args.arch} weights in use: {format_weights(info)}")
+    if info["source"] != "missing":
+        print(f"  ({SOURCES[info['source']]})")
+    print("looked at, in this order (--vgg-weights FILE comes first when given):")
+    for source, path in (("data_dir", stored_path(args.arch)),
+                         ("bundled", bundled_path(args.arch)),
+                         ("torchvision_cache", torchvision_cache_path(args.arch))):
+        found = "present" if path is not None and path.is_file() else "absent"
+        print(f"  {source:<18} {found:<8} {path or '(none for ' + args.arch + ')'}")
+    return 0 if info["source"] != "missing" else 1
+
+
+_RESTART_HINT = (
+    "they take precedence over the bundled weights; a running daemon uses them "
+    "after `nst daemon stop` (clients start it again)"
+)
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from nst_core.weights import fetch_weights, stored_path
+
+    if args.if_missing and stored_path(args.arch).is_file():
+        print(f"{args.arch} weights already in the data dir: {stored_path(args.arch)}")
+        return 0
     bar = _ByteBar(f"{args.arch} weights")
     try:
         path = fetch_weights(args.arch, progress=bar)
     finally:
         bar.close()
-    print(f"stored {args.arch} weights in {path}")
+    print(f"stored {args.arch} weights in {path}; {_RESTART_HINT}")
     return 0
 
 
@@ -824,7 +911,7 @@ def cmd_weights_import(args: argparse.Namespace) -> int:
     from nst_core.weights import import_weights
 
     path = import_weights(args.file, args.arch)
-    print(f"stored weights in {path}")
+    print(f"stored weights in {path}; {_RESTART_HINT}")
     return 0
 
 

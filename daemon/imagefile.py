@@ -8,17 +8,15 @@ interrupted run never leaves a half-written image under the final name.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from nst_core.atomic import atomic_write
 from nst_core.errors import ImageError
+from nst_core.pillow_modes import has_alpha
 from nst_daemon.protocol import Image
-
-PARTIAL_SUFFIX = ".nst-partial"
 
 _MODE_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 _CHANNELS_MODE = {v: k for k, v in _MODE_CHANNELS.items()}
@@ -57,9 +55,9 @@ def read_image(path: str | Path) -> Image:
     if pil.mode.startswith("I"):  # 16/32-bit gray: scale to 8 bits rather than clip
         pil = pil.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     if pil.mode not in _MODE_CHANNELS:
-        has_alpha = "A" in pil.getbands() or "transparency" in pil.info
+        alpha = has_alpha(pil)
         gray = pil.mode in ("1", "I", "I;16", "I;16B", "I;16L", "F")
-        mode = ("LA" if has_alpha else "L") if gray else ("RGBA" if has_alpha else "RGB")
+        mode = ("LA" if alpha else "L") if gray else ("RGBA" if alpha else "RGB")
         pil = pil.convert(mode)
     return Image(pil.width, pil.height, _MODE_CHANNELS[pil.mode], pil.tobytes())
 
@@ -79,19 +77,10 @@ def write_image(path: str | Path, image: Image) -> Path:
     pil = _to_pil(image)
     if fmt in _NO_ALPHA and pil.mode in ("LA", "RGBA"):
         pil = pil.convert(pil.mode[:-1])
-    tmp = path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
     try:
-        with open(tmp, "wb") as f:
-            pil.save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ImageError(f"{path}: cannot write image ({exc.strerror or exc})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        with atomic_write(path) as out:
+            pil.save(out, format=fmt)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ImageError(f"{path}: cannot write image ({reason})") from None
     return path

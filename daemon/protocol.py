@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+
+from nst_core.names import looks_like_path, style_name_problem
 
 PROTOCOL_VERSION: tuple[int, int] = (1, 0)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:47811"
@@ -36,6 +37,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 30  # 1 GiB: an 8000 x 8000 RGBA u16 layer fits
 MAX_SIDE = 65_535
 MAX_STYLE_IMAGES = 8
 MAX_ID_LENGTH = 64
+MIN_TILE_SIZE = 256  # the engine's smallest tile (nst_core.fast.MIN_TILE; a test compares)
 
 REQUEST_TYPES = ("hello", "styles", "stylize", "cancel", "status", "train", "ping", "shutdown")
 REPLY_TYPES = ("hello", "styles", "status", "accepted", "progress", "result", "error", "ok")
@@ -64,7 +66,6 @@ ERROR_CODES: dict[str, str] = {
 }
 
 _DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
-_STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def default_endpoint() -> str:
@@ -123,7 +124,7 @@ class Image:
         height = _int_field(m, "height", what, 1, MAX_SIDE)
         channels = _int_field(m, "channels", what, 1, 4)
         dtype = m.get("dtype", "u8")
-        if dtype not in _DTYPE_SIZES:
+        if not isinstance(dtype, str) or dtype not in _DTYPE_SIZES:
             raise ProtocolError(
                 "bad_request", f"{what}.dtype must be one of {list(_DTYPE_SIZES)}, not {dtype!r}"
             )
@@ -245,34 +246,34 @@ def _int_field(m: Mapping[str, Any], key: str, what: str, lo: int, hi: int) -> i
 
 
 def check_style_name(name: object, what: str = "style") -> str:
-    """A catalogue name: letters, digits, ``_ . -``; never a path."""
+    """A catalogue name (the rule of ``nst_core.names``); never a path."""
     if not isinstance(name, str):
         raise ProtocolError("bad_request", f"{what} must be a string")
-    if "/" in name or "\\" in name or ".." in name or name.startswith("."):
+    if looks_like_path(name):
         raise ProtocolError(
             "bad_parameter",
             f"{what} {name!r} looks like a file path; give a style name from the catalogue "
             "(import your own model with `nst styles import FILE`)",
         )
-    if not _STYLE_NAME.match(name):
-        raise ProtocolError(
-            "bad_parameter",
-            f"{what} {name!r} is not a valid style name (letters, digits, '_', '-', '.'; "
-            "at most 64 characters)",
-        )
+    problem = style_name_problem(name)
+    if problem is not None:
+        raise ProtocolError("bad_parameter", f"{what} {name!r} {problem}")
     return name
 
 
 Check = Callable[[str, object], object]
 
 
-def _number(lo: float, hi: float, integer: bool = False) -> Check:
+def _number(lo: float, hi: float, integer: bool = False, above: bool = False) -> Check:
+    """A number in ``lo..hi`` (``above``: strictly greater than ``lo``)."""
+
     def check(name: str, x: object) -> object:
         real = _is_int(x) or (isinstance(x, float) and math.isfinite(x))
         ok = _is_int(x) if integer else real
-        if not ok or not lo <= x <= hi:
+        if not ok or not lo <= x <= hi or (above and x == lo):
             kind = "an integer" if integer else "a finite number"
-            raise ProtocolError("bad_parameter", f"params.{name} must be {kind} in {lo}..{hi}")
+            span = f"above {lo} and at most {hi}" if above else f"in {lo}..{hi}"
+            raise ProtocolError("bad_parameter", f"params.{name} must be {kind} {span}")
         return int(x) if integer else float(x)
 
     return check
@@ -319,12 +320,12 @@ COMMON_PARAMS: dict[str, Check] = {
     "strength": _number(0.0, 1.0),
     "preserve_colors": _choice(None, "luminance", "histogram"),
     "max_size": _optional(_number(16, MAX_SIDE, integer=True)),
-    "tile_size": _optional(_number(64, 16384, integer=True)),
+    "tile_size": _optional(_number(MIN_TILE_SIZE, 16384, integer=True)),
     "seed": _number(0, 2**63 - 1, integer=True),
 }
 GATYS_PARAMS: dict[str, Check] = {
     "iterations": _number(1, 100_000, integer=True),
-    "style_strength": _number(0.0, 1e6),
+    "style_strength": _number(0.0, 1e6, above=True),
     "style_scale": _number(0.05, 4.0),
     "optimizer": _choice("lbfgs", "adam"),
     "init": _choice("content", "noise", "fast"),
@@ -388,6 +389,7 @@ class TrainRequest:
     name: str
     style_image: Image
     params: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False  # may replace a user style of the same name, never a bundled one
 
 
 def parse_stylize(msg: Mapping[str, Any], limits: Limits | None = None) -> StylizeRequest:
@@ -438,6 +440,8 @@ def parse_stylize(msg: Mapping[str, Any], limits: Limits | None = None) -> Styli
                 f"params.style_weights has {len(weights)} entries for "
                 f"{len(style_images)} style images",
             )
+        if weights is not None and not any(w > 0 for w in weights):
+            raise ProtocolError("bad_parameter", "params.style_weights needs a positive weight")
         if params.get("init") == "fast" and not (params.get("init_style") or style):
             raise ProtocolError("bad_parameter", "init 'fast' needs params.init_style or style")
     return StylizeRequest(image, method, style, style_images, mask, params)
@@ -450,7 +454,16 @@ def parse_train(msg: Mapping[str, Any], limits: Limits | None = None) -> TrainRe
     params = check_params(msg.get("params"), TRAIN_PARAMS, "train")
     if "dataset" not in params:
         raise ProtocolError("bad_parameter", "train needs params.dataset (a folder of photos)")
-    return TrainRequest(name, style_image, params)
+    if not os.path.isabs(params["dataset"]):
+        raise ProtocolError(
+            "bad_parameter",
+            f"params.dataset must be an absolute folder path on the daemon's machine, "
+            f"not {params['dataset']!r}",
+        )
+    overwrite = msg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ProtocolError("bad_request", "overwrite must be true or false")
+    return TrainRequest(name, style_image, params, overwrite)
 
 
 def parse_cancel(msg: Mapping[str, Any]) -> str:

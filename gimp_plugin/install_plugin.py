@@ -2,8 +2,9 @@
 """Install the Neural Style plug-in into GIMP 3 (system and Flatpak). Standard library only.
 
 The plug-in folder gets: ``neural_style.py`` (executable) and its helper modules, the
-torch-free ``nst_daemon`` client (``vendor/nst_daemon``), pyzmq and msgpack wheels built for
-GIMP's own Python (``vendor/``), and ``config.json`` saying how to reach and start the daemon.
+torch-free ``nst_daemon`` client (``vendor/nst_daemon``, with the style-name rule
+``vendor/nst_core/names.py``), pyzmq and msgpack wheels built for GIMP's own Python
+(``vendor/``), and ``config.json`` saying how to reach and start the daemon.
 
 Usage:
     install_plugin.py [--daemon-command NST] [--endpoint EP]
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py"]
 CLIENT_FILES = ["__init__.py", "protocol.py", "client.py"]
+ENGINE_FILES = ["__init__.py", "names.py"]  # torch-free modules the protocol imports
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
 FLATPAK_APP = "org.gimp.GIMP"
 INTERP_GLOBS = [f"{prefix}{lib}/gimp/3.0/interpreters/*.interp"
@@ -127,7 +129,7 @@ def vendor_packages(vendor: Path, python_version: str) -> None:
         print(f"    pyzmq and msgpack for Python {python_version} already in {vendor}")
         return
     for child in vendor.iterdir() if vendor.is_dir() else []:
-        if child.name != "nst_daemon":
+        if child.name not in ("nst_daemon", "nst_core"):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
            "--upgrade", "--target", str(vendor), "--only-binary=:all:",
@@ -171,6 +173,10 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
         if not source.is_file():
             raise InstallError(f"missing client file {source}; is the checkout complete?")
         shutil.copy2(source, client_dir / name)
+    engine_dir = folder / "vendor" / "nst_core"  # the protocol's torch-free name rule
+    engine_dir.mkdir(parents=True, exist_ok=True)
+    for name in ENGINE_FILES:
+        shutil.copy2(REPO / "nst_core" / name, engine_dir / name)
     vendor_packages(folder / "vendor", target.python_version)
     config = {"endpoint": endpoint, "daemon_command": daemon_command}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -8,16 +8,16 @@ little-endian.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nst_core.atomic import atomic_write
 from nst_core.color import luma
 from nst_core.errors import ImageError
+from nst_core.pillow_modes import has_alpha
 
 #: numpy sample type and full-scale value of each wire dtype.
 DTYPES: dict[str, tuple[np.dtype, float]] = {
@@ -113,9 +113,9 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
             gray = gray * 255.0 / 65535.0
         data = np.clip(gray, 0, 1).astype("<f4").tobytes()
         return from_pixels(data, image.width, image.height, 1, "f32")
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    image = image.convert("RGBA" if has_alpha else "RGB")
-    channels = 4 if has_alpha else 3
+    alpha = has_alpha(image)
+    image = image.convert("RGBA" if alpha else "RGB")
+    channels = 4 if alpha else 3
     return from_pixels(image.tobytes(), image.width, image.height, channels, "u8")
 
 
@@ -139,16 +139,11 @@ def save_image(path: str | Path, rgb: torch.Tensor, alpha: torch.Tensor | None =
     image = Image.frombytes(mode, (width, height), to_pixels(rgb, alpha, channels, "u8"))
     if not path.parent.is_dir():
         raise ImageError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(path) as out:
             image.save(out, format=fmt)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError | ValueError):
-            raise ImageError(f"{path}: cannot write image ({exc})") from exc
-        raise
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot write image ({exc})") from exc
     return path
 
 

@@ -6,7 +6,6 @@ the title, artist, year and licence of the painting it was trained on.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -15,11 +14,11 @@ import torch
 
 from nst_core import paths
 from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
+from nst_core.names import slug, style_name_problem
 from nst_core.transformer_net import load_style_model, save_style_model
 
 SUFFIX = ".safetensors"
 MODEL_SUFFIXES = (SUFFIX, ".pth", ".pt")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @dataclass
@@ -73,11 +72,31 @@ def list_styles() -> list[StyleInfo]:
 
 
 def _check_name(name: str) -> str:
-    if not name or not _NAME.fullmatch(name) or ".." in name or name.startswith("."):
-        raise StyleNotFoundError(
-            f"{name!r} is not a style name: use letters, digits, '-', '_' and '.' only"
+    name = name.removesuffix(SUFFIX)
+    problem = style_name_problem(name)
+    if problem is not None:
+        raise StyleNotFoundError(f"{name!r} is not a style name: it {problem}")
+    return name
+
+
+def new_style_path(name: str, *, overwrite: bool = False) -> Path:
+    """Where a new user style called ``name`` goes; refuses a name that is taken.
+
+    A bundled style's name is never available (the bundled one would shadow the new
+    style); an existing user style is replaced only with ``overwrite``.
+    """
+    problem = style_name_problem(name)
+    if problem is not None:
+        raise ParameterError(f"style name {name!r} {problem}")
+    if (paths.bundled_styles_dir() / f"{name}{SUFFIX}").exists():
+        raise ParameterError(f"{name!r} is the name of a bundled style: choose another name")
+    target = paths.user_styles_dir() / f"{name}{SUFFIX}"
+    if target.exists() and not overwrite:
+        raise ParameterError(
+            f"a style called {name!r} already exists ({target}): choose another name, "
+            "or ask explicitly to overwrite it"
         )
-    return name.removesuffix(SUFFIX)
+    return target
 
 
 def find_style(name: str) -> Path:
@@ -106,12 +125,8 @@ def import_style(path: str | Path, name: str | None = None) -> Path:
     """
     path = Path(path)
     model = load_style_model(path)
-    name = _check_name(name or re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip(".-"))
-    if (paths.bundled_styles_dir() / f"{name}{SUFFIX}").exists():
-        raise ParameterError(f"{name!r} is a bundled style: import under another name")
-    target = paths.user_styles_dir() / f"{name}{SUFFIX}"
-    if target.exists():
-        raise ParameterError(f"a user style {name!r} already exists ({target}): remove it first")
+    name = _check_name(name or slug(path.stem))
+    target = new_style_path(name)
     meta = {**model.meta, "name": name, "source_file": path.name}
     meta.setdefault("title", name)
     return save_style_model(target, model.net, meta)

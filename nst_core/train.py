@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from nst_core.atomic import atomic_write
 from nst_core.errors import Cancelled, ImageError, ParameterError
 from nst_core.images import from_pixels, load_image, resize, save_image
 from nst_core.losses import (
@@ -35,9 +36,10 @@ from nst_core.losses import (
     style_loss,
     total_variation,
 )
-from nst_core.paths import user_styles_dir
+from nst_core.names import style_name_problem
 from nst_core.precision import loss_network_features
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.styles import new_style_path
 from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
 from nst_core.vgg import VGGFeatures, resolve_weights
 
@@ -75,16 +77,22 @@ class TrainConfig:
     preview_dir: Path | None = None  # also save previews as PNG here
     init_model: Path | None = None  # fine-tune from this model file
     device: str | None = None  # default: CUDA when available
+    overwrite: bool = False  # may replace an existing *user* style of the same name
     extra_meta: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if not self.name or "/" in self.name or "\\" in self.name:
-            raise ParameterError(f"style name {self.name!r} must be a plain, non-empty name")
+        problem = style_name_problem(self.name)
+        if problem is not None:
+            raise ParameterError(f"style name {self.name!r} {problem}")
         if not self.style_images:
             raise ParameterError("give at least one style image")
         for path in self.style_images:
             if not Path(path).is_file():
                 raise ImageError(f"style image not found: {path}")
+        if not str(self.data_dir) or not Path(self.data_dir).is_absolute():
+            raise ParameterError(
+                f"the training photo folder must be an absolute path, not {str(self.data_dir)!r}"
+            )
         if not Path(self.data_dir).is_dir():
             raise ParameterError(f"training photo folder not found: {self.data_dir}")
         for key in ("steps", "batch_size", "image_size", "style_size", "checkpoint_every"):
@@ -110,20 +118,28 @@ class TrainConfig:
 
 
 def _photo_files(data_dir: Path) -> list[Path]:
-    files = sorted(p for p in Path(data_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Every photo under ``data_dir``; folders that vanish or cannot be read are skipped."""
+    files = [
+        Path(root) / name
+        for root, _, names in os.walk(data_dir, onerror=lambda _: None)
+        for name in names
+        if Path(name).suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
         raise ParameterError(
             f"no training photos in {data_dir} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
-    return files
+    return sorted(files)
 
 
 def _open_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             return img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"training photo {path} is too large to decode safely ({exc})") from exc
     except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}") from exc
+        raise ImageError(f"cannot read training photo {path}: {exc}") from exc
 
 
 def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor:
@@ -292,9 +308,8 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
         }
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        with atomic_write(path) as out:
+            torch.save(state, out)
 
     def resume(self) -> None:
         path = self.checkpoint_path
@@ -353,7 +368,7 @@ class _Trainer:
 
     def run(self) -> Path:
         cfg = self.config
-        output = Path(cfg.output or user_styles_dir() / f"{cfg.name}.safetensors")
+        output = Path(cfg.output or new_style_path(cfg.name, overwrite=cfg.overwrite))
         self.resume()
         with closing(prefetched_batches(self.files, cfg, self.step)) as batches:
             while self.step < cfg.steps:
@@ -389,6 +404,8 @@ def train(
     and on cancellation, and a later call with the same name continues from it.
     """
     config.validate()
+    if config.output is None:  # refuse a taken name before any work starts
+        new_style_path(config.name, overwrite=config.overwrite)
     return _Trainer(config, progress, cancel).run()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nst_core.atomic import atomic_write
 from nst_core.errors import ModelFormatError
 
 
@@ -117,6 +118,24 @@ def _load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return state, {}
 
 
+def _network_tensors(path: Path, state: dict[object, object]) -> dict[str, torch.Tensor]:
+    """The state dict's tensors as float32; anything else in it is a ``ModelFormatError``."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise ModelFormatError(f"{path}: not a fast-style network (key {key!r} is not a name)")
+        if _LEGACY_RUNNING_STATS.search(key) or key.endswith("num_batches_tracked"):
+            continue
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise ModelFormatError(
+                f"{path}: not a fast-style network ({key} is not a floating-point tensor)"
+            )
+        if not torch.isfinite(value).all():
+            raise ModelFormatError(f"{path}: {key} holds NaN or infinite weights")
+        tensors[key] = value.float()
+    return tensors
+
+
 def load_style_model(path: str | Path) -> StyleModel:
     """Load a project safetensors model or a PyTorch ``fast_neural_style`` ``.pth``.
 
@@ -130,14 +149,9 @@ def load_style_model(path: str | Path) -> StyleModel:
         raise
     except Exception as exc:  # corrupt, truncated, malicious pickle, ...
         raise ModelFormatError(f"{path}: cannot read style model ({exc})") from exc
-    state = {
-        k: v.float()
-        for k, v in state.items()
-        if not _LEGACY_RUNNING_STATS.search(k) and not k.endswith("num_batches_tracked")
-    }
     net = TransformerNet()
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(_network_tensors(path, state))
     except RuntimeError as exc:
         raise ModelFormatError(f"{path}: not a fast-style network ({exc})") from exc
     meta.setdefault("name", path.stem)
@@ -148,14 +162,13 @@ def save_style_model(
     path: str | Path, net: TransformerNet, meta: dict[str, object], half: bool = True
 ) -> Path:
     """Write the project's format; non-string metadata values are stored as JSON."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     dtype = torch.float16 if half else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}
     text_meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=text_meta)
-    tmp.replace(path)
+    with atomic_write(path) as out:
+        out.write(save(tensors, metadata=text_meta))
     return path
