@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from test_fast import random_net
 
 from nst_core import paths
 from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
+from nst_core.fast import stylize_fast
+from nst_core.images import load_image, resize
 from nst_core.styles import (
     find_style,
     import_style,
@@ -105,3 +108,48 @@ def test_preview_renders_a_small_picture_and_is_cached(dirs: tuple[Path, Path]) 
     preview.zero_()  # callers get a copy: the cache is unaffected
     assert torch.equal(style_preview(path, size=40), style_preview(path, size=40))
     assert style_preview(path, size=40).std() > 0.01
+
+
+# --------------------------------------------------------------------------- bundled styles
+
+BUNDLED = sorted(paths.bundled_styles_dir().glob("*.safetensors"))
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "lighthouse.png"
+_STYLED: dict[str, torch.Tensor] = {}  # each bundled style's picture, for the comparison
+
+
+def test_the_bundled_folder_holds_the_documented_styles() -> None:
+    readme = (paths.bundled_styles_dir() / "README.md").read_text()
+    documented = sorted(re.findall(r"^\| `([\w-]+)\.safetensors` \|", readme, re.MULTILINE))
+    assert documented and documented == [p.stem for p in BUNDLED]
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_every_bundled_style_loads_is_listed_and_paints(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NST_HOME", str(tmp_path))  # no user styles
+    model = load_style_model(path)
+    for key in ("title", "artist", "year", "licence"):
+        assert str(model.meta.get(key, "")).strip(), f"{path.name}: no {key}"
+    listed = {s.name: s for s in list_styles()}
+    assert listed[path.stem].source == "bundled" and find_style(path.stem) == path
+
+    photo, _ = load_image(EXAMPLE_PHOTO)
+    photo = resize(photo, (96, 128))
+    styled = stylize_fast(model, photo, device="cpu")
+    assert styled.shape == photo.shape and torch.isfinite(styled).all()
+    assert 255 * (styled - photo).abs().mean() > 10  # restyled, not the photo back
+    assert 255 * styled.std(dim=(2, 3)).min() > 10  # a picture in every channel, not flat
+    inside = ((styled > 0.002) & (styled < 0.998)).float().mean()
+    assert inside > 0.5  # mostly unclipped
+    _STYLED[path.stem] = styled
+
+
+def test_bundled_styles_paint_differently() -> None:
+    """Two files holding the same network (a copy under another name) would show here."""
+    if len(_STYLED) != len(BUNDLED):
+        pytest.skip("needs every test_every_bundled_style_loads_is_listed_and_paints run")
+    names = sorted(_STYLED)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert 255 * (_STYLED[a] - _STYLED[b]).abs().mean() > 5, (a, b)
