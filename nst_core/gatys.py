@@ -9,12 +9,13 @@ before the expensive full-size steps.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from nst_core.color import apply_colors, blend
+from nst_core.color import _mean_cov, _sqrtm, apply_colors, blend
 from nst_core.errors import ImageError, ParameterError
 from nst_core.images import resize
 from nst_core.losses import (
@@ -27,7 +28,7 @@ from nst_core.losses import (
     total_variation,
 )
 from nst_core.precision import loss_network_features
-from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.progress import CancelToken, Progress, ProgressCallback, StepClock, check
 from nst_core.vgg import VGGFeatures
 
 StyleTargets = dict[str, torch.Tensor]
@@ -50,7 +51,12 @@ class GatysParams:
     """Settings of one Gatys run.
 
     ``iterations`` counts full-size steps; each coarser scale in ``scales`` runs
-    ``coarse_fraction * iterations`` steps (they are 4x, 16x... cheaper).
+    ``coarse_fraction * iterations`` steps (they are 4x, 16x... cheaper); a tuple gives
+    one fraction per coarser scale, coarsest first.
+    ``start_colors="style"`` recolours the content start so that its colour mean and
+    covariance are the style's before optimising (the colours are settled for free).
+    ``fine_skip`` names style layers left out at full size when there are coarser scales
+    (their large structures are settled there); the final image is still judged by all.
     ``style_strength`` scales the style term against the content term: 1.0 is the
     balanced default, 2.0 twice as much style, 0.5 half.
     ``style_scale`` is the style image's long side relative to the content's.
@@ -61,7 +67,7 @@ class GatysParams:
     optimizer: str = "lbfgs"  # "lbfgs" | "adam"
     init: str | torch.Tensor = "content"  # "content" | "noise" | image [1, 3, H, W]
     scales: tuple[float, ...] = (0.25, 0.5, 1.0)
-    coarse_fraction: float = 1.0
+    coarse_fraction: float | tuple[float, ...] = 1.0
     style_scale: float = 1.0
     content_layer: str = GATYS_CONTENT_LAYER
     style_weights: dict[str, float] = field(default_factory=lambda: dict(GATYS_STYLE_WEIGHTS))
@@ -72,6 +78,9 @@ class GatysParams:
     preview_size: int = 256
     learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]
     lbfgs_history: int = 50
+    lbfgs_line_search: str | None = None  # None | "strong_wolfe"
+    start_colors: str | None = None  # None | "style"
+    fine_skip: tuple[str, ...] = ()
 
     @classmethod
     def preset(cls, quality: str = "balanced", **overrides: object) -> GatysParams:
@@ -101,21 +110,75 @@ class GatysParams:
             )
         if not self.style_weights or any(w < 0 for w in self.style_weights.values()):
             raise ParameterError("style_weights needs at least one layer, weights >= 0")
-        if self.tv_weight < 0 or self.coarse_fraction < 0:
-            raise ParameterError("tv_weight and coarse_fraction must be >= 0")
+        fractions = self.coarse_fraction
+        if isinstance(fractions, tuple):
+            if not fractions or any(f < 0 for f in fractions):
+                raise ParameterError("coarse_fraction must be >= 0 (one per coarser scale)")
+        elif fractions < 0:
+            raise ParameterError("coarse_fraction must be >= 0")
+        if self.tv_weight < 0:
+            raise ParameterError("tv_weight must be >= 0")
+        if self.lbfgs_line_search not in (None, "strong_wolfe"):
+            raise ParameterError(
+                f"lbfgs_line_search must be None or 'strong_wolfe', "
+                f"not {self.lbfgs_line_search!r}"
+            )
+        if self.start_colors not in (None, "style"):
+            raise ParameterError(f"start_colors must be None or 'style', not {self.start_colors!r}")
         return self
 
 
 def scale_sizes(height: int, width: int, scales: Sequence[float]) -> list[tuple[int, int]]:
     """Working sizes coarse to fine, ending at full size; tiny scales are skipped."""
-    sizes = []
-    for s in sorted(set(scales)):
+    return [size for size, _ in _sized_scales(height, width, scales)]
+
+
+def _sized_scales(
+    height: int, width: int, scales: Sequence[float]
+) -> list[tuple[tuple[int, int], int]]:
+    """``(size, index of the scale in sorted order)`` coarse to fine, ending at full size."""
+    ordered = sorted(set(scales) - {1.0})
+    sizes: list[tuple[tuple[int, int], int]] = []
+    for i, s in enumerate(ordered):
         size = (max(1, round(height * s)), max(1, round(width * s)))
-        if s < 1 and min(size) < MIN_SCALE_SIDE:
+        if min(size) < MIN_SCALE_SIDE or size == (height, width):
             continue
-        if size != (height, width) and size not in sizes:
-            sizes.append(size)
-    return [*sizes, (height, width)]
+        if size not in [known for known, _ in sizes]:
+            sizes.append((size, i))
+    return [*sizes, ((height, width), len(ordered))]
+
+
+def schedule(height: int, width: int, params: GatysParams) -> list[tuple[tuple[int, int], int]]:
+    """``[(working size, steps), ...]`` coarse to fine for a ``height`` x ``width`` image."""
+    sized = _sized_scales(height, width, params.scales)
+    coarse = len(sorted(set(params.scales) - {1.0}))
+    fractions = params.coarse_fraction
+    if not isinstance(fractions, tuple):
+        fractions = (fractions,) * coarse
+    elif len(fractions) != coarse:
+        raise ParameterError(
+            f"coarse_fraction has {len(fractions)} values for {coarse} coarser scale(s)"
+        )
+    plan = []
+    for size, i in sized[:-1]:
+        if fractions[i] > 0:
+            plan.append((size, max(1, round(params.iterations * fractions[i]))))
+    return [*plan, (sized[-1][0], params.iterations)]
+
+
+def min_side(vgg: VGGFeatures, layers: Sequence[str]) -> int:
+    """The smallest image side that reaches the deepest of ``layers`` (2 ** pools before it)."""
+    depth = max(vgg.names.index(name) for name in layers)
+    return 2 ** sum(1 for name in vgg.names[:depth] if name.startswith("pool"))
+
+
+def stage_name(index: int, count: int) -> str:
+    """What a scale of a coarse-to-fine run does, in plain words."""
+    if count == 1:
+        return "painting"
+    if index == 0:
+        return "rough layout"
+    return "details" if index == count - 1 else "refining"
 
 
 def style_targets(
@@ -199,6 +262,23 @@ def _lbfgs_history(wanted: int, numel: int) -> int:
     return max(5, min(wanted, LBFGS_MEMORY // (2 * 4 * numel)))
 
 
+def _style_colours(image: torch.Tensor, styles: Sequence[tuple[torch.Tensor, float]]):
+    """``image`` recoloured to the colour mean and covariance of the weighted styles."""
+    total = sum(w for _, w in styles)
+    mean = torch.zeros(3, 1, dtype=torch.float64, device=image.device)
+    second = torch.zeros(3, 3, dtype=torch.float64, device=image.device)
+    for style, weight in styles:
+        mu, cov = _mean_cov(style.to(image.device))
+        mean += weight / total * mu
+        second += weight / total * (cov + mu @ mu.T)
+    cov_r = second - mean @ mean.T
+    mu_s, cov_s = _mean_cov(image)
+    transform = _sqrtm(cov_r) @ _sqrtm(cov_s, inverse=True)
+    pixels = image.reshape(3, -1).double()
+    matched = transform @ (pixels - mu_s) + mean
+    return matched.to(image.dtype).reshape(image.shape).clamp(0.0, 1.0)
+
+
 class _Run:
     """One optimisation at one working size."""
 
@@ -208,22 +288,29 @@ class _Run:
         content: torch.Tensor,
         targets: StyleTargets,
         params: GatysParams,
+        skip: Sequence[str] = (),
     ) -> None:
         self.vgg = vgg
         self.params = params
-        self.layers = [params.content_layer, *params.style_weights]
+        weights = {k: w for k, w in params.style_weights.items() if k not in skip and w}
+        if not weights:
+            weights = dict(params.style_weights)
+        self.style_weights = weights
+        self.layers = [params.content_layer, *weights]
         layer = params.content_layer
         with torch.no_grad():
             self.content_target = loss_network_features(vgg, content, [layer])[layer]
         self.targets = targets
-        self.style_weight = STYLE_WEIGHT * params.style_strength
+        # left-out layers keep the others' weights as they were (style_loss normalises)
+        kept = sum(weights.values()) / sum(params.style_weights.values())
+        self.style_weight = STYLE_WEIGHT * params.style_strength * kept
         self.losses: dict[str, float] = {}
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         p = self.params
         feats = loss_network_features(self.vgg, x, self.layers)
         lc = content_loss(feats[p.content_layer], self.content_target)
-        ls = style_loss(grams(feats, p.style_weights), self.targets, p.style_weights)
+        ls = style_loss(grams(feats, self.style_weights), self.targets, self.style_weights)
         total = CONTENT_WEIGHT * lc + self.style_weight * ls
         self.losses = {"content": lc.item(), "style": ls.item()}
         if p.tv_weight:
@@ -245,6 +332,7 @@ class _Run:
                 history_size=_lbfgs_history(p.lbfgs_history, x.numel()),
                 tolerance_grad=0.0,
                 tolerance_change=0.0,
+                line_search_fn=p.lbfgs_line_search,
             )
         else:
             opt = torch.optim.Adam([x], lr=p.learning_rate)
@@ -280,59 +368,80 @@ def stylize_gatys(
     ``init`` (an image) overrides ``params.init``. ``mask`` ([1, 1, H, W]) keeps the content
     where it is 0. ``targets`` is an optional cache of style Gram matrices keyed by working
     long side; it is read and filled in (see ``style_targets``/``style_cache_key``).
+    Pictures smaller than the network needs (16 px for relu5_1; a small selection) are
+    stretched up to that for the optimisation and the result scaled back.
+    Progress: one step count for the whole job, stages in plain words (``stage_name``),
+    and the seconds left (``Progress.eta_s``).
     Returns the stylised image on the CPU.
     """
     params = (params or GatysParams()).validate()
     _check_inputs(content, styles, mask)
-    missing = {params.content_layer, *params.style_weights} - set(vgg.names)
+    used = [params.content_layer, *params.style_weights]
+    missing = set(used) - set(vgg.names)
     if missing:
         raise ParameterError(f"the VGG network was not built with layers {sorted(missing)}")
     device = vgg.mean.device
-    content = content.to(device, torch.float32)
+    original = content = content.to(device, torch.float32)
     height, width = content.shape[-2:]
-    sizes = scale_sizes(height, width, params.scales)
-    coarse_steps = max(1, round(params.iterations * params.coarse_fraction))
-    steps = [coarse_steps] * (len(sizes) - 1) + [params.iterations]
-    if params.coarse_fraction == 0:
-        sizes, steps = sizes[-1:], steps[-1:]
-    total = sum(steps)
+    least = min_side(vgg, used)
+    work = (max(height, least), max(width, least))
+    content = resize(content, work)
+    plan = schedule(*work, params)
+    total = sum(n for _, n in plan)
     targets = {} if targets is None else targets
 
-    start_from = params.init if init is None else init
-    x = _initial_image(start_from, content, params.seed)
-    keep_detail = not (isinstance(start_from, str) and start_from == "noise")
-    done = 0
-    previous: tuple[int, int] | None = None
-    for size, n in zip(sizes, steps, strict=True):
+    # set-up: style targets and content features of every scale; the time of each content
+    # forward pass is the relative cost of a step at that size, for the time left
+    runs: list[_Run] = []
+    costs: list[float] = []
+    for i, (size, n) in enumerate(plan):
         check(cancel)
         long_side = max(size)
         if long_side not in targets:
             targets[long_side] = style_targets(vgg, styles, params, long_side)
-        run = _Run(vgg, resize(content, size), targets[long_side], params)
-        stage = f"gatys {size[1]}x{size[0]}"
+        skip = params.fine_skip if len(plan) > 1 and i == len(plan) - 1 else ()
+        started = time.perf_counter()
+        runs.append(_Run(vgg, resize(content, size), targets[long_side], params, skip))
+        costs += [max(time.perf_counter() - started, 1e-6)] * n
+    clock = StepClock(costs)
+
+    start_from = params.init if init is None else init
+    x = _initial_image(start_from, content, params.seed)
+    from_content = isinstance(start_from, str) and start_from == "content"
+    if from_content and params.start_colors == "style":
+        x = _style_colours(x, styles)
+    detail = x if from_content else content  # what upsampling blurs is restored from
+    keep_detail = not (isinstance(start_from, str) and start_from == "noise")
+    done = 0
+    previous: tuple[int, int] | None = None
+    clock.restart()
+    for i, ((size, n), run) in enumerate(zip(plan, runs, strict=True)):
+        check(cancel)
+        stage = stage_name(i, len(plan))
 
         def on_step(xi: torch.Tensor, run: _Run = run, stage: str = stage) -> None:
             nonlocal done
             done += 1
+            eta = clock.step()
             check(cancel)
             if progress is None:
                 return
             preview = None
             if params.preview_every and (done % params.preview_every == 0 or done == total):
                 preview = _preview(xi, params.preview_size)
-            progress(Progress(done, total, stage, dict(run.losses), preview))
+            progress(Progress(done, total, stage, dict(run.losses), preview, eta))
 
         start = resize(x, size)
         if previous is not None and keep_detail:
             # upsampling blurs: put back the content detail the coarser scale could not hold
-            start = start + resize(content, size) - resize(resize(content, previous), size)
+            start = start + resize(detail, size) - resize(resize(detail, previous), size)
         x = run.optimise(start, n, on_step)
         previous = size
 
-    result = x.clamp(0, 1)
-    result = apply_colors(result, content, params.preserve_colors)
+    result = resize(x, (height, width)).clamp(0, 1)
+    result = apply_colors(result, original, params.preserve_colors)
     if mask is not None:
-        result = blend(result, content, 1.0, mask.to(device))
+        result = blend(result, original, 1.0, mask.to(device))
     return result.cpu()
 
 
@@ -340,7 +449,10 @@ __all__ = [
     "GatysParams",
     "QUALITY_PRESETS",
     "StyleTargets",
+    "min_side",
     "scale_sizes",
+    "schedule",
+    "stage_name",
     "stylize_gatys",
     "style_cache_key",
     "style_targets",

@@ -13,6 +13,8 @@ from nst_core.errors import Cancelled, ImageError, ParameterError
 from nst_core.gatys import (
     GatysParams,
     scale_sizes,
+    schedule,
+    stage_name,
     style_cache_key,
     style_targets,
     stylize_gatys,
@@ -144,8 +146,10 @@ def test_multi_scale_progress_and_previews(vgg) -> None:
     )
     targets: dict = {}
     out, events = run_with_losses(content, [(style, 1.0)], vgg, params, targets=targets)
-    assert [e.step for e in events] == list(range(1, 6)) and events[-1].total == 5
-    assert events[0].stage == "gatys 64x64" and events[-1].stage == "gatys 128x128"
+    # one step count for the whole job, stages in plain words
+    assert [e.step for e in events] == list(range(1, 6)) and {e.total for e in events} == {5}
+    assert [e.stage for e in events] == ["rough layout"] * 3 + ["details"] * 2
+    assert all(e.eta_s is not None and e.eta_s >= 0 for e in events) and events[-1].eta_s == 0
     previews = [e for e in events if e.preview is not None]
     assert [e.step for e in previews] == [4, 5]  # every 4 steps, and the last
     assert max(previews[0].preview.shape[-2:]) <= 16
@@ -224,3 +228,30 @@ def test_scale_sizes() -> None:
     assert scale_sizes(512, 256, (0.25, 0.5, 1.0)) == [(128, 64), (256, 128), (512, 256)]
     assert scale_sizes(100, 100, (0.25, 0.5, 1.0)) == [(100, 100)]  # 25, 50 px too small
     assert scale_sizes(200, 300, (1.0, 0.5)) == [(100, 150), (200, 300)]
+
+
+def test_schedule_fractions_per_scale_and_stage_names() -> None:
+    params = GatysParams(iterations=10, scales=(0.25, 0.5, 1.0), coarse_fraction=(6.0, 2.0))
+    assert schedule(512, 512, params) == [((128, 128), 60), ((256, 256), 20), ((512, 512), 10)]
+    # a skipped scale (under 64 px) takes its steps with it; the others keep theirs
+    assert schedule(100, 200, params) == [((100, 200), 10)]
+    assert schedule(200, 200, params) == [((100, 100), 20), ((200, 200), 10)]
+    assert schedule(512, 512, GatysParams(iterations=5, scales=(0.5, 1.0))) == [
+        ((256, 256), 5), ((512, 512), 5)
+    ]
+    with pytest.raises(ParameterError, match="coarse_fraction"):
+        schedule(512, 512, GatysParams(scales=(0.5, 1.0), coarse_fraction=(1.0, 2.0)))
+    names = [stage_name(i, 3) for i in range(3)]
+    assert names == ["rough layout", "refining", "details"] and stage_name(0, 1) == "painting"
+
+
+def test_style_coloured_start_and_fine_skip(vgg) -> None:
+    content, style = images(128)
+    params = GatysParams(
+        iterations=2, scales=(0.5, 1.0), start_colors="style", fine_skip=("relu5_1",)
+    )
+    out, events = run_with_losses(content, [(style, 1.0)], vgg, params)
+    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
+    assert events[-1].stage == "details"
+    with pytest.raises(ParameterError, match="start_colors"):
+        stylize_gatys(content, [(style, 1.0)], vgg, quick(start_colors="sepia"))
