@@ -7,7 +7,7 @@ VENV="$ROOT/.venv"
 DEV=0
 UNINSTALL=0
 SERVICE=0
-WEIGHTS=1
+TORCHVISION_WEIGHTS=0
 GIMP=1
 
 usage() {
@@ -18,16 +18,19 @@ Sets up Neural Style for GIMP from this folder:
   1. creates .venv and installs the package (the `nst` command);
   2. installs the GIMP 3 plug-in (system GIMP and Flatpak GIMP, when found),
      with pyzmq and msgpack vendored for GIMP's own Python;
-  3. writes the plug-in's config (how to start the daemon);
-  4. fetches the VGG weights that the "Paint Like" (Gatys) method needs
-     (fast styles work without them).
+  3. writes the plug-in's config (how to start the daemon).
+By default nothing is downloaded besides the Python packages: the VGG16 weights that
+"Paint Like" (Gatys) and training need are bundled with the package.
 Running it again is safe: finished steps are skipped.
 
 Options:
   --dev          also install the test tools (pytest, hypothesis, ruff)
   --service      also install and enable a systemd user unit for the daemon
   --no-gimp      do not install the GIMP plug-in
-  --no-weights   do not fetch the VGG weights
+  --torchvision-weights
+                 also download torchvision's own VGG16 weights (sha256-checked) into
+                 the data dir; they then take precedence over the bundled ones
+  --no-weights   accepted for older scripts; does nothing (nothing is fetched by default)
   --uninstall    remove the plug-in, the systemd unit and .venv
                  (your styles and weights in the data dir are kept)
   -h, --help     show this help
@@ -47,7 +50,8 @@ for arg in "$@"; do
         --dev) DEV=1 ;;
         --service) SERVICE=1 ;;
         --no-gimp) GIMP=0 ;;
-        --no-weights) WEIGHTS=0 ;;
+        --torchvision-weights) TORCHVISION_WEIGHTS=1 ;;
+        --no-weights) ;;  # the weights are bundled: nothing to skip
         --uninstall) UNINSTALL=1 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $arg" ;;
@@ -126,11 +130,12 @@ if [ "$GIMP" = 1 ]; then
         || say "the GIMP plug-in was not installed (see above); the CLI works without it"
 fi
 
-# 4. VGG weights for the Gatys method ---------------------------------------------------------
-if [ "$WEIGHTS" = 1 ]; then
+# Optional: torchvision's VGG16 weights instead of the bundled ones ---------------------------
+if [ "$TORCHVISION_WEIGHTS" = 1 ]; then
     if ! "$VENV/bin/nst" weights fetch --if-missing; then
-        say "no VGG weights: fast styles work, \"Paint Like\" (Gatys) needs them. Fetch them later with" \
-            "'.venv/bin/nst weights fetch', or import a downloaded file: '.venv/bin/nst weights import FILE'"
+        say "torchvision's VGG16 weights were not fetched; the bundled ones are used. Try again" \
+            "later with '.venv/bin/nst weights fetch', or import a downloaded file:" \
+            "'.venv/bin/nst weights import FILE'"
     fi
 fi
 

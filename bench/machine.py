@@ -1,6 +1,7 @@
 """Where a benchmark runs: the machine (one line at the top of every bench) and the
 reference data it reads (``../shared`` beside the checkout, or ``$NST_SHARED``; see
-``pack_reference_data.py`` for a compact copy)."""
+``pack_reference_data.py`` for a compact copy). The VGG16 weights are the package's
+bundled ones, so they need no reference data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import platform
 from pathlib import Path
 
 SHARED = Path(os.environ.get("NST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-VGG16_WEIGHTS = SHARED / "weights" / "vgg16_features.safetensors"
+VGG16_WEIGHTS = (Path(__file__).resolve().parents[1] / "nst_core" / "bundled_vgg"
+                 / "vgg16_features.safetensors")
 
 
 def cpu_model() -> str:

@@ -1,10 +1,10 @@
 """Pack a compact copy of the reference data for a machine it cannot be copied to whole.
 
-Writes, under DEST, the VGG16 weights as fp16 (half the size; the engine loads them as
-fp32), the photo and painting the speed benchmarks use, and on request the quality
-report's photos (512 px JPEG) and paintings, and a downscaled subset of the training
-photos. The benchmarks read it with ``NST_SHARED=DEST``; ``bench/gpu_figures.sh``
-runs them all in one go.
+Writes, under DEST, the photo and painting the speed benchmarks use, and on request the
+quality report's photos (512 px JPEG) and paintings, and a downscaled subset of the
+training photos. The VGG16 weights are not packed: the checkout bundles them
+(``nst_core/bundled_vgg/``). The benchmarks read it with ``NST_SHARED=DEST``;
+``bench/gpu_figures.sh`` runs them all in one go.
 
     python bench/pack_reference_data.py .reference-data --quality --train-photos 600
 """
@@ -16,9 +16,8 @@ import shutil
 from pathlib import Path
 
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
-from machine import SHARED, VGG16_WEIGHTS
+from machine import SHARED
 
 BENCH_FILES = ["content/kodim08.png", "styles/starry_night.jpg"]
 TRAIN_SHORT_SIDE = 320  # training crops scale the short side to 256-384 px anyway
@@ -45,12 +44,9 @@ def main() -> None:
     parser.add_argument("--train-photos", type=int, default=0,
                         help=f"this many training photos, short side {TRAIN_SHORT_SIDE} px")
     args = parser.parse_args()
-    if not VGG16_WEIGHTS.is_file():
+    if not all((SHARED / name).is_file() for name in BENCH_FILES):
         raise SystemExit(f"no reference data at {SHARED} (set NST_SHARED)")
 
-    weights = args.dest / "weights" / VGG16_WEIGHTS.name
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half() for k, v in load_file(VGG16_WEIGHTS).items()}, str(weights))
     for name in BENCH_FILES:
         (args.dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SHARED / name, args.dest / name)

@@ -36,6 +36,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from nst_core.errors import NSTError
+from nst_core.weights import weights_info
 
 from . import __version__, protocol
 from .jobs import Job, JobQueue, Worker
@@ -113,7 +114,10 @@ class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.context = zmq.Context()
-        self.models = Models(config.device, vgg_weights=config.vgg_weights)
+        # The VGG file is chosen once (nst_core.weights.choose_weights), named in hello/status.
+        self.vgg_weights = weights_info("vgg16", config.vgg_weights)
+        self.models = Models(config.device,
+                             vgg_weights=self.vgg_weights["path"] or config.vgg_weights)
         self.queue = JobQueue(config.max_jobs)
         self.jobs: dict[str, Job] = {}
         self.last_seen: dict[bytes, float] = {}
@@ -258,6 +262,7 @@ class Server:
             "heartbeat": {"ping_interval_s": protocol.PING_INTERVAL_S,
                           "client_silence_s": self.config.client_silence_s},
             "pid": os.getpid(),
+            "vgg_weights": self.vgg_weights,
         }
 
     def _on_hello(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
@@ -281,6 +286,7 @@ class Server:
             clients=len(self.last_seen),
             uptime_s=time.monotonic() - self.started,
             pid=os.getpid(),
+            vgg_weights=self.vgg_weights,
         )
 
     def _submit(self, identity: bytes, msg: dict, job: Job) -> dict:

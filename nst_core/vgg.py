@@ -15,6 +15,8 @@ from torch import nn
 from nst_core.errors import ParameterError
 from nst_core.weights import (
     CONFIGS,
+    WeightsChoice,
+    choose_weights,
     fetch_weights,
     import_weights,
     load_features_state,
@@ -26,6 +28,7 @@ __all__ = [
     "layer_names",
     "make_features",
     "resolve_weights",
+    "choose_weights",
     "fetch_weights",
     "import_weights",
 ]
@@ -69,8 +72,10 @@ def make_features(arch: str = "vgg16", pooling: str = "max") -> nn.Sequential:
 class VGGFeatures(nn.Module):
     """VGG ``features`` truncated after the deepest requested layer, frozen, in eval mode.
 
-    ``weights``: a file path, an already loaded ``features`` state dict, or ``None`` to
-    resolve the installed weights (see ``nst_core.weights.resolve_weights``).
+    ``weights``: a file path, an already loaded ``features`` state dict, or ``None`` for
+    the weights ``nst_core.weights.choose_weights`` picks (imported or fetched ones in the
+    data dir, else the bundled VGG16). ``weights_choice`` says which file was read (``None``
+    for a state dict).
     ``pooling="avg"`` replaces max pooling by average pooling (Gatys et al. 2016, sec. 2).
     """
 
@@ -93,10 +98,12 @@ class VGGFeatures(nn.Module):
                 f"unknown {arch.upper()} layer(s) {unknown}; valid names look like "
                 f"relu1_1, conv3_2, relu4_2, pool5 (all: {', '.join(names)})"
             )
+        self.weights_choice: WeightsChoice | None = None
         if isinstance(weights, Mapping):
             state = {k: v.detach().to(torch.float32) for k, v in weights.items()}
         else:
-            _, state = load_features_state(resolve_weights(arch, weights), arch)
+            self.weights_choice = choose_weights(arch, weights)
+            _, state = load_features_state(self.weights_choice.path, arch)
         with torch.device("meta"):  # no wasted random initialisation
             full = make_features(arch, pooling)
         full.load_state_dict(state, assign=True)

@@ -1,9 +1,17 @@
-"""VGG weights files: where they are, how they are read, fetched and imported.
+"""VGG weights files: where they are, which one is used, how they are read, fetched, imported.
 
-Resolution order: an explicit path, then the product's data dir
-(``weights_dir()/<arch>_features.safetensors``), then torchvision's download cache
-(``torch.hub.get_dir()/checkpoints/vgg16-397923af.pth``). Files are read without
-unpickling arbitrary objects: safetensors, or ``torch.load(weights_only=True)``.
+Which file is used (``choose_weights``, the one place this rule lives):
+
+1. an explicit path (``--vgg-weights``, ``TrainConfig.vgg_weights``);
+2. weights you imported or fetched into the data dir
+   (``weights_dir()/<arch>_features.safetensors``, written by ``nst weights import|fetch``);
+3. the bundled VGG16 (``nst_core/bundled_vgg/``: the Oxford weights as fp16, CC BY 4.0);
+4. torchvision's download cache (``torch.hub.get_dir()/checkpoints/vgg16-397923af.pth``),
+   which only matters for VGG19 or an install without the bundled file.
+
+So a fresh install paints with the bundled weights, and weights the user chose to add win
+over them. Files are read without unpickling arbitrary objects: safetensors, or
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import tempfile
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,6 +55,23 @@ MISSING_HINT = (
 )
 
 
+# The weights shipped in the package (see bundled_vgg/LICENCE.txt for the credit).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled_vgg"
+BUNDLED_FILES = {"vgg16": "vgg16_features.safetensors"}
+BUNDLED_SHA256 = {
+    "vgg16": "c88264bf98d560a991520e2df55639176be5b84419bf44c578dc61a6dc3f7a9f",
+}
+BUNDLED_NAME = "Oxford VGG16 (K. Simonyan and A. Zisserman), fp16, CC BY 4.0"
+
+# ``source`` values of ``WeightsChoice`` and what they mean, in the order they are tried.
+SOURCES = {
+    "explicit": "the file given explicitly (--vgg-weights)",
+    "data_dir": "imported or fetched into the data dir (nst weights import|fetch)",
+    "bundled": "bundled with the package",
+    "torchvision_cache": "torchvision's download cache",
+}
+
+
 def check_arch(arch: str) -> str:
     if arch not in CONFIGS:
         raise ParameterError(f"unknown VGG architecture {arch!r}; use one of {sorted(CONFIGS)}")
@@ -71,25 +97,67 @@ def stored_path(arch: str) -> Path:
     return weights_dir() / f"{check_arch(arch)}_features.safetensors"
 
 
+def bundled_path(arch: str) -> Path | None:
+    """The weights file shipped in the package for ``arch``, or ``None`` (VGG19)."""
+    name = BUNDLED_FILES.get(check_arch(arch))
+    return None if name is None else BUNDLED_DIR / name
+
+
 def torchvision_cache_path(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_FILES[check_arch(arch)]
 
 
-def resolve_weights(arch: str = "vgg16", explicit: str | Path | None = None) -> Path:
-    """The weights file to use for ``arch``; ``WeightsMissingError`` when there is none."""
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The weights file used for ``arch`` and why (``source``: a key of ``SOURCES``)."""
+
+    arch: str
+    path: Path
+    source: str
+
+    def describe(self) -> dict[str, str]:
+        """A small, wire-friendly summary (``vgg_weights`` in the daemon's hello/status)."""
+        name = BUNDLED_NAME if self.source == "bundled" else self.path.name
+        return {"arch": self.arch, "source": self.source, "name": name, "path": str(self.path)}
+
+
+def choose_weights(arch: str = "vgg16", explicit: str | Path | None = None) -> WeightsChoice:
+    """The weights file to use for ``arch`` (the order is in this module's docstring).
+
+    ``WeightsMissingError`` when an explicit file does not exist, or when there is none.
+    """
     check_arch(arch)
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise WeightsMissingError(f"VGG weights file not found: {path}. {MISSING_HINT}")
-        return path
-    for path in (stored_path(arch), torchvision_cache_path(arch)):
-        if path.is_file():
-            return path
+        return WeightsChoice(arch, path, "explicit")
+    candidates = [
+        ("data_dir", stored_path(arch)),
+        ("bundled", bundled_path(arch)),
+        ("torchvision_cache", torchvision_cache_path(arch)),
+    ]
+    for source, path in candidates:
+        if path is not None and path.is_file():
+            return WeightsChoice(arch, path, source)
     raise WeightsMissingError(
         f"No {arch.upper()} weights found (looked in {weights_dir()} and "
         f"{torchvision_cache_path(arch).parent}). {MISSING_HINT}"
     )
+
+
+def resolve_weights(arch: str = "vgg16", explicit: str | Path | None = None) -> Path:
+    """The weights file to use for ``arch``; ``WeightsMissingError`` when there is none."""
+    return choose_weights(arch, explicit).path
+
+
+def weights_info(arch: str = "vgg16", explicit: str | Path | None = None) -> dict[str, str]:
+    """``choose_weights(...).describe()``, or ``source="missing"`` with the reason; never raises
+    for a missing file (a daemon reports it and keeps serving fast styles)."""
+    try:
+        return choose_weights(arch, explicit).describe()
+    except WeightsMissingError as exc:
+        return {"arch": arch, "source": "missing", "name": "", "path": "", "error": str(exc)}
 
 
 def _read_raw(path: Path) -> Mapping[str, object]:

@@ -1,10 +1,12 @@
-"""Shared test fixtures: the reference data folder beside the checkout."""
+"""Shared test fixtures: the reference data folder beside the checkout, the bundled VGG16."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from nst_core.weights import bundled_path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -17,9 +19,15 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+# The VGG16 weights shipped in the package: tests that need real VGG use these, never
+# ../shared, so they run on a fresh clone.
+BUNDLED_VGG16 = bundled_path("vgg16")
+
+
 @pytest.fixture
 def vgg16_weights() -> Path:
-    return shared_file("weights/vgg16_features.safetensors")
+    assert BUNDLED_VGG16 is not None and BUNDLED_VGG16.is_file(), "bundled VGG16 missing"
+    return BUNDLED_VGG16
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """The daemon as a real process on a free loopback port, driven by real clients.
 
 One daemon serves the module (fixture ``daemon``); lifecycle tests start their own.
-Gatys jobs (and the long jobs that cancellation tests need) use the VGG16 weights from
-``../shared`` and are skipped without them.
+Gatys jobs (and the long jobs that cancellation tests need) use the bundled VGG16 weights.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import pytest
 import torch
 import zmq
 import zmq.auth
-from conftest import SHARED
+from conftest import BUNDLED_VGG16
 
 from nst_core.transformer_net import TransformerNet, save_style_model
 from nst_daemon import lifecycle, protocol
@@ -29,7 +28,7 @@ from nst_daemon.protocol import Image
 
 from daemon_helpers import DaemonProcess, free_endpoint
 
-VGG = SHARED / "weights" / "vgg16_features.safetensors"
+VGG = BUNDLED_VGG16
 needs_vgg = pytest.mark.skipif(not VGG.exists(), reason=f"VGG16 weights not available: {VGG}")
 STYLE = "test-style"
 

@@ -18,6 +18,9 @@ from nst_core.errors import ModelFormatError, WeightsMissingError
 from nst_core.progress import Progress
 from nst_core.vgg import VGGFeatures, make_features
 from nst_core.weights import (
+    WeightsChoice,
+    bundled_path,
+    choose_weights,
     fetch_weights,
     import_weights,
     load_features_state,
@@ -48,25 +51,38 @@ def full_model_state(arch: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def test_resolution_order(homes: Path) -> None:
-    with pytest.raises(WeightsMissingError) as info:
-        resolve_weights("vgg16")
-    assert "nst weights fetch" in str(info.value) and "nst weights import" in str(info.value)
+def test_resolution_order(homes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explicit file, then the data dir (fetched/imported), then bundled, then torch's cache."""
+    bundled = bundled_path("vgg16")
+    assert choose_weights("vgg16") == WeightsChoice("vgg16", bundled, "bundled")
+    assert resolve_weights("vgg16") == bundled
 
     cached = torchvision_cache_path("vgg16")
     cached.parent.mkdir(parents=True)
     torch.save(full_model_state("vgg16"), cached)
-    assert resolve_weights("vgg16") == cached
+    assert resolve_weights("vgg16") == bundled  # the cache does not displace the bundled file
 
     stored = import_weights(cached)
     assert stored == stored_path("vgg16") and stored.suffix == ".safetensors"
-    assert resolve_weights("vgg16") == stored  # the data dir wins over torchvision's cache
+    assert choose_weights("vgg16") == WeightsChoice("vgg16", stored, "data_dir")
 
     explicit = homes / "mine.safetensors"
     save_file(features_state("vgg16"), str(explicit))
-    assert resolve_weights("vgg16", explicit) == explicit
+    assert choose_weights("vgg16", explicit) == WeightsChoice("vgg16", explicit, "explicit")
     with pytest.raises(WeightsMissingError, match="nope.pth"):
         resolve_weights("vgg16", homes / "nope.pth")
+
+    # without a bundled file (VGG19, or a package that left it out): torchvision's cache
+    stored.unlink()
+    monkeypatch.setattr("nst_core.weights.BUNDLED_DIR", homes / "no-bundle")
+    assert choose_weights("vgg16").source == "torchvision_cache"
+    cached.unlink()
+    with pytest.raises(WeightsMissingError) as info:
+        resolve_weights("vgg16")
+    assert "nst weights fetch" in str(info.value) and "nst weights import" in str(info.value)
+    assert bundled_path("vgg19") is None
+    with pytest.raises(WeightsMissingError):
+        resolve_weights("vgg19")
 
 
 @pytest.mark.parametrize("layout", ["full_pth", "features_pth", "safetensors"])

@@ -30,7 +30,7 @@ PLUGINS_DIR = f"{CHROOT_HOME}/.config/GIMP/3.0/plug-ins"
 GIMP_PYTHON = "3.13"
 STYLE_NAME = "test-random"
 STYLE_TITLE = "Test Random"
-VGG_WEIGHTS = REPO.parent / "shared" / "weights" / "vgg16_features.safetensors"
+VGG_WEIGHTS = REPO / "nst_core" / "bundled_vgg" / "vgg16_features.safetensors"  # bundled
 MAX_PIXELS = 20_000  # the daemon refuses larger images: the "too large" case uses 200 x 150
 SKIP_CODES = {2: "building the GIMP chroot needs root", 3: "debootstrap cannot be installed"}
 
