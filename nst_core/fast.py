@@ -23,6 +23,7 @@ unchanged, since the result always has exactly the input's size.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,10 @@ EPS = 1e-5  # nn.InstanceNorm2d's default
 
 #: (mean, inverse std) of each InstanceNorm layer, in network order.
 NormStats = list[tuple[torch.Tensor, torch.Tensor]]
+#: Called for each InstanceNorm layer with (layer index, the image's own mean, inverse std);
+#: returns the (mean, inverse std) to normalise with, e.g. a running estimate over the
+#: frames of a video (:mod:`nst_core.motion`).
+StatsHook = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 _UPSAMPLE_TAPS = (  # rows: the 2 low-resolution taps of output phase 0 and 1
     torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]),
@@ -174,13 +179,28 @@ class FastRunner:
             recorded.append((mean.float(), invstd.float()))
         return y.relu_() if relu else y
 
-    def _forward(self, x: torch.Tensor, fixed: NormStats | None) -> tuple[torch.Tensor, NormStats]:
+    def _forward(
+        self, x: torch.Tensor, fixed: NormStats | StatsHook | None
+    ) -> tuple[torch.Tensor, NormStats]:
         recorded: NormStats = []
-        given = iter(fixed) if fixed is not None else None
+        if callable(fixed):
+            hook, fixed = fixed, None
 
-        def norm(name: str, y: torch.Tensor, relu: bool = True) -> torch.Tensor:
-            stats = next(given) if given is not None else None
-            return self._norm(name, y, stats, recorded, relu)
+            def norm(name: str, y: torch.Tensor, relu: bool = True) -> torch.Tensor:
+                own: NormStats = []
+                out = self._norm(name, y, None, own, relu=False)
+                stats = hook(len(recorded), *own[0])
+                recorded.append(stats)
+                if stats is not own[0]:  # normalise again, with the statistics given back
+                    out = self._norm(name, y, stats, recorded, relu=False)
+                return out.relu_() if relu else out
+
+        else:
+            given = iter(fixed) if fixed is not None else None
+
+            def norm(name: str, y: torch.Tensor, relu: bool = True) -> torch.Tensor:
+                stats = next(given) if given is not None else None
+                return self._norm(name, y, stats, recorded, relu)
 
         y = norm("in1", self._conv("conv1", x, 9))
         y = norm("in2", self._conv("conv2", y, 3, 2))
@@ -197,10 +217,11 @@ class FastRunner:
 
     @torch.inference_mode()
     def run(
-        self, image: torch.Tensor, stats: NormStats | None = None
+        self, image: torch.Tensor, stats: NormStats | StatsHook | None = None
     ) -> tuple[torch.Tensor, NormStats]:
         """Stylise ``[1, 3, H, W]`` in [0, 1] (any size); returns the result on ``image``'s
-        device and the InstanceNorm statistics used (the given ones, or the image's own)."""
+        device and the InstanceNorm statistics used (the given ones, or the image's own,
+        or those a :data:`StatsHook` chose layer by layer)."""
         height, width = image.shape[-2:]
         x = _pad_to_network_size(image.to(self.device, torch.float32) * 255.0)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -303,6 +324,8 @@ def _stylize_network(
     height, width = content.shape[-2:]
     if tile_size is None and height * width <= MAX_UNTILED_PIXELS:
         try:
+            if progress is not None:  # the stage starts (tiled runs report tile by tile)
+                progress(Progress(0, 1, "stylize"))
             styled = runner(content)
             if progress is not None:
                 progress(Progress(1, 1, "stylize"))

@@ -99,7 +99,7 @@ def test_preserve_colors_keeps_styled_luminance(net: TransformerNet) -> None:
 def test_progress_and_cancellation(net: TransformerNet) -> None:
     events: list[Progress] = []
     stylize_fast(net, torch.rand(1, 3, 8, 8), progress=events.append)
-    assert [(e.step, e.total) for e in events] == [(1, 1)]
+    assert [(e.step, e.total) for e in events] == [(0, 1), (1, 1)]  # the stage starts, ends
 
     token = CancelToken()
     token.cancel()
