@@ -141,4 +141,4 @@ fi
 
 [ "$SERVICE" = 1 ] && install_service
 
-say "done. Try: .venv/bin/nst stylize examples/lighthouse.png --style starry-night -o lighthouse-starry.png"
+say "done. Try: .venv/bin/nst stylize examples/astronaut.jpg --style starry-night -o astronaut-starry.png"

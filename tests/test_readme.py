@@ -52,8 +52,10 @@ def test_readme_main_command_stylises_the_example(tmp_path, monkeypatch):
             client.shutdown()
     assert wait_until(lambda: lifecycle.running_pid(endpoint) is None, 20)
 
+    source = re.search(r"stylize (\S+)", command).group(1)
+    assert source.startswith("examples/"), "the example photo ships with the project"
     output = re.search(r"-o (\S+)", command).group(1)
-    photo, _ = load_image(tmp_path / "examples" / "lighthouse.png")
+    photo, _ = load_image(tmp_path / source)
     styled, _ = load_image(tmp_path / output)
     assert styled.shape == photo.shape
     # a painted picture, not a copy of the photo nor a flat image (20 of 255 levels)
