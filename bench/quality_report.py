@@ -8,7 +8,9 @@ the unstylised photo. Losses are the normalised terms of ``nst_core.losses`` (re
 squared errors), the painting is taken at the size the model was trained with.
 
 Targets: a model's mean style loss within 3x of Gatys's and at least 10x below the
-photo's. Prints markdown tables (totals, then the style loss by VGG layer);
+photo's. The grid score (``grid_score.py``: the 4-pixel grid of the network's upsampling
+in the luminance spectrum) is the mean over the photos, with the photos' own below.
+Prints markdown tables (totals, then the style loss by VGG layer);
 ``--contact-sheet FILE`` also writes a grid of the stylised photos (rows: photos,
 columns: styles; no painting is shown). ``--reference
 MODEL=PAINTING`` adds a row for another model as a baseline on the same yardstick, e.g.
@@ -44,6 +46,7 @@ from nst_core.paths import bundled_styles_dir
 from nst_core.transformer_net import StyleModel, load_style_model
 from nst_core.vgg import VGGFeatures
 
+from grid_score import grid_score
 from machine import SHARED, VGG16_WEIGHTS
 
 CONTENT_LAYER = "relu3_3"
@@ -193,9 +196,11 @@ def main() -> None:
 
     print(f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
           f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n")
+    photo_grid = sum(grid_score(image) for image in content.images.values()) / len(photos)
     print("| style | model style | Gatys style | photo style | model / Gatys | "
-          "photo / model | photo / Gatys | model content | Gatys content | model ms/img | ok |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
+          "photo / model | photo / Gatys | model content | Gatys content | grid score | "
+          "model ms/img | ok |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
     entries = [(path, None) for path in models]
     entries += [(Path(model), args.styles_dir / painting)
                 for model, _, painting in (r.partition("=") for r in args.reference)]
@@ -211,6 +216,7 @@ def main() -> None:
             labels.append(label)
             for name, rows in sheet_rows.items():
                 rows.append(styled[name])
+    print(f"| photos | | | | | | | | | {photo_grid:,.0f} | | |")
     layers = list(STYLE_WEIGHTS)
     print(f"\nBy layer, on the Gatys photos at {gatys_size} px: photo / model, then photo / "
           "Gatys (each layer's mean style term; the totals above weigh the layers equally).\n")
@@ -238,6 +244,7 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     targets = judge.style_targets(fit(load_image(painting_file)[0], style_size))
     ours, photo, gatys, ours_sub, photo_sub = Scores(), Scores(), Scores(), Scores(), Scores()
     styled: dict[str, torch.Tensor] = {}
+    grids: list[float] = []
     elapsed = 0.0
     for name, image in content.images.items():
         start = time.perf_counter()
@@ -246,6 +253,7 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
         own = content.measured[name]
         ours.add(judge.score(judge.measure(styled[name]), own, targets))
         photo.add(judge.score(own, own, targets))
+        grids.append(grid_score(styled[name]))
     for name, image in gatys_photos.images.items():
         own = gatys_photos.measured[name]
         photo_sub.add(judge.score(own, own, targets))
@@ -259,7 +267,8 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     row = (f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
            f"{ratio_gatys:.2f} | {gain:.1f} | {mean(photo_sub.style) / mean(gatys.style):.1f} | "
            f"{mean(ours.content):.3f} | "
-           f"{mean(gatys.content):.3f} | {1000 * elapsed / len(styled):.0f} | "
+           f"{mean(gatys.content):.3f} | {mean(grids):,.0f} | "
+           f"{1000 * elapsed / len(styled):.0f} | "
            f"{'yes' if ok else 'no'} |")
     layer_row = " | ".join(
         f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
