@@ -230,10 +230,30 @@ examples:
         epilog="""\
 examples:
   nst batch holiday/ -o holiday-candy/ --style candy
-  nst batch scans/ -o painted/ --style-image monet.jpg --quality draft --max-size 800""",
+  nst batch scans/ -o painted/ --style-image monet.jpg --quality draft --max-size 800
+  nst batch frames/ -o painted/ --style udnie --ray auto   # on a Ray cluster (docs/cluster.md)""",
     )
-    p.add_argument("input_dir", metavar="INPUT_DIR", type=Path)
-    p.add_argument("-o", "--output", metavar="OUTPUT_DIR", type=Path, required=True)
+    # strings, not Paths: with --ray they may be URIs (Path would fold s3://b into s3:/b)
+    p.add_argument("input_dir", metavar="INPUT_DIR")
+    p.add_argument("-o", "--output", metavar="OUTPUT_DIR", required=True)
+    ray = p.add_argument_group("Ray cluster (needs the cluster extra: pip install '.[cluster]')")
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray: no ADDRESS starts a local Ray, `auto` joins the cluster of this "
+        "machine, or give ray://HOST:PORT or HOST:PORT. Folders may then also be URIs "
+        "pyarrow understands (s3://...); see docs/cluster.md",
+    )
+    ray.add_argument(
+        "--ray-actors", type=_positive_int, metavar="N",
+        help="actors (default: one per GPU of the cluster, else one per CPU)",
+    )
+    ray.add_argument(
+        "--ray-batch-size", type=_positive_int, metavar="N",
+        help="pictures per task (default: 1 for gatys, up to 16 for fast)",
+    )
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser(
@@ -319,7 +339,9 @@ actions:
 
 start and run pass other options to the daemon: --device cuda|cpu|mps,
 --max-pixels N, --max-message-mb N, --vgg-weights FILE, --curve-secret FILE,
---curve-clients DIR, --client-silence S, --verbose
+--curve-clients DIR, --client-silence S, --max-queued-per-client N,
+--max-queued-mb-per-client MB, --max-queued-mb MB, --max-connections N,
+--max-receiving-mb MB, --verbose
 (see `python -m nst_daemon.server --help`). Example:
   nst daemon start --device cuda:1 --endpoint tcp://127.0.0.1:47900""",
     )
@@ -595,8 +617,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    input_dir: Path = args.input_dir.expanduser()
-    output_dir: Path = args.output.expanduser()
+    if args.ray is not None:
+        from nst_daemon.cluster import cmd_batch_ray  # imports Ray, only here
+
+        return cmd_batch_ray(args)
+    input_dir = Path(args.input_dir).expanduser()
+    output_dir = Path(args.output).expanduser()
     _check_style_args(args)
     if not input_dir.is_dir():
         raise CommandError(f"{input_dir}: not a folder", hint="give the folder of pictures")
