@@ -536,6 +536,11 @@ class _StepBar:
         post = {k: f"{v:.3g}" for k, v in losses.items() if isinstance(v, int | float)}
         if stage:
             post = {"stage": stage, **post}
+        eta = event.get("eta_s")
+        if eta is not None:  # the engine's estimate knows that later steps cost more
+            self.bar.bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+            minutes, seconds = divmod(round(eta), 60)
+            post["left"] = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
         self.bar.set_postfix(post)
 
     def close(self) -> None:
