@@ -5,6 +5,10 @@ one client can have several jobs in flight. While it waits for a job it sends ``
 every ``protocol.PING_INTERVAL_S``; the daemon cancels the jobs of a client that went
 silent, so stop iterating a ``submit()`` generator only by closing it (which cancels
 the job). Not thread-safe: use one ``Client`` per thread.
+
+A job's replies come on the connection that sent it: when that connection closes (the
+daemon was killed or stopped), the job is lost, and ``submit`` says so at once
+(``daemon_unavailable``) instead of waiting for the timeout.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol
 from .protocol import PING_INTERVAL_S, Image, ProtocolError
@@ -85,6 +90,11 @@ class Client:
                 raise ValueError("curve_server_key needs curve_client_keys=(public, secret)")
             self._socket.curve_serverkey = curve_server_key
             self._socket.curve_publickey, self._socket.curve_secretkey = curve_client_keys
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        self._disconnects = 0  # connections to the daemon that closed so far
         self._socket.connect(self.endpoint)
         self._inbox: dict[str, deque[dict[str, Any]]] = {}
         self._last_ping = 0.0
@@ -93,6 +103,9 @@ class Client:
     # ------------------------------------------------------------------ plumbing
 
     def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self._socket.disable_monitor()
+        self._monitor.close(linger=0)
         self._socket.close(linger=0)
 
     def __enter__(self) -> Client:
@@ -112,11 +125,34 @@ class Client:
             )
         self._socket.send(payload, copy=False)
 
-    def _receive(self, rid: str, wait: float) -> dict[str, Any] | None:
+    def _pump(self, wait: float) -> None:
+        """Wait up to ``wait`` s for the socket; file every message that arrived with its
+        request (any message counts as a sign of life) and count closed connections."""
+        events = dict(self._poller.poll(wait * 1000))
+        while self._monitor in events and self._monitor.poll(0):
+            if recv_monitor_message(self._monitor)["event"] == zmq.EVENT_DISCONNECTED:
+                self._disconnects += 1
+        while True:
+            try:
+                payload = self._socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = protocol.decode(payload)
+            except ProtocolError:
+                continue
+            self._last_heard = time.monotonic()
+            if protocol.request_id(msg) in self._inbox:
+                self._inbox[msg["id"]].append(msg)
+
+    def _receive(
+        self, rid: str, wait: float, lost_after: int | None = None
+    ) -> dict[str, Any] | None:
         """Next message for request ``rid`` within ``wait`` seconds, else ``None``.
 
-        Messages for other pending requests are kept for them; any message at all
-        counts as a sign of life (``_last_heard``).
+        Messages for other pending requests are kept for them. With ``lost_after`` (the
+        count of closed connections when the request was sent), raises
+        ``DaemonUnavailable`` once a later connection closed and no message is left.
         """
         box = self._inbox.setdefault(rid, deque())
         deadline = time.monotonic() + wait
@@ -124,17 +160,17 @@ class Client:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            if self._socket.poll(remaining * 1000, zmq.POLLIN):
-                try:
-                    msg = protocol.decode(self._socket.recv())
-                except ProtocolError:
-                    continue
-                self._last_heard = time.monotonic()
-                if protocol.request_id(msg) in self._inbox:
-                    self._inbox[msg["id"]].append(msg)
+            self._pump(remaining)
+            if not box and lost_after is not None and self._disconnects > lost_after:
+                raise DaemonUnavailable(
+                    f"the connection to the daemon at {self.endpoint} closed during the "
+                    "job: the daemon stopped (or dropped this client); the job is lost"
+                )
         return box.popleft()
 
-    def _await(self, rid: str, timeout: float, ping: bool = False) -> dict[str, Any] | None:
+    def _await(
+        self, rid: str, timeout: float, ping: bool = False, lost_after: int | None = None
+    ) -> dict[str, Any] | None:
         """Next message for ``rid``; ``None`` once the daemon has been silent ``timeout`` s."""
         start = time.monotonic()
         while True:
@@ -143,7 +179,7 @@ class Client:
             remaining = timeout - (time.monotonic() - max(start, self._last_heard))
             if remaining <= 0:
                 return None
-            msg = self._receive(rid, min(PING_INTERVAL_S, remaining))
+            msg = self._receive(rid, min(PING_INTERVAL_S, remaining), lost_after)
             if msg is not None:
                 return msg
 
@@ -319,10 +355,15 @@ class Client:
         *,
         name: str,
         params: dict[str, Any] | None = None,
+        overwrite: bool = False,
         timeout: float | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Train a fast-style model; yields events like ``submit``, last the ``result``."""
-        fields = {"style_image": style_image.to_wire(), "name": name, "params": params}
+        """Train a fast-style model; yields events like ``submit``, last the ``result``.
+
+        ``overwrite`` lets the new style replace a user style of the same name.
+        """
+        fields = {"style_image": style_image.to_wire(), "name": name, "params": params,
+                  "overwrite": overwrite or None}
         return self._job("train", fields, timeout)
 
     @staticmethod
@@ -343,15 +384,17 @@ class Client:
         msg = protocol.make_request(kind, **fields)
         rid = msg["id"]
         self._inbox[rid] = deque()
+        self._pump(0)  # connections closed before this one count no more
+        connection = self._disconnects
         self._send(msg)  # before the generator starts: size errors raise at once
-        return self._events(rid, self.timeout if timeout is None else timeout)
+        return self._events(rid, self.timeout if timeout is None else timeout, connection)
 
-    def _events(self, rid: str, timeout: float) -> Iterator[dict[str, Any]]:
+    def _events(self, rid: str, timeout: float, connection: int) -> Iterator[dict[str, Any]]:
         job_id = None
         finished = False
         try:
             while True:
-                msg = self._await(rid, timeout, ping=True)
+                msg = self._await(rid, timeout, ping=True, lost_after=connection)
                 if msg is None:
                     raise DaemonError("timeout", f"no message from the daemon for {timeout:g} s")
                 if msg.get("type") == "error":
@@ -369,7 +412,7 @@ class Client:
                     return
         finally:
             self._inbox.pop(rid, None)
-            if not finished and job_id is not None:
+            if not finished and job_id is not None and not self._socket.closed:
                 cancel = protocol.make_request("cancel", job_id=job_id)
                 with contextlib.suppress(zmq.ZMQError):
                     self._socket.send(protocol.encode(cancel))

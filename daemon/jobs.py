@@ -204,6 +204,15 @@ _job_ids = itertools.count(1)
 
 
 @dataclass
+def request_bytes(request: StylizeRequest | TrainRequest) -> int:
+    """Pixel bytes a parsed request holds (what a queued job keeps in memory)."""
+    if isinstance(request, TrainRequest):
+        images = [request.style_image]
+    else:
+        images = [request.image, request.mask, *request.style_images]
+    return sum(len(image.data) for image in images if image is not None)
+
+
 class Job:
     request: StylizeRequest | TrainRequest
     request_id: str
@@ -215,6 +224,22 @@ class Job:
     started: float | None = None
     progress: Progress | None = None
 
+    size: int = 0  # bytes of pixels held, from the request
+    #: the final error a cancelled job ends with: (code, message)
+    stop_reason: tuple[str, str] = ("cancelled", "the job was cancelled")
+
+    def __post_init__(self) -> None:
+        self.size = request_bytes(self.request)
+
+    def stop(self, code: str, message: str) -> None:
+        """Cancel the job; it ends with error ``code`` and ``message``."""
+        if not self.cancel.cancelled:
+            self.stop_reason = (code, message)
+        self.cancel.cancel()
+
+    def stopped_reply(self) -> dict[str, Any]:
+        code, message = self.stop_reason
+        return {"type": "error", "code": code, "message": message}
     @property
     def kind(self) -> str:
         return "train" if isinstance(self.request, TrainRequest) else "stylize"
@@ -237,22 +262,63 @@ class Job:
 
 
 class JobQueue:
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Bounds on queued (not yet running) jobs, in total and per client.
+
+    The byte bounds count the pixels the requests hold. A job is refused only when
+    jobs are already held, so any request within the message size can always queue.
+    """
+
+    max_jobs: int = 64
+    per_client_jobs: int = 16
+    total_bytes: int = 2048 * MIB
+    per_client_bytes: int = 1024 * MIB
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:,.1f} MiB"
+
+
     """Two FIFO lanes, ``fast`` before ``slow``; thread-safe."""
 
-    def __init__(self, max_jobs: int = 64) -> None:
-        self.max_jobs = max_jobs
+    def __init__(self, limits: QueueLimits | None = None) -> None:
+        self.limits = limits or QueueLimits()
         self._lanes: dict[str, deque[Job]] = {"fast": deque(), "slow": deque()}
         self._cond = threading.Condition()
         self._closed = False
 
     def put(self, job: Job) -> int:
+    def _check_room(self, job: Job) -> None:
+        """Raise ``busy`` (saying which bound and which option) if ``job`` does not fit."""
+        lim, queued = self.limits, self.queued()
+        mine = [j for j in queued if j.owner == job.owner]
+        held, my_held = sum(j.size for j in queued), sum(j.size for j in mine)
+        if len(queued) >= lim.max_jobs:
+            raise ProtocolError("busy", f"the queue is full ({lim.max_jobs} jobs); "
+                                "try again later")
+        if len(mine) >= lim.per_client_jobs:
+            raise ProtocolError("busy", f"this client already has {len(mine)} queued jobs, "
+                                "the daemon's limit (--max-queued-per-client); wait for one "
+                                "to finish")
+        if mine and my_held + job.size > lim.per_client_bytes:
+            raise ProtocolError("busy", f"this client's queued jobs hold {_mib(my_held)} of "
+                                f"images; this one ({_mib(job.size)}) would pass the limit "
+                                f"of {_mib(lim.per_client_bytes)} "
+                                "(--max-queued-mb-per-client); wait for one to finish")
+        if queued and held + job.size > lim.total_bytes:
+            raise ProtocolError("busy", f"the queued jobs hold {_mib(held)} of images; this "
+                                f"one ({_mib(job.size)}) would pass the daemon's limit of "
+                                f"{_mib(lim.total_bytes)} (--max-queued-mb); try again later")
+
         """Queue ``job``; returns how many queued jobs run before it (``busy`` if full)."""
         with self._cond:
             if self._closed:
                 raise ProtocolError("shutting_down", "the daemon is shutting down")
-            if sum(map(len, self._lanes.values())) >= self.max_jobs:
-                raise ProtocolError("busy", f"the queue is full ({self.max_jobs} jobs); "
-                                    "try again later")
+            self._check_room(job)
             self._lanes[job.lane].append(job)
             self._cond.notify_all()
             return self.position(job)
@@ -331,7 +397,7 @@ class Worker(threading.Thread):
 
     def run_job(self, job: Job) -> None:
         if job.cancel.cancelled:
-            self.emit(job, {"type": "error", "code": "cancelled", "message": "job cancelled"})
+            self.emit(job, job.stopped_reply())
             return
         job.state, job.started = "running", time.monotonic()
         self.running.append(job)
@@ -352,7 +418,10 @@ class Worker(threading.Thread):
             log.log(level, "job %s: %s: %s", job.id, exc.code, exc)
             if isinstance(exc, OutOfMemoryError):
                 self.models.release_memory()
-            self.emit(job, {"type": "error", "code": exc.code, "message": str(exc)})
+            if isinstance(exc, Cancelled) and job.cancel.cancelled:
+                self.emit(job, job.stopped_reply())
+            else:
+                self.emit(job, {"type": "error", "code": exc.code, "message": str(exc)})
         except Exception as exc:
             log.exception("job %s failed", job.id)
             self.emit(job, {"type": "error", "code": "internal",

@@ -158,37 +158,53 @@ def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
             raise
 
 
+def _spawn(endpoint: str, server_args: Sequence[str], errors_path: Path) -> subprocess.Popen:
+    errors_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(errors_path, "wb") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint, *server_args],
+            stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
+        )
+
+
+def _serving_pid(endpoint: str) -> int | None:
+    """The pid of the daemon that serves ``endpoint`` now (bound or answering), if any."""
+    pid = running_pid(endpoint)
+    if pid is not None and is_bound(endpoint, pid):
+        return pid
+    info = probe(endpoint, timeout=0.5)
+    if info is None:
+        return None
+    return int(info.get("pid") or pid or 0) or None
+
+
 def start(
     endpoint: str, server_args: Sequence[str] = (), timeout: float = START_TIMEOUT_S
 ) -> int:
-    """Start a daemon in the background and wait until it answers; returns its pid.
+    """Start a daemon in the background and wait until it answers; returns the pid of
+    the daemon that serves the endpoint.
 
-    When a daemon already holds the endpoint, waits for it to answer instead.
-    ``server_args`` are extra options of ``python -m nst_daemon.server``.
+    When a daemon already holds the endpoint, waits for it to answer instead; when
+    another start wins the race (ours exits: the endpoint's lock is taken), returns the
+    winner's pid. ``server_args`` are extra options of ``python -m nst_daemon.server``.
     """
-    pid = running_pid(endpoint)
     proc = None
     errors_path = state_file(endpoint, "start.err")
-    if pid is None:
-        errors_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(errors_path, "wb") as errors:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint,
-                 *server_args],
-                stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
-            )
-        pid = proc.pid
+    if running_pid(endpoint) is None:
+        proc = _spawn(endpoint, server_args, errors_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if is_bound(endpoint, pid) or probe(endpoint, timeout=0.5) is not None:
+        pid = _serving_pid(endpoint)
+        if pid is not None:
             return pid
-        if proc is not None and proc.poll() is not None:
+        if proc is not None and proc.poll() is not None and running_pid(endpoint) is None:
             text = errors_path.read_text(errors="replace").strip()
             lines = [line for line in text.splitlines() if line.strip()]
             reason = lines[-1] if lines else f"exit status {proc.returncode}"
             raise DaemonStartError(f"the daemon exited at start: {reason}")
+    who = f"pid {running_pid(endpoint) or (proc.pid if proc else '?')}"
     raise DaemonStartError(
-        f"the daemon (pid {pid}) did not answer at {endpoint} within {timeout:g} s; "
+        f"the daemon ({who}) did not answer at {endpoint} within {timeout:g} s; "
         f"see {state_file(endpoint, 'log')}"
     )
 

@@ -10,6 +10,13 @@ descriptor (ZMQ_SRCFD) become suspects. Descriptors are reused by new connection
 a closed connection alone never cancels anything: a suspect is gone when a probe finds
 it unroutable (at once), or after ``SUSPECT_SILENCE_S`` (two missed pings).
 
+Limits (a local client must not take the daemon down or lock others out): ZeroMQ drops
+frames over ``--max-message-mb``, peers that do not finish the handshake within
+``HANDSHAKE_S`` and peers that stop answering heartbeats; ``connections.Connections``
+closes idle connections beyond ``--max-connections`` and partial messages beyond
+``--max-receiving-mb``; the queue refuses jobs beyond its per-client and total quotas
+(``jobs.QueueLimits``) with ``busy``.
+
 Run in the foreground with ``python -m nst_daemon.server`` (or ``nst daemon run``).
 """
 
@@ -20,6 +27,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -36,10 +44,12 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from nst_core.errors import NSTError
+from nst_core.styles import new_style_path
 from nst_core.weights import weights_info
 
 from . import __version__, protocol
-from .jobs import Job, JobQueue, Worker
+from .connections import Connections
+from .jobs import MIB, Job, JobQueue, QueueLimits, Worker
 from .lifecycle import DaemonRunning, PidLock, setup_logging
 from .models import Models, describe_device, memory_info
 from .protocol import Limits, ProtocolError
@@ -49,6 +59,13 @@ log = logging.getLogger("nst_daemon.server")
 CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel"]
 HOUSEKEEPING_S = 0.25
 SUSPECT_SILENCE_S = 2 * protocol.PING_INTERVAL_S
+HANDSHAKE_S = 10.0  # ZMQ_HANDSHAKE_IVL: a connection that says nothing is closed after this
+HEARTBEAT_IVL_S = 10.0  # ZMTP pings to every peer (libzmq answers them by itself) ...
+HEARTBEAT_TIMEOUT_S = 30.0  # ... and the connection closes when none comes back this long
+#: descriptors kept for the daemon's own use (files, ZeroMQ internals) below the limit
+RESERVED_FDS = 128
+MAX_CONNECTIONS = 1024
+MONITOR_BATCH = 1000  # socket events handled per loop turn
 
 
 @dataclass
@@ -57,7 +74,9 @@ class ServerConfig:
     device: str | None = None
     limits: Limits = field(default_factory=Limits)
     client_silence_s: float = protocol.CLIENT_SILENCE_S
-    max_jobs: int = 64
+    queue: QueueLimits = field(default_factory=QueueLimits)
+    max_connections: int | None = None  # None: from the descriptor limit
+    max_receiving_bytes: int | None = None  # None: twice the message limit
     curve_secret: Path | None = None  # server certificate with secret key (zmq.auth format)
     curve_clients: Path | None = None  # folder of allowed client public certificates
     vgg_weights: Path | None = None
@@ -65,6 +84,22 @@ class ServerConfig:
 
 class StartupError(RuntimeError):
     """The daemon cannot start (endpoint in use, unsafe bind, bad keys)."""
+
+
+def descriptor_limit() -> int:
+    """Raise the soft limit on open descriptors (up to the hard one, at most 4096);
+    returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, 4096) if hard == resource.RLIM_INFINITY else min(hard, max(soft, 4096))
+    if wanted > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
+
+def default_max_connections(fd_limit: int) -> int:
+    return max(8, min(MAX_CONNECTIONS, fd_limit - RESERVED_FDS))
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:
@@ -118,7 +153,13 @@ class Server:
         self.vgg_weights = weights_info("vgg16", config.vgg_weights)
         self.models = Models(config.device,
                              vgg_weights=self.vgg_weights["path"] or config.vgg_weights)
-        self.queue = JobQueue(config.max_jobs)
+        self.queue = JobQueue(config.queue)
+        limits = config.limits
+        self.connections = Connections(
+            config.max_connections or default_max_connections(descriptor_limit()),
+            config.max_receiving_bytes or 2 * limits.max_message_bytes,
+            curve=config.curve_secret is not None,
+        )
         self.jobs: dict[str, Job] = {}
         self.last_seen: dict[bytes, float] = {}
         self.fds: dict[bytes, int] = {}  # client identity -> its connection's descriptor
@@ -140,6 +181,9 @@ class Server:
         router = self.context.socket(zmq.ROUTER)
         router.linger = 0
         router.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_message_bytes)
+        router.setsockopt(zmq.HANDSHAKE_IVL, int(HANDSHAKE_S * 1000))
+        router.setsockopt(zmq.HEARTBEAT_IVL, int(HEARTBEAT_IVL_S * 1000))
+        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(HEARTBEAT_TIMEOUT_S * 1000))
         if cfg.curve_secret is not None:
             self._setup_curve(router)
         elif not is_loopback_endpoint(cfg.endpoint):
@@ -162,11 +206,21 @@ class Server:
         # vanishing: replies to gone clients are logged, and suspects can be probed
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router = router
-        self.monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.monitor = self._monitor(router)
         self.outbox = self.context.socket(zmq.PULL)
         self.outbox.bind(self._outbox_address)
-        log.info("listening on %s (device %s, pid %d)", cfg.endpoint,
-                 describe_device(self.models.device), os.getpid())
+        log.info("listening on %s (device %s, pid %d, at most %d connections)", cfg.endpoint,
+                 describe_device(self.models.device), os.getpid(), self.connections.max_open)
+
+    def _monitor(self, router: zmq.Socket) -> zmq.Socket:
+        """Accepted and closed connections, without limit on the events waiting (a lost
+        event would leave a connection uncounted)."""
+        address = f"inproc://monitor-{id(self)}"
+        router.monitor(address, zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        monitor = self.context.socket(zmq.PAIR)
+        monitor.rcvhwm = 0
+        monitor.connect(address)
+        return monitor
 
     def _setup_curve(self, router: zmq.Socket) -> None:
         cfg = self.config
@@ -229,7 +283,8 @@ class Server:
         self.last_seen[identity] = time.monotonic()
         self.suspects.discard(identity)
         with contextlib.suppress(zmq.ZMQError):
-            self.fds[identity] = frames[-1].get(zmq.SRCFD)
+            self.fds[identity] = fd = frames[-1].get(zmq.SRCFD)
+            self.connections.message(fd, (len(f) for f in frames[1:]), time.monotonic())
         rid = ""
         try:
             if len(frames) != 2:
@@ -305,6 +360,7 @@ class Server:
 
     def _on_train(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
         request = protocol.parse_train(msg, self.config.limits)
+        new_style_path(request.name, overwrite=request.overwrite)  # a taken name: refused now
         return self._submit(identity, msg, Job(request, msg["id"]))
 
     def _on_cancel(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
@@ -326,24 +382,38 @@ class Server:
 
     # ------------------------------------------------------------------ cancellation
 
-    def cancel_job(self, job_id: str, why: str) -> bool:
+    def cancel_job(self, job_id: str, why: str, code: str = "cancelled") -> bool:
+        """Stop a job; it ends with error ``code`` (``why`` as the message)."""
         job = self.jobs.get(job_id)
         if job is None:
             return False
         log.info("job %s: %s", job_id, why)
-        job.cancel.cancel()
+        job.stop(code, why)
         if self.queue.remove(job_id) is not None:  # never started: answer here
-            self._emit(job, {"type": "error", "code": "cancelled", "message": why})
+            self._emit(job, job.stopped_reply())
         return True
 
     def _on_monitor_events(self) -> None:
         assert self.monitor is not None
-        while self.monitor.poll(0):
+        now = time.monotonic()
+        for _ in range(MONITOR_BATCH):
+            if not self.monitor.poll(0):
+                break
             event = recv_monitor_message(self.monitor)
-            if event["event"] == zmq.EVENT_DISCONNECTED:
-                fd = int(event["value"])
+            fd = int(event["value"])
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.connections.accepted(fd, now)
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
                 log.debug("connection %d closed", fd)
+                self.connections.disconnected(fd)
                 self.suspects.update(i for i, f in self.fds.items() if f == fd)
+
+    def _enforce_connection_limits(self) -> None:
+        """Close idle connections beyond the limit and partial messages over the budget."""
+        busy = {self.fds.get(job.owner) for job in self.jobs.values()}
+        for conn, why in self.connections.to_close({fd for fd in busy if fd is not None}):
+            if self.connections.close(conn):
+                log.warning("closed connection %d: %s", conn.fd, why)
 
     def _client_gone(self, identity: bytes, why: str) -> None:
         self.last_seen.pop(identity, None)
@@ -365,6 +435,7 @@ class Server:
         return True
 
     def _housekeeping(self) -> None:
+        self._enforce_connection_limits()
         for identity in [i for i in self.suspects if not self._reachable(i)]:
             self._client_gone(identity, "disconnected")
         now = time.monotonic()
@@ -398,6 +469,8 @@ class Server:
             events = dict(poller.poll(HOUSEKEEPING_S * 1000))
             if self.monitor in events:  # before new messages: a reused descriptor is new
                 self._on_monitor_events()
+                if len(self.connections.open) > self.connections.max_open:
+                    self._enforce_connection_limits()  # now: the descriptors may run out
             if self.outbox in events:
                 self._forward_outbox()
             if self.router in events:
@@ -414,11 +487,12 @@ class Server:
 
     def _shutdown(self) -> None:
         log.info("stopping: cancelling %d job(s)", len(self.jobs))
+        why = "the daemon is shutting down; the job was stopped"
         for job in self.queue.close():
-            self._emit(job, {"type": "error", "code": "cancelled",
-                             "message": "the daemon is shutting down"})
+            job.stop("shutting_down", why)
+            self._emit(job, job.stopped_reply())
         for job in list(self.jobs.values()):
-            job.cancel.cancel()
+            job.stop("shutting_down", why)
         self.worker.stop()
         self.worker.join(timeout=10)
         time.sleep(0.05)
@@ -448,6 +522,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest message accepted, in MiB")
     parser.add_argument("--client-silence", type=float, default=protocol.CLIENT_SILENCE_S,
                         help="cancel the jobs of a client silent for this many seconds")
+    defaults = QueueLimits()
+    parser.add_argument("--max-queued-per-client", type=int, default=defaults.per_client_jobs,
+                        metavar="N", help="jobs one client may have waiting (default: "
+                        "%(default)s); more get busy")
+    parser.add_argument("--max-queued-mb-per-client", type=int,
+                        default=defaults.per_client_bytes // MIB, metavar="MB",
+                        help="images one client's waiting jobs may hold (default: %(default)s)")
+    parser.add_argument("--max-queued-mb", type=int, default=defaults.total_bytes // MIB,
+                        metavar="MB", help="images all waiting jobs may hold "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
+                        help="open connections; beyond this the longest idle ones without "
+                        f"jobs are closed (default: the descriptor limit less {RESERVED_FDS}, "
+                        f"at most {MAX_CONNECTIONS})")
+    parser.add_argument("--max-receiving-mb", type=int, default=None, metavar="MB",
+                        help="partly received messages held at once, all connections "
+                        "together; beyond it stalled ones are closed first (default: twice "
+                        "--max-message-mb)")
     parser.add_argument("--curve-secret", type=Path, default=None,
                         help="server secret key file; required to bind a non-loopback address")
     parser.add_argument("--curve-clients", type=Path, default=None,
@@ -462,6 +554,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         device=args.device,
         limits=Limits(args.max_pixels, args.max_message_mb << 20),
         client_silence_s=args.client_silence,
+        queue=QueueLimits(per_client_jobs=args.max_queued_per_client,
+                          total_bytes=args.max_queued_mb * MIB,
+                          per_client_bytes=args.max_queued_mb_per_client * MIB),
+        max_connections=args.max_connections,
+        max_receiving_bytes=args.max_receiving_mb * MIB if args.max_receiving_mb else None,
         curve_secret=args.curve_secret,
         curve_clients=args.curve_clients,
         vgg_weights=args.vgg_weights,
