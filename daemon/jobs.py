@@ -203,7 +203,6 @@ Emit = Callable[["Job", dict[str, Any]], None]
 _job_ids = itertools.count(1)
 
 
-@dataclass
 def request_bytes(request: StylizeRequest | TrainRequest) -> int:
     """Pixel bytes a parsed request holds (what a queued job keeps in memory)."""
     if isinstance(request, TrainRequest):
@@ -213,6 +212,7 @@ def request_bytes(request: StylizeRequest | TrainRequest) -> int:
     return sum(len(image.data) for image in images if image is not None)
 
 
+@dataclass
 class Job:
     request: StylizeRequest | TrainRequest
     request_id: str
@@ -223,7 +223,6 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     progress: Progress | None = None
-
     size: int = 0  # bytes of pixels held, from the request
     #: the final error a cancelled job ends with: (code, message)
     stop_reason: tuple[str, str] = ("cancelled", "the job was cancelled")
@@ -240,6 +239,7 @@ class Job:
     def stopped_reply(self) -> dict[str, Any]:
         code, message = self.stop_reason
         return {"type": "error", "code": code, "message": message}
+
     @property
     def kind(self) -> str:
         return "train" if isinstance(self.request, TrainRequest) else "stylize"
@@ -261,7 +261,6 @@ class Job:
         return info
 
 
-class JobQueue:
 MIB = 1 << 20
 
 
@@ -283,6 +282,7 @@ def _mib(size: int) -> str:
     return f"{size / MIB:,.1f} MiB"
 
 
+class JobQueue:
     """Two FIFO lanes, ``fast`` before ``slow``; thread-safe."""
 
     def __init__(self, limits: QueueLimits | None = None) -> None:
@@ -291,7 +291,6 @@ def _mib(size: int) -> str:
         self._cond = threading.Condition()
         self._closed = False
 
-    def put(self, job: Job) -> int:
     def _check_room(self, job: Job) -> None:
         """Raise ``busy`` (saying which bound and which option) if ``job`` does not fit."""
         lim, queued = self.limits, self.queued()
@@ -314,6 +313,7 @@ def _mib(size: int) -> str:
                                 f"one ({_mib(job.size)}) would pass the daemon's limit of "
                                 f"{_mib(lim.total_bytes)} (--max-queued-mb); try again later")
 
+    def put(self, job: Job) -> int:
         """Queue ``job``; returns how many queued jobs run before it (``busy`` if full)."""
         with self._cond:
             if self._closed:
