@@ -21,20 +21,28 @@ from typing import Any
 import pytest
 import torch
 
+from nst_core.images import load_image, resize, to_pixels
 from nst_core.transformer_net import save_style_model
 from nst_daemon.client import DaemonError
 from nst_daemon.lifecycle import state_file
+from nst_daemon.protocol import Image
 
 from daemon_helpers import (
     DaemonProcess,
     environment,
     noise_image,
     random_net,
+    reference_results,
     save_random_style,
+    stylize_request,
     wait_until,
 )
 
 MAX_PIXELS = 4_000_000
+LONG_SILENCE_S = 600.0  # the shared daemon's: only a disconnect can cancel a job quickly
+SHORT_SILENCE_S = 3.0  # six pings: a live client on a loaded machine is not mistaken for mute
+STYLE = "starry-night"  # a bundled style: a trained network draws a real picture
+EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "lighthouse.png"
 
 # A client in its own process (torch-free: it starts fast): submits a Gatys job that
 # never ends and a second one that queues behind it, reports when the first runs, then
@@ -50,7 +58,7 @@ params = {"iterations": 100000, "optimizer": "adam"}
 jobs = [client.submit(image, method="gatys", style_image=image, params=params)
         for _ in range(2)]
 for event in jobs[0]:
-    if event["type"] == "progress" and event["stage"].startswith("gatys"):
+    if event["type"] == "progress" and event.get("step", 0) >= 1:
         print("running", flush=True)
         break
 for event in jobs[0]:
@@ -90,7 +98,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def daemon(home: Path) -> Iterator[DaemonProcess]:
     env = {"TORCH_HOME": str(home / "torch")}
-    with DaemonProcess(home, args=["--max-pixels", str(MAX_PIXELS)], env=env) as daemon:
+    args = ["--max-pixels", str(MAX_PIXELS), "--client-silence", str(LONG_SILENCE_S)]
+    with DaemonProcess(home, args=args, env=env) as daemon:
         yield daemon
 
 
@@ -117,31 +126,43 @@ def start_client_process(daemon: DaemonProcess) -> subprocess.Popen:
     return proc
 
 
-def test_killed_client_jobs_are_cancelled_within_two_seconds(daemon: DaemonProcess) -> None:
+def test_killed_client_jobs_are_cancelled_on_disconnect(daemon: DaemonProcess) -> None:
+    """The daemon's silence limit is 600 s: jobs cancelled within the (generous, load-proof)
+    60 s bound were cancelled because the connection went away, not by the silence rule.
+    The time it took is printed (docs/reliability.md), not asserted."""
+    with daemon.client() as client:
+        assert client.request("hello")["heartbeat"]["client_silence_s"] == LONG_SILENCE_S
     proc = start_client_process(daemon)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = time.monotonic()
-    assert wait_until(lambda: idle(daemon), timeout=2.0), daemon.status()
+    assert wait_until(lambda: idle(daemon), timeout=60.0), daemon.status()
     freed_after = time.monotonic() - killed
-    assert small_job_works(daemon, timeout=10)
+    assert small_job_works(daemon)
     print(f"\nkilled client: its 2 jobs cancelled and the worker free after {freed_after:.2f} s")
 
 
-def test_frozen_client_jobs_are_cancelled_after_its_silence(daemon: DaemonProcess) -> None:
-    proc = start_client_process(daemon)
-    try:
-        proc.send_signal(signal.SIGSTOP)  # connected, but no more pings
-        stopped = time.monotonic()
-        assert daemon.status()["running"]
-        with daemon.client() as client:
-            limit = client.request("hello")["heartbeat"]["client_silence_s"]
-        assert wait_until(lambda: idle(daemon), timeout=limit + 3.0), daemon.status()
-        assert time.monotonic() - stopped >= limit - 1.5  # not before the client went quiet
-        assert small_job_works(daemon)
-    finally:
-        proc.kill()
-        proc.wait()
+def test_frozen_client_jobs_are_cancelled_after_its_silence(tmp_path: Path) -> None:
+    """Order of events, no timing assertions: jobs of a client that keeps pinging run on
+    for two silence limits; once it is frozen (SIGSTOP: connected, but mute) they are
+    cancelled."""
+    save_random_style(tmp_path, "rand")
+    weights = save_random_vgg(tmp_path / "weights" / "vgg16_features.safetensors")
+    args = ["--client-silence", str(SHORT_SILENCE_S), "--vgg-weights", str(weights)]
+    with DaemonProcess(tmp_path, args=args) as daemon:
+        proc = start_client_process(daemon)
+        try:
+            time.sleep(2 * SHORT_SILENCE_S)
+            status = daemon.status()  # a live client's jobs are never cancelled
+            assert len(status["running"]) == 1 and len(status["queue"]) == 1, status
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGSTOP)
+            assert daemon.status()["running"]
+            assert wait_until(lambda: idle(daemon), timeout=60.0), daemon.status()
+            assert small_job_works(daemon)
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 def test_request_over_the_pixel_limit_is_refused_and_the_next_job_runs(
@@ -163,9 +184,13 @@ def vm_size_kb(pid: int) -> int:
     raise RuntimeError("no VmSize")
 
 
-def test_out_of_memory_falls_back_to_tiles_or_fails_cleanly(daemon: DaemonProcess) -> None:
-    """Address space capped just above what the daemon uses: an image whose untiled pass
-    needs more must come back tiled or as ``out_of_memory``, and the daemon serves on."""
+def test_real_memory_cap_gets_a_clean_reply_and_the_daemon_serves_on(
+    daemon: DaemonProcess,
+) -> None:
+    """Address space capped just above what the daemon uses (a real allocation failure,
+    wherever it strikes): the reply is a result or ``out_of_memory``, never a crash or
+    ``internal``, and the daemon serves on. That the fallback really tiles is proven with
+    an injected fault below (a real cap cannot say which pass would fail)."""
     assert small_job_works(daemon)
     limits = resource.prlimit(daemon.pid, resource.RLIMIT_AS)
     cap = (vm_size_kb(daemon.pid) + 200 * 1024) * 1024
@@ -183,8 +208,78 @@ def test_out_of_memory_falls_back_to_tiles_or_fails_cleanly(daemon: DaemonProces
         resource.prlimit(daemon.pid, resource.RLIMIT_AS, limits)
     assert outcome.get("result") == (1400, 1400) or outcome["error"][0] == "out_of_memory", \
         outcome
+    if "error" in outcome:
+        assert "max_size" in outcome["error"][1]
     assert daemon.alive()
-    print(f"\nout of memory: {outcome}")
+    print(f"\nreal memory cap: {outcome}")
+
+
+# A daemon whose engine runs out of memory on any network pass over OOM_ABOVE pixels (the
+# fault is injected in the daemon's own process; everything else is the real daemon).
+OOM_DAEMON = """
+import sys
+import nst_core.fast as fast
+limit = int(sys.argv.pop(1))
+real_run = fast.FastRunner.run
+def run(self, image, stats=None):
+    height, width = image.shape[-2:]
+    if height * width > limit:
+        raise RuntimeError(
+            f"DefaultCPUAllocator: can't allocate memory: a {width}x{height} pass (injected)")
+    return real_run(self, image, stats)
+fast.FastRunner.run = run
+from nst_daemon.server import main
+sys.exit(main())
+"""
+
+
+class OutOfMemoryAbove(DaemonProcess):
+    def __init__(self, home: Path, pixels: int, **kwargs: Any) -> None:
+        super().__init__(home, **kwargs)
+        self.pixels = pixels
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", OOM_DAEMON, str(self.pixels),
+                "--endpoint", self.endpoint, *self.args]
+
+
+def lighthouse(width: int, height: int) -> Image:
+    """The project's example photo at ``width`` x ``height`` (a smooth picture: InstanceNorm
+    statistics of a downscaled copy are those of the whole, as they are for photos)."""
+    rgb, _ = load_image(EXAMPLE_PHOTO)
+    return Image(width, height, 3, to_pixels(resize(rgb, (height, width)), None, 3))
+
+
+def test_out_of_memory_falls_back_to_tiles_that_match_the_untiled_result(
+    tmp_path: Path,
+) -> None:
+    """Any network pass over 245,000 pixels fails: the untiled 1060x240 pass (254,400)
+    does; the statistics pass (1024x232, downscaled) and the tiles (624x240 with their
+    margins) do not. An image this small is only tiled by the fallback, so progress over
+    several tiles proves it ran; the pixels must match the untiled result (computed here,
+    without the fault) within a level or two. Without the fallback the job fails."""
+    image = lighthouse(1060, 240)
+    request = stylize_request(image, style=STYLE)
+    [untiled] = reference_results(tmp_path, [request])
+    events: list[dict[str, Any]] = []
+    with OutOfMemoryAbove(tmp_path, 245_000) as daemon, daemon.client(timeout=120) as client:
+        result = client.stylize(image, style=STYLE, on_progress=events.append)["image"]
+        small = client.stylize(noise_image(24, 20, 3, seed=5), style=STYLE)["image"]
+        assert small.width == 24  # and the daemon serves on
+    tiles = [(e["step"], e["total"]) for e in events
+             if e["type"] == "progress" and e["stage"] == "stylize"]
+    assert tiles and tiles[-1][0] == tiles[-1][1] >= 3, events  # the last tile of several
+    diff = (torch.frombuffer(bytearray(result.data), dtype=torch.uint8).float()
+            - torch.frombuffer(bytearray(untiled), dtype=torch.uint8).float()).abs()
+    # the tiles share the InstanceNorm statistics of the downscaled copy, which differ a
+    # little from the whole image's: about 1.5 levels on average here; a missing, shifted
+    # or separately normalised tile is far more
+    p99 = diff.quantile(0.99).item()
+    assert diff.mean() < 3 and p99 < 16, (diff.mean(), p99, diff.max())
+    print(f"\nout of memory above 245,000 px: {tiles[-1][1]} tiles; difference from the "
+          f"untiled result: mean {diff.mean():.2f}, 99th percentile {p99:.0f}, "
+          f"max {diff.max():.0f} levels of 255")
 
 
 @pytest.mark.parametrize("name", ["truncated", "garbage", "empty", "wrongshape"])
