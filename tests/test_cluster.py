@@ -279,7 +279,8 @@ def test_unreadable_pictures_are_reported_and_the_rest_done(
     good = (source / "00.png").read_bytes()
     (source / "cut.png").write_bytes(good[: len(good) // 2])  # truncated
     out = tmp_path / "out"
-    code = main(["batch", f"file://{source}", "-o", str(out), "--style", STYLE, "--ray"])
+    code = main(["batch", f"file://{source}", "-o", str(out), "--style", STYLE, "--ray",
+                 "--ray-actors", "1"])
     err = capsys.readouterr().err
     assert code == 1
     assert "notes.png" in err and "cut.png" in err and "could not be stylised" in err
@@ -304,7 +305,7 @@ def test_a_pyarrow_file_system_is_read_and_written_through_pyarrow(
     assert cluster.prepare_output(output) == 1
     todo, done = cluster.plan(source, output)
     assert len(todo) == COUNT and not done
-    report = cluster.run(cluster.Plan(source, output, todo[:8], []), StyleSpec(STYLE))
+    report = cluster.run(cluster.Plan(source, output, todo[:8], []), StyleSpec(STYLE), actors=1)
     assert len(report.stylised) == 8
     for task in todo[:8]:
         name = Path(task.target).name
@@ -328,7 +329,7 @@ def test_gatys_runs_one_picture_per_task(
     spec = _style_spec(args)
     assert spec.method == "gatys"
     rows: list[dict] = []
-    report = cluster.run(job, spec, on_row=rows.append)
+    report = cluster.run(job, spec, actors=1, on_row=rows.append)
     assert report.batch_size == 1 and {row["batch"] for row in rows} == {1}
     assert outputs(out) == {"00.png", "01.png"} and not report.failed
     # the same pixels as the local batch with one thread
