@@ -9,7 +9,9 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +20,46 @@ VENDOR_DIR = PLUGIN_DIR / "vendor"
 CONFIG_FILE = PLUGIN_DIR / "config.json"
 STYLE_CACHE = PLUGIN_DIR / "styles-cache.json"
 PLUGIN_FILE = PLUGIN_DIR / "neural_style.py"
-QUICK_TIMEOUT = 0.5  # seconds to wait for a daemon that may not be running
+HELP_DIR = PLUGIN_DIR / "help"
+LOG_ENV = "NST_PLUGIN_LOG"  # a file the plug-in appends what it shows to (JSON lines)
+#: seconds for a ``hello`` from a daemon that may not be running: a running one answers
+#: at once, even while it is busy
+PROBE_TIMEOUT = 0.5
+#: seconds for the style list of a running daemon (a fresh one renders the thumbnails first)
+STYLES_TIMEOUT = 15.0
 
 if VENDOR_DIR.is_dir() and str(VENDOR_DIR) not in sys.path:
     sys.path.insert(0, str(VENDOR_DIR))
 
 from nst_daemon.client import Client, DaemonError, DaemonUnavailable  # noqa: E402
+from nst_daemon.protocol import Image, ProtocolError  # noqa: E402
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "connect", "known_styles",
-           "describe_error", "progress_text", "status_text", "load_config"]
+           "describe_error", "progress_text", "status_text", "load_config", "Style",
+           "ONLINE", "SLOW", "DOWN", "log_event", "short_name"]
+
+ONLINE, SLOW, DOWN = "online", "slow", "down"  # what the daemon did when asked for styles
 
 MESSAGES = {
-    "daemon_unavailable": "The Neural Style daemon is not running and could not be started. "
-                          "Start it with 'nst daemon start' and try again.",
+    "daemon_unavailable": "The Neural Style daemon is not running and could not be started: "
+                          "see Filters > Neural Style > Daemon Status.",
     "unknown_style": "The daemon does not know this style. Pick another one, or import the "
                      "model with 'nst styles import FILE'.",
     "too_large": "The image is too large for the daemon. Lower 'Output size limit', or "
                  "select a smaller area.",
     "out_of_memory": "The daemon ran out of memory. Lower 'Output size limit' or select a "
                      "smaller area.",
-    "weights_missing": "The VGG weights that 'Paint Like' needs are missing. Fetch them with "
-                       "'nst weights fetch' (or import a file with 'nst weights import FILE').",
+    "weights_missing": "Paint Like cannot run: the daemon has no VGG network weights; "
+                       "reinstall Neural Style to restore the bundled ones.",
     "busy": "The daemon's queue is full. Wait for the running jobs to finish.",
     "timeout": "The daemon stopped answering.",
     "cancelled": "The job was cancelled.",
     "unsupported_version": "The plug-in and the daemon are from different versions. "
                            "Re-run install.sh.",
 }
+
+
+SELF_EXPLAINED = {"weights_missing"}  # the advice says it all: no detail after it
 
 
 def load_config() -> dict[str, Any]:
@@ -58,40 +73,122 @@ def load_config() -> dict[str, Any]:
     return config
 
 
-def connect(autostart: bool = True, timeout: float = 60.0) -> Client:
-    """A client for the configured daemon; starts the daemon when none answers."""
+def connect(autostart: bool = True, timeout: float = 60.0,
+            on_status: Callable[[str], None] | None = None) -> Client:
+    """A client for the configured daemon; starts the daemon when none answers.
+
+    ``on_status`` hears when the daemon is being started.
+    """
     config = load_config()
     start: bool | Sequence[str] = False
     if autostart:
         start = config.get("daemon_command") or True
-    return Client(config.get("endpoint"), autostart=start, timeout=timeout)
+    return Client(config.get("endpoint"), autostart=start, timeout=timeout, on_status=on_status)
 
 
-def known_styles() -> tuple[list[tuple[str, str]], bool]:
-    """(name, title) of the daemon's styles, and whether the daemon answered.
+@dataclass
+class Style:
+    """One fast style as the dialogs show it."""
 
-    Never starts the daemon and waits at most a moment: GIMP calls this when it registers
-    the plug-in. When the daemon is down the list last seen is used.
+    name: str
+    title: str
+    artist: str = ""
+    year: str = ""
+    source: str = ""
+    preview: Image | None = None  # 96 x 96 RGB thumbnail, when the daemon sent one
+
+    @classmethod
+    def from_reply(cls, entry: dict[str, Any]) -> Style:
+        preview = None
+        if entry.get("preview") is not None:
+            with contextlib.suppress(ProtocolError, TypeError, ValueError):
+                preview = Image.from_wire(entry["preview"])
+        return cls(str(entry["name"]), str(entry.get("title") or entry["name"]),
+                   str(entry.get("artist") or ""), str(entry.get("year") or ""),
+                   str(entry.get("source") or ""), preview)
+
+    @classmethod
+    def from_cache(cls, entry: Any) -> Style:
+        if isinstance(entry, dict):
+            return cls(str(entry["name"]), str(entry.get("title") or entry["name"]),
+                       str(entry.get("artist") or ""), str(entry.get("year") or ""),
+                       str(entry.get("source") or ""))
+        name, title = entry[:2]  # the installer's [name, title] pairs
+        return cls(str(name), str(title or name))
+
+    def cache_entry(self) -> dict[str, str]:
+        return {"name": self.name, "title": self.title, "artist": self.artist,
+                "year": self.year, "source": self.source}
+
+    @property
+    def byline(self) -> str:
+        """"Vincent van Gogh, 1889" (or what is known of it)."""
+        return ", ".join(part for part in (self.artist, self.year) if part)
+
+
+def read_style_cache() -> list[Style]:
+    try:
+        return [Style.from_cache(entry) for entry in json.loads(STYLE_CACHE.read_text())]
+    except (OSError, ValueError, TypeError, KeyError, IndexError):
+        return []
+
+
+def known_styles() -> tuple[list[Style], str]:
+    """The daemon's styles, and what the daemon did: ``ONLINE``, ``SLOW`` or ``DOWN``.
+
+    Never starts the daemon. A ``hello`` tells in a moment whether one runs (``DOWN``
+    when none answers within ``PROBE_TIMEOUT``); a running daemon then gets
+    ``STYLES_TIMEOUT`` for the list, since a fresh one renders the thumbnails first
+    (``SLOW`` when even that is not enough). Without a list, the one last seen is used.
 
     GIMP registers a plug-in's procedures (and so the style choices that batch calls are
     checked against) again only when the plug-in file changes: when the daemon's list
     differs from the one last seen, the plug-in file is touched so that the next GIMP
     start registers the new list.
     """
+    cached = read_style_cache()
     try:
-        cached = [tuple(s) for s in json.loads(STYLE_CACHE.read_text())]
-    except (OSError, ValueError, TypeError):
-        cached = []
-    try:
-        with connect(autostart=False, timeout=QUICK_TIMEOUT) as client:
-            styles = [(s["name"], s.get("title") or s["name"]) for s in client.styles()]
+        with connect(autostart=False, timeout=STYLES_TIMEOUT) as client:
+            try:
+                client.info = client.request("hello", timeout=PROBE_TIMEOUT)
+            except DaemonError as exc:
+                if exc.code == "timeout":
+                    return cached, DOWN
+                raise
+            try:
+                styles = [Style.from_reply(entry) for entry in client.styles()]
+            except DaemonError as exc:
+                if exc.code == "timeout":
+                    return cached, SLOW
+                raise
     except DaemonError:
-        return cached, False
-    if styles != cached:
+        return cached, DOWN
+    if [s.cache_entry() for s in styles] != [s.cache_entry() for s in cached]:
         with contextlib.suppress(OSError):  # a read-only plug-in folder only loses the cache
-            STYLE_CACHE.write_text(json.dumps(styles))
-            os.utime(PLUGIN_FILE)
-    return styles, True
+            STYLE_CACHE.write_text(json.dumps([s.cache_entry() for s in styles]))
+            if [s.name for s in styles] != [s.name for s in cached]:
+                os.utime(PLUGIN_FILE)
+    return styles, ONLINE
+
+
+def short_name(text: str, limit: int = 32) -> str:
+    """``text`` cut to ``limit`` characters (with an ellipsis), for the Layers panel."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def log_event(kind: str, **fields: Any) -> None:
+    """Append ``{"event": kind, ...}`` to the file named by ``$NST_PLUGIN_LOG``, if any.
+
+    A trace of what the dialogs showed (previews drawn, the daemon's state), for
+    troubleshooting and for the end-to-end tests.
+    """
+    path = os.environ.get(LOG_ENV)
+    if not path:
+        return
+    fields = {"event": kind, "time": time.monotonic(), **fields}
+    with contextlib.suppress(OSError), open(path, "a") as out:
+        out.write(json.dumps(fields, default=str) + "\n")
 
 
 def describe_error(error: Exception) -> str:
@@ -100,17 +197,27 @@ def describe_error(error: Exception) -> str:
         return MESSAGES["daemon_unavailable"]
     if isinstance(error, DaemonError):
         advice = MESSAGES.get(error.code)
+        if advice and error.code in SELF_EXPLAINED:
+            return advice
         detail = error.message or error.code
         return f"{advice}\n({detail})" if advice else f"Neural Style failed: {detail}"
     return f"Neural Style failed: {error}"
 
 
+#: what the engine's stage names say to a user (others are shown as they come)
+STAGES = {"loading": "Loading the style", "stylize": "Stylising", "tiles": "Stylising"}
+
+
 def progress_text(event: dict[str, Any]) -> str:
-    """Status line for a progress event: stage, step and time left."""
-    stage = str(event.get("stage") or "working").replace("_", " ")
-    text = stage.capitalize()
-    if event.get("total"):
-        text += f" {event.get('step', 0)}/{event['total']}"
+    """Status line for a progress event: stage, step (or tile) and time left."""
+    stage = str(event.get("stage") or "working")
+    text = STAGES.get(stage, stage.replace("_", " ").capitalize())
+    total = event.get("total") or 0
+    if stage in ("stylize", "tiles"):
+        if total > 1:
+            text += f", tile {min(event.get('step', 0) + 1, total)} of {total}"
+    elif total:
+        text += f", step {event.get('step', 0)} of {total}"
     eta = event.get("eta_s")
     if eta is not None and eta >= 1:
         minutes, seconds = divmod(round(eta), 60)

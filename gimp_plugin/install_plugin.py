@@ -28,7 +28,9 @@ from pathlib import Path
 PLUGIN_NAME = "neural_style"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py"]
+PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py",
+                "dialogs.py"]
+HELP_DIR = "help"  # the help page and GIMP's map of help ids to it
 CLIENT_FILES = ["__init__.py", "protocol.py", "client.py"]
 ENGINE_FILES = ["__init__.py", "names.py"]  # torch-free modules the protocol imports
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
@@ -166,6 +168,7 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
     for name in PLUGIN_FILES:
         shutil.copy(HERE / name, folder / name)  # a new mtime: GIMP registers it again
     (folder / "neural_style.py").chmod(0o755)
+    shutil.copytree(HERE / HELP_DIR, folder / HELP_DIR, dirs_exist_ok=True)
     client_dir = folder / "vendor" / "nst_daemon"
     client_dir.mkdir(parents=True, exist_ok=True)
     for name in CLIENT_FILES:

@@ -51,6 +51,76 @@ def selection_rect(image: Gimp.Image) -> Rect | None:
     return Rect(x1, y1, x2 - x1, y2 - y1) if non_empty else None
 
 
+def covers(image: Gimp.Image, selection: Rect, layer: Rect) -> bool:
+    """Whether the selection is fully on over all of ``layer`` (e.g. Select All): a mask
+    would then change nothing."""
+    if (selection.x > layer.x or selection.y > layer.y
+            or selection.x + selection.width < layer.x + layer.width
+            or selection.y + selection.height < layer.y + layer.height):
+        return False
+    rect = Gegl.Rectangle.new(layer.x, layer.y, layer.width, layer.height)
+    data = image.get_selection().get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE)
+    return not bytes(data).strip(b"\xff")
+
+
+def layer_of(drawable: Gimp.Drawable) -> Gimp.Drawable:
+    """The layer to stylise for a selected drawable: a layer mask stands for its layer
+    (after a selection run GIMP leaves the new layer's mask selected)."""
+    if drawable.is_layer_mask():
+        return Gimp.Layer.from_mask(drawable)
+    return drawable
+
+
+def check_drawables(drawables: list[Gimp.Drawable]) -> list[Gimp.Drawable]:
+    """The layers to stylise; a PluginError for channels (before any dialog opens)."""
+    if not drawables:
+        raise PluginError("Select a layer to stylize.")
+    layers = []
+    for drawable in drawables:
+        layer = layer_of(drawable)
+        if not layer.is_layer():
+            raise PluginError(
+                f"'{drawable.get_name()}' is a channel, not a layer: select a layer in the "
+                "Layers panel to stylize it."
+            )
+        if layer not in layers:
+            layers.append(layer)
+    return layers
+
+
+def region_size(image: Gimp.Image, drawable: Gimp.Drawable) -> tuple[int, int]:
+    """(width, height) of what a run on ``drawable`` sends (selection box plus context)."""
+    layer = layer_of(drawable)
+    rect = layer_rect(layer)
+    selection = selection_rect(image)
+    region = region_to_send(rect, selection) or Rect(0, 0, rect.width, rect.height)
+    return region.width, region.height
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return (a.x < b.x + b.width and b.x < a.x + a.width
+            and a.y < b.y + b.height and b.y < a.y + a.height)
+
+
+def covering_layers(drawable: Gimp.Drawable) -> list[Gimp.Layer]:
+    """Visible layers above ``drawable`` (in its group and above its groups) that overlap it:
+    a result placed right above it would be hidden under them."""
+    layer = layer_of(drawable)
+    image = layer.get_image()
+    area = layer_rect(layer)
+    found = []
+    item = layer
+    while item is not None:
+        parent = item.get_parent()
+        siblings = parent.get_children() if parent is not None else image.get_layers()
+        for other in siblings[: image.get_item_position(item)]:
+            if other.get_visible() and other.get_opacity() > 0 and _overlaps(
+                    layer_rect(other), area):
+                found.append(other)
+        item = parent
+    return found
+
+
 def layer_rect(drawable: Gimp.Drawable) -> Rect:
     _, x, y = drawable.get_offsets()
     return Rect(x, y, drawable.get_width(), drawable.get_height())
@@ -66,11 +136,14 @@ def read_region(drawable: Gimp.Drawable, rect: Rect, fmt: str, channels: int, dt
 class Source:
     """One selected layer and the part of it that is sent to the daemon."""
 
-    def __init__(self, image: Gimp.Image, drawable: Gimp.Drawable):
+    def __init__(self, image: Gimp.Image, drawable: Gimp.Drawable, placement: str = "above"):
+        drawable = layer_of(drawable)
         if not drawable.is_layer():
             raise PluginError(
-                f"'{drawable.get_name()}' is a channel or mask. Select a layer to stylize."
+                f"'{drawable.get_name()}' is a channel, not a layer: select a layer in the "
+                "Layers panel to stylize it."
             )
+        self.placement = placement
         self.image = image
         self.drawable = drawable
         self.gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
@@ -87,6 +160,8 @@ class Source:
                 "Select an area on the layer, or select nothing to stylize the whole layer."
             )
         self.region = region
+        if self.selection is not None and covers(image, self.selection, self.layer):
+            self.selection = None  # Select All: the whole layer, no all-white mask
 
     def pixels(self) -> Image:
         return read_region(self.drawable, self.region, self.format, self.channels, self.dtype)
@@ -98,7 +173,8 @@ class Source:
             raise DaemonError("internal", "the daemon returned an image of another size or type")
 
     def add_result(self, result: Image, name: str) -> Gimp.Layer:
-        """New layer with ``result`` directly above the source; masked by the selection."""
+        """New layer with ``result`` directly above the source (or on top of the image, with
+        placement "top"); masked by the selection."""
         kinds = {
             (False, False): Gimp.ImageType.RGB_IMAGE,
             (False, True): Gimp.ImageType.RGBA_IMAGE,
@@ -109,9 +185,12 @@ class Source:
             self.image, name, self.region.width, self.region.height,
             kinds[(self.gray, self.alpha)], 100.0, Gimp.LayerMode.NORMAL,
         )
-        self.image.insert_layer(
-            layer, self.drawable.get_parent(), self.image.get_item_position(self.drawable)
-        )
+        if self.placement == "top":
+            self.image.insert_layer(layer, None, 0)
+        else:
+            self.image.insert_layer(
+                layer, self.drawable.get_parent(), self.image.get_item_position(self.drawable)
+            )
         layer.set_offsets(self.layer.x + self.region.x, self.layer.y + self.region.y)
         buffer = layer.get_buffer()
         rect = Gegl.Rectangle.new(0, 0, self.region.width, self.region.height)

@@ -26,12 +26,19 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import daemon_link  # noqa: E402
-from daemon_link import DaemonError  # noqa: E402
-from layer_io import PluginError, Source, check_image_type, flat_rgb, load_style_file  # noqa: E402
+from daemon_link import DOWN, DaemonError, Style, short_name  # noqa: E402
+from layer_io import (  # noqa: E402
+    PluginError,
+    Source,
+    check_drawables,
+    check_image_type,
+    flat_rgb,
+    load_style_file,
+)
 
 FAST = "python-fu-neural-style-fast"
 PAINT_LIKE = "python-fu-neural-style-paint-like"
@@ -40,12 +47,15 @@ TRAIN = "python-fu-neural-style-train"
 MENU = "<Image>/Filters/Neural Style"
 NO_STYLE = "none"
 RW = GObject.ParamFlags.READWRITE
+HELP_DOMAIN = "neural-style"
+HELP_PAGE = "index.html"
 
-_styles_cache: tuple[list[tuple[str, str]], bool] | None = None
+_styles_cache: tuple[list[Style], str] | None = None
 
 
-def styles() -> tuple[list[tuple[str, str]], bool]:
-    """The daemon's styles (fetched once per plug-in process) and whether it answered."""
+def styles() -> tuple[list[Style], str]:
+    """The daemon's styles (fetched once per plug-in process) and the daemon's state
+    (``ONLINE``, ``SLOW`` or ``DOWN``)."""
     global _styles_cache
     if _styles_cache is None:
         _styles_cache = daemon_link.known_styles()
@@ -58,16 +68,16 @@ def style_choice(with_none: str | None = None) -> tuple[Gimp.Choice, str]:
     entries, _ = styles()
     if with_none:
         choice.add(NO_STYLE, 0, with_none, "")
-    for index, (name, title) in enumerate(entries, start=1):
-        choice.add(name, index, title, "")
+    for index, style in enumerate(entries, start=1):
+        choice.add(style.name, index, style.title, style.byline)
     if not entries and not with_none:
         choice.add(NO_STYLE, 0, "(no styles: start the daemon)", "")
-    default = NO_STYLE if with_none or not entries else entries[0][0]
+    default = NO_STYLE if with_none or not entries else entries[0].name
     return choice, default
 
 
 def style_title(name: str) -> str:
-    return dict(styles()[0]).get(name, name)
+    return next((s.title for s in styles()[0] if s.name == name), name)
 
 
 def fail(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
@@ -85,24 +95,38 @@ class ProgressBar:
     pinging and the daemon cancels that client's job within a few seconds.
     """
 
-    def __init__(self, title: str, count: int, previews: bool = False):
+    def __init__(self, title: str, count: int, previews: str | None = None):
         self.title = title
         self.count = count
         self.index = 0
-        self.previews = previews
+        self.previews = previews  # the painting's name: show Gatys previews in a window
         self.preview_window = None
         Gimp.progress_init(title)
+
+    def status(self, text: str) -> None:
+        """The client's own news ("starting daemon…")."""
+        if "start" in text:
+            Gimp.progress_set_text("Starting the Neural Style daemon…")
+            Gimp.progress_pulse()
 
     def event(self, event: dict) -> None:
         if event.get("type") == "accepted":
             position = event.get("position", 0)
             if position:
                 Gimp.progress_set_text(f"Waiting in the daemon's queue (position {position})")
+            else:
+                Gimp.progress_set_text("Starting")
         elif event.get("type") == "progress":
             total = event.get("total") or 0
-            fraction = min(event.get("step", 0) / total, 1.0) if total else 0.0
-            Gimp.progress_update((self.index + fraction) / self.count)
-            Gimp.progress_set_text(daemon_link.progress_text(event))
+            text = daemon_link.progress_text(event)
+            if self.count > 1:
+                text = f"Layer {self.index + 1} of {self.count}: {text}"
+            Gimp.progress_set_text(text)
+            if total:
+                fraction = min(event.get("step", 0) / total, 1.0)
+                Gimp.progress_update((self.index + fraction) / self.count)
+            else:
+                Gimp.progress_pulse()
             if self.previews and event.get("preview") is not None:
                 self.show_preview(event["preview"])
 
@@ -110,7 +134,7 @@ class ProgressBar:
         if self.preview_window is None:
             from preview import PreviewWindow
 
-            self.preview_window = PreviewWindow(self.title)
+            self.preview_window = PreviewWindow(self.previews)
         self.preview_window.show(picture)
 
     def end(self) -> None:
@@ -129,19 +153,19 @@ def run_jobs(
     drawables: list[Gimp.Drawable],
     request: Callable[[], dict],
     layer_name: str,
-    previews: bool = False,
+    placement: str = "above",
+    previews: str | None = None,
 ) -> Gimp.ValueArray:
     """Stylize each drawable; add all result layers as one undo step, or nothing on error.
 
-    With ``previews`` (interactive Gatys runs), the request asks for intermediate pictures
-    and a window shows them.
+    With ``previews`` (interactive Gatys runs: the painting's name), the request asks for
+    intermediate pictures and a window shows them.
     """
     progress = None
     try:
         check_image_type(image)
-        if not drawables:
-            raise PluginError("Select a layer to stylize.")
-        sources = [Source(image, drawable) for drawable in drawables]
+        layers = check_drawables(drawables)
+        sources = [Source(image, layer, placement) for layer in layers]
         kwargs = request()
         if previews:
             from preview import PREVIEW_EVERY
@@ -149,7 +173,7 @@ def run_jobs(
             kwargs["params"]["preview_every"] = PREVIEW_EVERY
         progress = ProgressBar(f"Neural Style: {layer_name}", len(sources), previews)
         results = []
-        with daemon_link.connect() as client:
+        with daemon_link.connect(on_status=progress.status) as client:
             for source in sources:
                 for event in client.submit(source.pixels(), **kwargs):
                     progress.event(event)
@@ -166,10 +190,10 @@ def run_jobs(
             progress.end()
     image.undo_group_start()
     pairs = zip(sources, results, strict=True)
-    layers = [source.add_result(result, layer_name) for source, result in pairs]
+    new_layers = [source.add_result(result, layer_name) for source, result in pairs]
     image.undo_group_end()
     Gimp.displays_flush()
-    return success(procedure, GObject.Value(Gimp.Layer, layers[-1]))
+    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
 
 
 def success(procedure: Gimp.Procedure, value: GObject.Value) -> Gimp.ValueArray:
@@ -201,8 +225,8 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields:
     GimpUi.init(procedure.get_name())
     title = procedure.get_menu_label().replace("_", "").rstrip(".")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, f"Neural Style: {title}")
-    _, online = styles()
-    if not online:
+    _, state = styles()
+    if state == DOWN:
         dialog.get_label(
             "daemon-note",
             "The Neural Style daemon is not running: it will be started when you press OK.",
@@ -215,15 +239,31 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields:
     return accepted
 
 
+def cancelled(procedure: Gimp.Procedure) -> Gimp.ValueArray:
+    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+
+
+def first_layer(image, drawables) -> Gimp.Drawable | None:
+    """The layer a dialog previews; raises PluginError for channels before it opens."""
+    check_image_type(image)
+    return check_drawables(drawables)[0]
+
+
 # ------------------------------------------------------------------------------------------
 # procedures
 
 
 def run_fast(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(
-        procedure, config, ["style", "strength", "preserve-colors", "max-size"]
-    ):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        try:
+            layer = first_layer(image, drawables)
+        except PluginError as exc:
+            return fail(procedure, str(exc))
+        import dialogs
+
+        entries, state = styles()
+        if not dialogs.fast_dialog(procedure, config, image, layer, entries, state):
+            return cancelled(procedure)
     style = config.get_property("style")
     if style == NO_STYLE:
         return fail(procedure, "No style to choose from: GIMP could not reach the Neural Style "
@@ -233,43 +273,73 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
     def request() -> dict:
         return {"style": style, "method": "fast", "params": common_params(config)}
 
-    return run_jobs(procedure, image, drawables, request, f"{style_title(style)} (fast)")
+    return run_jobs(procedure, image, drawables, request, short_name(style_title(style)),
+                    config.get_property("placement"))
 
 
-def run_paint_like(procedure, run_mode, image, drawables, config, data):
-    fields = ["style-file", "style-layer", "quality", "iterations", "style-scale",
-              "init-style", "strength", "preserve-colors", "max-size"]
-    if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, fields):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+def painting_name(config) -> str | None:
     style_layer = config.get_property("style-layer")
     style_file = config.get_property("style-file")
     if style_layer is not None:
-        name = style_layer.get_name()
-    elif style_file is not None:
-        name = Path(style_file.get_path() or "style").stem
-    else:
-        return fail(procedure, "Choose the painting to imitate: a style image file, "
-                               "or a layer of an open image.")
+        return style_layer.get_name()
+    if style_file is not None and style_file.get_path():
+        return Path(style_file.get_path()).stem
+    return None
 
+
+def paint_like_request(config, batch: bool) -> Callable[[], dict]:
+    """The job for Paint Like; ``batch``: a positive ``iterations`` overrides the preset
+    (as it always did in batch calls); in the dialog only "Custom" uses it."""
     def request() -> dict:
+        style_layer = config.get_property("style-layer")
+        style_file = config.get_property("style-file")
         if style_layer is not None:
             style_image = flat_rgb(style_layer)
-        else:
+        elif style_file is not None and style_file.get_path():
             style_image = load_style_file(style_file)
+        else:
+            raise PluginError(NO_PAINTING)
         params = common_params(config)
-        params["quality"] = config.get_property("quality")
+        quality = config.get_property("quality")
+        params["quality"] = "balanced" if quality == "custom" else quality
         params["style_scale"] = config.get_property("style-scale")
-        if config.get_property("iterations") > 0:
-            params["iterations"] = config.get_property("iterations")
+        params["style_strength"] = config.get_property("style-strength")
+        steps = config.get_property("iterations")
+        if steps > 0 and (quality == "custom" or batch):
+            params["iterations"] = steps
         if config.get_property("init-style") != NO_STYLE:
             params["init"] = "fast"
             params["init_style"] = config.get_property("init-style")
         return {"style_image": style_image, "method": "gatys", "params": params}
 
-    init_style = config.get_property("init-style")
-    method = "gatys" if init_style == NO_STYLE else f"gatys from {style_title(init_style)}"
-    previews = run_mode == Gimp.RunMode.INTERACTIVE
-    return run_jobs(procedure, image, drawables, request, f"{name} ({method})", previews)
+    return request
+
+
+NO_PAINTING = ("Choose the painting to imitate (an image file, or a layer of an open image) "
+               "in Filters > Neural Style > Paint Like.")
+
+
+def run_paint_like(procedure, run_mode, image, drawables, config, data):
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    if interactive:
+        try:
+            layer = first_layer(image, drawables)
+        except PluginError as exc:
+            return fail(procedure, str(exc))
+        import dialogs
+
+        entries, state = styles()
+        request = paint_like_request(config, batch=False)
+        if not dialogs.paint_like_dialog(procedure, config, image, layer, entries, state,
+                                         request):
+            return cancelled(procedure)
+    name = painting_name(config)
+    if name is None:
+        return fail(procedure, NO_PAINTING)
+    layer_name = short_name(f"Paint Like: {name}")
+    batch = run_mode == Gimp.RunMode.NONINTERACTIVE
+    return run_jobs(procedure, image, drawables, paint_like_request(config, batch),
+                    layer_name, config.get_property("placement"), name if interactive else None)
 
 
 def run_train(procedure, run_mode, image, drawables, config, data):
@@ -359,13 +429,14 @@ def run_status(procedure, run_mode, image, drawables, config, data):
 
 
 def add_common_arguments(procedure: Gimp.Procedure, max_size: int) -> None:
-    procedure.add_double_argument("strength", "Stren_gth", "How much of the style to apply",
+    procedure.add_double_argument("strength", "Stren_gth",
+                                  "How much of the style to apply (0: none, 1: all)",
                                   0.0, 1.0, 1.0, RW)
     colors = Gimp.Choice.new()
-    colors.add(NO_STYLE, 0, "No", "Colours of the style")
+    colors.add(NO_STYLE, 0, "Colours of the style", "")
     colors.add("luminance", 1, "Keep the layer's colours", "Only the lightness is stylized")
     colors.add("histogram", 2, "Match the layer's colour histogram", "")
-    procedure.add_choice_argument("preserve-colors", "_Preserve colours",
+    procedure.add_choice_argument("preserve-colors", "Colo_urs",
                                   "Keep the colours of the layer", colors, NO_STYLE, RW)
     procedure.add_int_argument("max-size", "Output si_ze limit",
                                "Long side in pixels that the style is computed at "
@@ -375,11 +446,26 @@ def add_common_arguments(procedure: Gimp.Procedure, max_size: int) -> None:
                                      True, RW)
 
 
+def add_placement_argument(procedure: Gimp.Procedure) -> None:
+    placement = Gimp.Choice.new()
+    placement.add("above", 0, "Right above the layer", "")
+    placement.add("top", 1, "On top of all layers", "")
+    procedure.add_choice_argument("placement", "Ne_w layer",
+                                  "Where the new layer goes: right above its source, or on "
+                                  "top of the image where no layer hides it",
+                                  placement, "above", RW)
+
+
+def help_uri() -> Gio.File:
+    return Gio.File.new_for_path(str(daemon_link.HELP_DIR))
+
+
 class NeuralStyle(Gimp.PlugIn):
     def do_set_i18n(self, name):
         return False
 
     def do_query_procedures(self):
+        self.set_help_domain(HELP_DOMAIN, help_uri())
         return [FAST, PAINT_LIKE, TRAIN, STATUS]
 
     def do_create_procedure(self, name):
@@ -441,38 +527,45 @@ class NeuralStyle(Gimp.PlugIn):
             choice, default = style_choice()
             procedure.add_choice_argument("style", "St_yle", "Style model", choice, default, RW)
             add_common_arguments(procedure, 1600)
+            add_placement_argument(procedure)
         else:
             procedure.set_menu_label("_Paint Like...")
             procedure.set_documentation(
-                "Repaint the layer like a painting (Gatys)",
+                "Repaint the layer like any painting",
                 "Optimises each selected layer, or the selection, to take the style of a "
                 "painting given as an image file or as a layer of an open image; slow, but "
                 "works with any painting. Adds the result as a new layer above the source.",
                 name)
-            procedure.add_file_argument("style-file", "Style _image file",
+            procedure.add_file_argument("style-file", "Painting _file",
                                         "The painting to imitate",
                                         Gimp.FileChooserAction.OPEN, True, None, RW)
-            procedure.add_drawable_argument("style-layer", "...or style la_yer",
+            procedure.add_drawable_argument("style-layer", "...or a la_yer",
                                             "A layer of an open image to imitate (used "
                                             "instead of the file when set)", True, RW)
             quality = Gimp.Choice.new()
             for index, (nick, label) in enumerate(
-                (("draft", "Draft"), ("balanced", "Balanced"), ("high", "High"))
+                (("draft", "Draft (quick)"), ("balanced", "Balanced"), ("high", "High (slow)"),
+                 ("custom", "Custom number of steps"))
             ):
                 quality.add(nick, index, label, "")
             procedure.add_choice_argument("quality", "_Quality", "Quality preset", quality,
                                           "balanced", RW)
-            procedure.add_int_argument("iterations", "Ite_rations",
-                                       "Optimisation steps (0: from the quality preset)",
+            procedure.add_int_argument("iterations", "Custom ste_ps",
+                                       "Optimisation steps for quality 'custom' (in batch "
+                                       "calls a positive value also overrides a preset)",
                                        0, 5000, 0, RW)
             procedure.add_double_argument("style-scale", "Style sc_ale",
                                           "Size of the brush strokes relative to the "
                                           "painting", 0.25, 4.0, 1.0, RW)
             choice, default = style_choice(with_none="No (start from the layer)")
-            procedure.add_choice_argument("init-style", "Re_fine a fast style",
+            procedure.add_choice_argument("init-style", "Start from a fast s_tyle",
                                           "Start from this fast style's result", choice,
                                           default, RW)
             add_common_arguments(procedure, 512)
+            add_placement_argument(procedure)
+            procedure.add_double_argument("style-strength", "Style stre_ngth",
+                                          "Weight of the painting's style against the "
+                                          "layer's content (1: balanced)", 0.1, 10.0, 1.0, RW)
         procedure.add_menu_path(MENU)
         return procedure
 

@@ -13,7 +13,7 @@ gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
 
-TITLE = "Neural Style preview"
+TITLE = "Paint Like preview"
 #: Steps between two previews of a Gatys run (the daemon sends a downscaled picture).
 PREVIEW_EVERY = 10
 
@@ -21,8 +21,8 @@ PREVIEW_EVERY = 10
 class PreviewWindow:
     """Created on the first preview; ``show`` replaces the picture, ``close`` ends it."""
 
-    def __init__(self, title: str) -> None:
-        self.window = Gtk.Window(title=f"{TITLE}: {title}")
+    def __init__(self, painting: str) -> None:
+        self.window = Gtk.Window(title=f"{TITLE} — {painting}")
         self.window.set_keep_above(True)
         self.picture = Gtk.Image()
         self.window.add(self.picture)

@@ -32,6 +32,7 @@ STYLE_NAME = "test-random"
 STYLE_TITLE = "Test Random"
 VGG_WEIGHTS = REPO / "nst_core" / "bundled_vgg" / "vgg16_features.safetensors"  # bundled
 MAX_PIXELS = 20_000  # the daemon refuses larger images: the "too large" case uses 200 x 150
+PLUGIN_LOG = "plugin-log.jsonl"  # the plug-in's trace of what its dialogs showed
 SKIP_CODES = {2: "building the GIMP chroot needs root", 3: "debootstrap cannot be installed"}
 
 
@@ -68,7 +69,32 @@ class GimpChroot:
         else:
             program, env = ["gimp-console-3.0", "-idf"], {}
         program += ["--batch-interpreter", interpreter, "-b", "-", "--quit"]
-        return self.command(program, NST_ENDPOINT=endpoint, NST_TEST_DIR=workdir, **env)
+        return self.command(program, NST_ENDPOINT=endpoint, NST_TEST_DIR=workdir,
+                            NST_PLUGIN_LOG=f"{workdir}/{PLUGIN_LOG}", **env)
+
+    def plugin_log(self, workdir: str) -> list[dict]:
+        """What the plug-in's dialogs reported (``$NST_PLUGIN_LOG``), oldest first."""
+        try:
+            lines = (self.host_path(workdir) / PLUGIN_LOG).read_text().splitlines()
+        except OSError:
+            return []
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def wait_for_log(self, workdir: str, proc: subprocess.Popen, accept, timeout: float = 120,
+                     what: str = "a plug-in log entry") -> dict:
+        """The first plug-in log entry for which ``accept(entry)`` is true, once written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.plugin_log(workdir):
+                if accept(entry):
+                    return entry
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        log = self.plugin_log(workdir)
+        proc.kill()
+        raise AssertionError(f"no {what} in the plug-in log: {log[-5:]}\n"
+                             f"{proc.stdout.read()[-4000:]}")
 
     def results(self, workdir: str) -> dict:
         results_file = self.host_path(workdir) / "results.json"
