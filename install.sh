@@ -24,7 +24,8 @@ By default nothing is downloaded besides the Python packages: the VGG16 weights 
 Running it again is safe: finished steps are skipped.
 
 Options:
-  --dev          also install the test tools (pytest, hypothesis, ruff)
+  --dev          also install the test tools (pytest, hypothesis, ruff) and Ray
+                 (the cluster extra, for `nst batch --ray`: see docs/cluster.md)
   --service      also install and enable a systemd user unit for the daemon
   --no-gimp      do not install the GIMP plug-in
   --torchvision-weights

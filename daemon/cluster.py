@@ -463,6 +463,10 @@ def cmd_batch_ray(args: Any) -> int:
     from nst_daemon import cli
 
     cli._check_style_args(args)
+    if args.local:
+        raise cli.CommandError(
+            "--local and --ray exclude each other", hint="drop one", exit_code=cli.EXIT_USAGE
+        )
     import_ray()  # the clear error first, before anything is written
     source_text, output_text = str(args.input_dir), str(args.output)
     job = make_plan(source_text, output_text)

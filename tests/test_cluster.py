@@ -124,7 +124,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # LoggingRunner to actors
     home = tmp_path_factory.mktemp("nst-home")
-    os.environ["NST_HOME"] = str(home)
+    env = pytest.MonkeyPatch()  # restored after the module, for the other test modules
+    env.setenv("NST_HOME", str(home))
     ray.init(
         num_cpus=2,
         object_store_memory=100 * 1024 * 1024,
@@ -136,6 +137,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        env.undo()
 
 
 @pytest.fixture(scope="module")
