@@ -190,7 +190,8 @@ def execute_train(
         style_path = save_image(Path(tmp) / "style.png", _tensors(request.style_image)[0])
         config = TrainConfig(
             style_images=[style_path], data_dir=dataset, name=request.name,
-            device=str(models.device), vgg_weights=models.vgg_weights, **params,
+            device=str(models.device), vgg_weights=models.vgg_weights,
+            overwrite=request.overwrite, **params,
         )
         path = train(config, progress=progress, cancel=cancel)
     return {"style": request.name, "path": str(path),
@@ -460,7 +461,8 @@ def progress_message(p: Progress, started: float) -> dict[str, Any]:
     msg: dict[str, Any] = {
         "type": "progress", "step": p.step, "total": p.total, "stage": p.stage,
         "losses": {k: float(v) for k, v in p.losses.items()},
-        "eta_s": elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None,
+        "eta_s": p.eta_s if p.eta_s is not None else
+        elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None,
     }
     if p.preview is not None:
         h, w = p.preview.shape[-2:]
