@@ -37,7 +37,7 @@ class StyleSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class Job(Protocol):
+class PictureJob(Protocol):
     """One submitted picture: ``result`` waits for it, ``close`` abandons (cancels) it."""
 
     def result(self, on_progress: ProgressHandler | None = None) -> Image: ...
@@ -46,7 +46,7 @@ class Job(Protocol):
 
 
 class Runner(Protocol):
-    def start(self, image: Image) -> Job: ...
+    def start(self, image: Image) -> PictureJob: ...
 
 
 class _DaemonJob:
@@ -83,7 +83,7 @@ class DaemonRunner:
         self.client = client
         self.spec = spec
 
-    def start(self, image: Image) -> Job:
+    def start(self, image: Image) -> PictureJob:
         return _DaemonJob(self.client.submit(image, **stylize_fields(self.spec)))
 
 
@@ -96,7 +96,7 @@ class LocalRunner:
         self.spec = spec
         self.models = Models()
 
-    def start(self, image: Image) -> Job:
+    def start(self, image: Image) -> PictureJob:
         return _LocalJob(self, image)
 
     def close(self) -> None:
@@ -193,7 +193,7 @@ def run_tasks(
     (unreadable, too large) goes to ``on_failure`` and the rest continue; without
     ``on_failure`` it stops the run. Any other error stops the run.
     """
-    pending: deque[tuple[Task, Job]] = deque()
+    pending: deque[tuple[Task, PictureJob]] = deque()
     queue = iter(tasks)
 
     def launch() -> None:

@@ -242,10 +242,6 @@ class Job:
         return {"type": "error", "code": code, "message": message}
 
     @property
-    def kind(self) -> str:
-        return "train" if isinstance(self.request, TrainRequest) else "stylize"
-
-    @property
     def method(self) -> str:
         return self.request.method if isinstance(self.request, StylizeRequest) else "train"
 

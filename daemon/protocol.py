@@ -40,7 +40,6 @@ MAX_ID_LENGTH = 64
 MIN_TILE_SIZE = 256  # the engine's smallest tile (nst_core.fast.MIN_TILE; a test compares)
 
 REQUEST_TYPES = ("hello", "styles", "stylize", "cancel", "status", "train", "ping", "shutdown")
-REPLY_TYPES = ("hello", "styles", "status", "accepted", "progress", "result", "error", "ok")
 METHODS = ("fast", "gatys")
 
 ERROR_CODES: dict[str, str] = {
@@ -97,10 +96,6 @@ class Image:
     channels: int
     data: bytes
     dtype: str = "u8"
-
-    @property
-    def itemsize(self) -> int:
-        return _DTYPE_SIZES[self.dtype]
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -176,7 +171,7 @@ def request_id(msg: Mapping[str, Any]) -> str:
     return rid if isinstance(rid, str) and len(rid) <= MAX_ID_LENGTH else ""
 
 
-def check_envelope(msg: Mapping[str, Any], types: tuple[str, ...] = REQUEST_TYPES) -> str:
+def check_envelope(msg: Mapping[str, Any]) -> str:
     """Validate ``v``, ``id`` and ``type``; returns the type."""
     v = msg.get("v")
     if (
@@ -197,8 +192,10 @@ def check_envelope(msg: Mapping[str, Any], types: tuple[str, ...] = REQUEST_TYPE
             "bad_request", f'field "id" must be a non-empty string of at most {MAX_ID_LENGTH}'
         )
     kind = msg.get("type")
-    if kind not in types:
-        raise ProtocolError("bad_request", f"unknown message type {kind!r}; known: {list(types)}")
+    if kind not in REQUEST_TYPES:
+        raise ProtocolError(
+            "bad_request", f"unknown message type {kind!r}; known: {list(REQUEST_TYPES)}"
+        )
     return kind
 
 
