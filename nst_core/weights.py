@@ -26,8 +26,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from nst_core.atomic import atomic_write
 from nst_core.errors import ModelFormatError, ParameterError, WeightsMissingError
 from nst_core.paths import weights_dir
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
@@ -236,14 +237,8 @@ def load_features_state(
 
 def _atomic_save(state: dict[str, torch.Tensor], dest: Path, arch: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"arch": arch, "layout": "torchvision features"})
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(dest) as out:
+        out.write(save(state, metadata={"arch": arch, "layout": "torchvision features"}))
     return dest
 
 
