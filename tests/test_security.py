@@ -7,7 +7,10 @@ keys at the command line, are in tests/test_daemon.py.)
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,22 +31,57 @@ from nst_daemon.server import Server, ServerConfig, StartupError, is_loopback_en
 from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_style
 
 
+def _address(hex_ip: str) -> str:
+    """An address of /proc/net/tcp (8 hex digits) or tcp6 (32): 32-bit words in the
+    machine's byte order."""
+    words = [bytes.fromhex(hex_ip[i:i + 8]) for i in range(0, len(hex_ip), 8)]
+    raw = b"".join(w[::-1] if sys.byteorder == "little" else w for w in words)
+    ip = ipaddress.ip_address(raw)
+    return str(ip) if ip.version == 4 else f"[{ip}]"
+
+
 def listening_addresses(pid: int) -> set[str]:
-    """``ip:port`` of the TCP sockets ``pid`` listens on (from /proc, IPv4)."""
+    """``ip:port`` of the TCP sockets ``pid`` listens on, IPv4 and IPv6 (from /proc)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         target = str(fd.readlink()) if fd.is_symlink() else ""
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     found = set()
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, state, inode = fields[1], fields[3], fields[9]
-        if state == "0A" and inode in inodes:  # LISTEN
-            ip_hex, port_hex = local.split(":")
-            ip = ".".join(str(b) for b in reversed(bytes.fromhex(ip_hex)))
-            found.add(f"{ip}:{int(port_hex, 16)}")
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():  # a kernel without IPv6
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # LISTEN
+                ip_hex, port_hex = local.split(":")
+                found.add(f"{_address(ip_hex)}:{int(port_hex, 16)}")
     return found
+
+
+def test_listening_addresses_sees_ipv4_and_ipv6_listeners() -> None:
+    """Guard for the test below: listeners on 127.0.0.1, ::1 and :: are all seen."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    wanted, sockets = set(), []
+    try:
+        for family, host, shown in [(socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+                                    (socket.AF_INET6, "::1", "[::1]"),
+                                    (socket.AF_INET6, "::", "[::]")]:
+            sock = socket.socket(family)
+            sockets.append(sock)
+            try:
+                sock.bind((host, 0))
+            except OSError:
+                pytest.skip(f"cannot bind {host} here")
+            sock.listen()
+            wanted.add(f"{shown}:{sock.getsockname()[1]}")
+        assert wanted <= listening_addresses(os.getpid())
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def non_loopback_address() -> str | None:
@@ -104,6 +142,7 @@ def test_curve_without_client_keys_is_refused(tmp_path: Path) -> None:
 
 
 def test_daemon_listens_on_loopback_only(tmp_path: Path) -> None:
+    """Its only listening socket, IPv4 or IPv6, is 127.0.0.1 on its port."""
     save_random_style(tmp_path, "rand")
     with DaemonProcess(tmp_path) as daemon:
         port = daemon.endpoint.rsplit(":", 1)[1]
