@@ -83,6 +83,7 @@ HELP_COMMANDS = [
     ["weights"],
     ["weights", "fetch"],
     ["weights", "import"],
+    ["weights", "show"],
 ]
 
 
