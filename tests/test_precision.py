@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import shared_file
@@ -56,3 +58,49 @@ def test_gatys_in_bf16_follows_float32(vgg16_weights, monkeypatch) -> None:
     # move the picture as far from the photo
     moved = [(out - content).abs().mean().item() for out in (in_bf16, in_fp32)]
     assert moved[0] == pytest.approx(moved[1], rel=0.15)
+
+
+def test_gatys_bf16_path_runs_and_follows_float32_on_any_cpu(monkeypatch) -> None:
+    """The bf16 path forced on (emulated, slowly, where the CPU has no native bf16, so CI
+    runs it everywhere): tiny picture, random VGG weights. The VGG convolutions must run
+    in bf16, the losses stay float32, and the run follows the float32 one."""
+    torch.manual_seed(0)
+    vgg = VGGFeatures("vgg16", LAYERS, weights=random_vgg_weights())
+    content = torch.rand(1, 3, 32, 32)
+    style = torch.rand(1, 3, 32, 32) ** 2
+    params = GatysParams(iterations=12, scales=(1.0,))
+    conv_dtypes: set[torch.dtype] = set()
+    hooks = [m.register_forward_hook(lambda m, i, out: conv_dtypes.add(out.dtype))
+             for m in vgg.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    def run(native: bool) -> tuple[torch.Tensor, list[Progress]]:
+        monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)
+        conv_dtypes.clear()
+        events: list[Progress] = []
+        out = stylize_gatys(content, [(style, 1.0)], vgg, params, progress=events.append)
+        return out, events
+
+    in_bf16, bf16_events = run(True)
+    assert conv_dtypes == {torch.bfloat16}
+    in_fp32, fp32_events = run(False)
+    assert conv_dtypes == {torch.float32}
+    for h in hooks:
+        h.remove()
+    for event in (*bf16_events, *fp32_events):
+        assert all(isinstance(v, float) and math.isfinite(v) for v in event.losses.values())
+    # the same picture's losses agree to bf16 rounding; then L-BFGS on random weights
+    # takes each run its own way (as two seeds would), both far down
+    for name, value in fp32_events[0].losses.items():
+        assert bf16_events[0].losses[name] == pytest.approx(value, rel=0.02), name
+    first = fp32_events[0].losses["total"]
+    assert bf16_events[-1].losses["total"] < 0.1 * first
+    assert fp32_events[-1].losses["total"] < 0.1 * first
+    assert torch.isfinite(in_bf16).all() and in_bf16.dtype == torch.float32
+    assert not torch.equal(in_bf16, in_fp32)  # two different computations ran
+
+
+def random_vgg_weights() -> dict[str, torch.Tensor]:
+    """VGG16 ``features`` weights of the right shapes, random values (no reference data)."""
+    from nst_core.vgg import make_features
+
+    return make_features("vgg16").state_dict()
