@@ -24,6 +24,7 @@ from nst_daemon.client import Client, DaemonError
 from nst_daemon.protocol import Image
 
 from .conftest import (
+    CHROOT_HOME,
     PRELUDE,
     REPO,
     STYLE_NAME,
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.gimp
 
 FAST = "python-fu-neural-style-fast"
 PAINT_LIKE = "python-fu-neural-style-paint-like"
-LAYER_NAME = f"{STYLE_TITLE} (fast)"
+LAYER_NAME = STYLE_TITLE  # plain: the style's title
 PLUGIN_PARAMS = {"strength": 1.0, "max_size": 1600}  # the Fast Style defaults
 
 # Cases, as Python-Fu run inside GIMP (after gimp_prelude.py).
@@ -54,9 +55,43 @@ def case(name, image, layer, fmt, drawables=None):
         info["selection"] = selection_info(image, name)
     record(name, info)
 
+# Filters > Repeat after a Paint Like dialog was cancelled: the last values have no painting
+img = new_image(48, 32)
+layer = add_layer(img, "photo", "R'G'B' u8", 48, 32, read_input("small.raw"))
+proc = PDB.lookup_procedure("{PAINT_LIKE}")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [layer])
+repeat = proc.run(config)
+record("repeat", {{"status": repeat.index(0).value_nick, "error": str(repeat.index(1)),
+                  "tree": tree(img)}})
+
 rgb = read_input("rgb.raw")
 img = new_image(64, 48)
 case("whole", img, add_layer(img, "bg", "R'G'B' u8", 64, 48, rgb), "R'G'B' u8")
+
+# after a selection run GIMP selects the new layer's mask: stylising it means its layer
+big = read_input("big.raw")
+img = new_image(160, 120)
+layer = add_layer(img, "bg", "R'G'B' u8", 160, 120, big)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 60, 40, 30, 20)
+status, error, first = call("{FAST}", img, [layer], style="{STYLE_NAME}")
+status, error, again = call("{FAST}", img, [first.get_mask()], style="{STYLE_NAME}")
+record("mask_selected", {{"status": status, "error": error, "tree": tree(img)}})
+
+# Select All: the whole layer, and no mask that would change nothing
+img = new_image(64, 48)
+layer = add_layer(img, "bg", "R'G'B' u8", 64, 48, rgb)
+img.select_all()
+case("select_all", img, layer, "R'G'B' u8")
+
+# a result placed right above its source can be hidden: "top" puts it above everything
+img = new_image(64, 48)
+layer = add_layer(img, "bottom", "R'G'B' u8", 64, 48, rgb)
+add_layer(img, "cover", "R'G'B' u8", 64, 48, rgb)
+status, error, new = call("{FAST}", img, [layer], style="{STYLE_NAME}", placement="top")
+record("on_top", {{"status": status, "error": error, "tree": tree(img)}})
 
 big = read_input("big.raw")
 img = new_image(160, 120)
@@ -175,6 +210,9 @@ def main_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
     folder = gimp_chroot.host_path(inside)
     folder.mkdir(parents=True, exist_ok=True)
     write_inputs(folder)
+    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
+                                 f"GimpProcedureConfigRun-{PAINT_LIKE}.last")
+    last.unlink(missing_ok=True)  # as after a cancelled first dialog
     # training photos, read by the daemon outside the chroot
     photos = tmp_path_factory.mktemp("photos")
     for seed in range(4):
@@ -335,7 +373,7 @@ def test_paint_like_with_a_layer_of_another_image(main_run):
     if not VGG_WEIGHTS.is_file():
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     info, folder = result(main_run, "paint_layer")
-    assert info["tree"] == ["painting (gatys)", "photo"]
+    assert info["tree"] == ["Paint Like: painting", "photo"]
     new = info["new"]
     assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, 48, 32)
     assert (folder / new["pixels"]).read_bytes() != input_pixels("small.raw")
@@ -346,7 +384,7 @@ def test_paint_like_with_a_style_file(main_run):
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     info, _ = result(main_run, "paint_file")
     # each result lands directly above its source
-    assert info["tree"] == ["painting (gatys)", "style (gatys)", "photo"]
+    assert info["tree"] == ["Paint Like: painting", "Paint Like: style", "photo"]
 
 
 def test_train_style_from_layer(main_run, nst_home):
@@ -361,14 +399,37 @@ def test_paint_like_refining_a_fast_style(main_run):
     if not VGG_WEIGHTS.is_file():
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     info, _ = result(main_run, "paint_refine")
-    assert info["tree"][-2:] == [f"painting (gatys from {STYLE_TITLE})", "photo"]
+    assert info["tree"][-2:] == ["Paint Like: painting", "photo"]
 
 
 def test_paint_like_needs_a_painting(main_run):
     run, _ = main_run
     info = run.results["paint_nothing"]
     assert info["status"] == "execution-error"
-    assert "style image file" in info["error"]
+    assert "Choose the painting" in info["error"]
+
+
+def test_repeat_after_a_cancelled_paint_like_says_what_is_missing(main_run):
+    run, _ = main_run
+    info = run.results["repeat"]
+    assert info["status"] == "execution-error" and info["tree"] == ["photo"]
+    assert "Choose the painting to imitate" in info["error"]
+
+
+def test_selected_layer_mask_stylises_its_layer(main_run):
+    info, _ = result(main_run, "mask_selected")
+    assert info["tree"] == [LAYER_NAME, LAYER_NAME, "bg"]
+
+
+def test_select_all_adds_no_mask(main_run, daemon):
+    info, folder = result(main_run, "select_all")
+    assert info["new"]["mask"] is None
+    check_new_layer(info, folder, daemon, "rgb.raw", 3, (0, 0, 64, 48))
+
+
+def test_result_on_top_of_all_layers(main_run):
+    info, _ = result(main_run, "on_top")
+    assert info["tree"] == [LAYER_NAME, "cover", "bottom"]
 
 
 CANCEL_SCRIPT = f"""

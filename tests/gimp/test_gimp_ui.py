@@ -1,5 +1,8 @@
 """The plug-in in GIMP's user interface (GIMP on an Xvfb display, driven with xdotool):
-undo, and the dialog with and without a daemon.
+undo, the dialogs with and without a daemon, Fast Style's live preview, the help page.
+
+What the dialogs show is read back from the plug-in's own trace (``$NST_PLUGIN_LOG``:
+one JSON line per preview drawn, with a digest of its pixels) and from screenshots.
 
 Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there
 (``docs/gimp-dialog.png`` is ``fast-style.png`` from such a run).
@@ -10,13 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import CHROOT_HOME, STYLE_NAME, VGG_WEIGHTS, GimpChroot
 from .pixels import write_inputs
-from daemon_helpers import free_endpoint
+from daemon_helpers import DaemonProcess, free_endpoint
 
 pytestmark = pytest.mark.gimp
 
@@ -70,7 +74,7 @@ config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
 config.set_property("image", img)
 config.set_core_object_array("drawables", [layer])
 config.set_property("style-file", Gio.File.new_for_path(OUT + "/style.png"))
-config.set_property("quality", "draft")
+config.set_property("quality", "custom")
 config.set_property("iterations", 300)
 record("opening", True)
 result = proc.run(config)
@@ -78,6 +82,40 @@ failed = result.index(0) != Gimp.PDBStatusType.SUCCESS and result.length() > 1
 error = str(result.index(1)) if failed else None
 record("closed", {"status": result.index(0).value_nick, "error": error, "tree": tree(img)})
 """
+
+
+FAST_PREVIEW_SCRIPT = """
+img = new_image(96, 72)
+layer = add_layer(img, "photo", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+layer.scale(96, 72, False)
+Gimp.Display.new(img)
+Gimp.displays_flush()
+img.clean_all()  # any undo step from now on makes the image dirty
+proc = PDB.lookup_procedure("python-fu-neural-style-fast")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [layer])
+record("opening", True)
+result = proc.run(config)
+status = result.index(0).value_nick
+record("closed", {"status": status, "tree": tree(img), "dirty": img.is_dirty()})
+if status == "success":
+    new = result.index(1)
+    wait_file("style")
+    style = read_input("style").decode()
+    again, error, plain = call("python-fu-neural-style-fast", img, [layer], style=style)
+    record("compared", {"error": error, "name": new.get_name(),
+                        "interactive": pixels(new, "R'G'B' u8", "interactive.raw"),
+                        "batch": pixels(plain, "R'G'B' u8", "batch.raw")})
+"""
+
+
+def forget_last_values(gimp_chroot: GimpChroot, procedure: str) -> None:
+    """An interactive run starts from the values GIMP saved last: start from the defaults."""
+    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
+                                 f"GimpProcedureConfigRun-{procedure}.last")
+    last.unlink(missing_ok=True)
 
 
 def finish(proc: subprocess.Popen) -> None:
@@ -179,17 +217,14 @@ def test_paint_like_shows_previews_and_the_result_lands(
     if not VGG_WEIGHTS.is_file():
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     write_inputs(gimp_chroot.host_path(workdir))
-    # An interactive run starts from the last values GIMP saved, not from the arguments.
-    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
-                                 "GimpProcedureConfigRun-python-fu-neural-style-paint-like.last")
-    last.unlink(missing_ok=True)
+    forget_last_values(gimp_chroot, "python-fu-neural-style-paint-like")
     proc = gimp_chroot.start_gui(PREVIEW_SCRIPT, workdir, daemon, display)
     try:
         gimp_chroot.wait_for(workdir, "opening", proc)
         dialog = find_window(gimp_chroot, display, "Neural Style: Paint Like")
         gimp_chroot.xdotool(display, "windowfocus", "--sync", dialog, "key", "Return")
         try:
-            preview = find_window(gimp_chroot, display, "Neural Style preview")
+            preview = find_window(gimp_chroot, display, "Paint Like preview — style")
         except subprocess.TimeoutExpired:
             closed = gimp_chroot.wait_for(workdir, "closed", proc, timeout=300)
             pytest.fail(f"no preview window appeared; the run ended with {closed}")
@@ -197,10 +232,150 @@ def test_paint_like_shows_previews_and_the_result_lands(
         closed = gimp_chroot.wait_for(workdir, "closed", proc, timeout=300)
         # the window closes with the job
         assert not gimp_chroot.xdotool(display, "search", "--onlyvisible", "--name",
-                                       "Neural Style preview", check=False).strip()
+                                       "Paint Like preview", check=False).strip()
     finally:
         finish(proc)
-    assert closed == {"status": "success", "error": None, "tree": ["style (gatys)", "photo"]}
+    assert closed == {"status": "success", "error": None,
+                      "tree": ["Paint Like: style", "photo"]}
     shot = gimp_chroot.host_path(workdir) / "preview.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     keep_screenshot(shot, "paint-like-preview.png")
+
+
+def previews(gimp_chroot: GimpChroot, workdir: str) -> list[dict]:
+    return [e for e in gimp_chroot.plugin_log(workdir) if e["event"] == "preview"]
+
+
+def open_fast_preview(gimp_chroot: GimpChroot, daemon: str, display: str, workdir: str):
+    """GIMP with Fast Style's dialog open and its first preview drawn."""
+    write_inputs(gimp_chroot.host_path(workdir))
+    forget_last_values(gimp_chroot, FAST)
+    proc = gimp_chroot.start_gui(FAST_PREVIEW_SCRIPT, workdir, daemon, display)
+    gimp_chroot.wait_for(workdir, "opening", proc)
+    first = gimp_chroot.wait_for_log(workdir, proc, lambda e: e["event"] == "preview",
+                                     what="first preview")
+    window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
+    return proc, window, first
+
+
+def next_style(gimp_chroot: GimpChroot, display: str, window: str, workdir: str, proc,
+               before: dict) -> dict:
+    """Move to the next style in the thumbnail grid (it has the focus); its preview."""
+    gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Right")
+    return gimp_chroot.wait_for_log(
+        workdir, proc, lambda e: e["event"] == "preview" and e["style"] != before["style"],
+        what="preview of the next style")
+
+
+def test_fast_preview_follows_the_style_and_cancel_leaves_no_trace(
+        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
+        workdir: str):
+    proc, window, first = open_fast_preview(gimp_chroot, daemon, display, workdir)
+    try:
+        second = next_style(gimp_chroot, display, window, workdir, proc, first)
+        gimp_chroot.screenshot(display, window, f"{workdir}/dialog.png")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
+        closed = gimp_chroot.wait_for(workdir, "closed", proc)
+    finally:
+        finish(proc)
+    # the preview shows the layer at its size, and another style gives other pixels
+    assert (first["width"], first["height"]) == (96, 72)
+    assert second["digest"] != first["digest"]
+    # the order of events: a change of style is followed by a preview of that style
+    assert second["time"] > first["time"]
+    # nothing reached the image: no layer, no undo step
+    assert closed == {"status": "cancel", "tree": ["photo"], "dirty": False}
+    shot = gimp_chroot.host_path(workdir) / "dialog.png"
+    keep_screenshot(shot, "fast-style-preview.png")
+    latencies = [e["latency_s"] for e in previews(gimp_chroot, workdir)]
+    print(f"preview latencies (s): {latencies}")  # design target: about 0.5 s
+
+
+def test_ok_after_preview_gives_the_pixels_of_a_run_without_preview(
+        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
+        workdir: str):
+    proc, window, first = open_fast_preview(gimp_chroot, daemon, display, workdir)
+    try:
+        second = next_style(gimp_chroot, display, window, workdir, proc, first)
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Return")
+        closed = gimp_chroot.wait_for(workdir, "closed", proc)
+        (gimp_chroot.host_path(workdir) / "style").write_text(second["style"])
+        compared = gimp_chroot.wait_for(workdir, "compared", proc)
+    finally:
+        finish(proc)
+    assert closed["status"] == "success" and closed["tree"][1:] == ["photo"]
+    assert compared["error"] is None
+    assert ":" not in compared["name"] and "(" not in compared["name"]  # a plain title
+    folder = gimp_chroot.host_path(workdir)
+    assert (folder / compared["interactive"]).read_bytes() == \
+        (folder / compared["batch"]).read_bytes()
+
+
+def test_fresh_daemon_is_not_reported_as_down(gimp_chroot: GimpChroot, installed_plugin: Path,
+                                              display: str, workdir: str,
+                                              tmp_path: Path):
+    """A daemon that has just started answers its first style list slowly (it renders the
+    thumbnails): the dialog must not call it "not running"."""
+    endpoint = free_endpoint()
+    fresh = DaemonProcess(tmp_path / "home", endpoint, [])
+    fresh.start(timeout=120)
+    try:
+        closed, shot = open_and_cancel_dialog(gimp_chroot, endpoint, display, workdir)
+    finally:
+        fresh.stop()
+    dialog = next(e for e in gimp_chroot.plugin_log(workdir) if e["event"] == "dialog")
+    assert dialog["daemon"] == "online" and dialog["note"] == ""
+    assert closed == {"status": "cancel", "tree": ["Background"]}
+
+
+BROWSER = """[Desktop Entry]
+Type=Application
+Name=Recording browser
+Exec=/bin/sh -c 'echo "$1" >> {record}' sh %u
+MimeType=text/html;x-scheme-handler/file;
+"""
+
+
+@pytest.fixture
+def recording_browser(gimp_chroot: GimpChroot, workdir: str):
+    """The chroot's default web browser: a command that writes down the address it gets."""
+    record = f"{workdir}/browser.txt"
+    entry = gimp_chroot.host_path(f"{CHROOT_HOME}/.local/share/applications/nst-browser.desktop")
+    mimeapps = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/mimeapps.list")
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text(BROWSER.format(record=record))
+    mimeapps.write_text("[Default Applications]\ntext/html=nst-browser.desktop\n"
+                        "x-scheme-handler/file=nst-browser.desktop\n")
+    try:
+        yield gimp_chroot.host_path(record)
+    finally:
+        entry.unlink(missing_ok=True)
+        mimeapps.unlink(missing_ok=True)
+
+
+def test_help_opens_the_plugin_page(gimp_chroot: GimpChroot, installed_plugin: Path,
+                                    daemon: str, display: str, workdir: str,
+                                    recording_browser: Path):
+    write_inputs(gimp_chroot.host_path(workdir))
+    proc = gimp_chroot.start_gui(DIALOG_SCRIPT % FAST, workdir, daemon, display)
+    try:
+        gimp_chroot.wait_for(workdir, "opening", proc)
+        window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "F1")
+        for _ in range(300):
+            if recording_browser.is_file() and recording_browser.read_text().strip():
+                break
+            time.sleep(0.2)
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
+        gimp_chroot.wait_for(workdir, "closed", proc)
+    finally:
+        finish(proc)
+    address = recording_browser.read_text().split()[0]
+    assert address == (f"file://{CHROOT_HOME}/.config/GIMP/3.0/plug-ins/neural_style/help/en/"
+                       "index.html#fast-style")
+    page = installed_plugin / "help" / "en" / "index.html"
+    text = page.read_text()
+    for field in ("Preview", "Style", "Strength", "Colours", "Output size limit", "New layer",
+                  "Painting file", "Draft preview", "Quality", "Custom steps", "Style scale",
+                  "Style strength", "Start from a fast style"):
+        assert f"<dt>{field}" in text or f"{field} /" in text or f", {field}" in text, field

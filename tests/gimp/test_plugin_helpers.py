@@ -43,25 +43,39 @@ def test_selection_beside_the_layer_gives_nothing():
 
 
 def test_progress_text_names_stage_step_and_time_left():
-    text = daemon_link.progress_text({"stage": "optimizing", "step": 3, "total": 10, "eta_s": 75})
-    assert text == "Optimizing 3/10, about 1 min 15 s left"
-    assert daemon_link.progress_text({"stage": "loading"}) == "Loading"
+    text = daemon_link.progress_text({"stage": "rough layout", "step": 3, "total": 10,
+                                      "eta_s": 75})
+    assert text == "Rough layout, step 3 of 10, about 1 min 15 s left"
+    assert daemon_link.progress_text({"stage": "loading"}) == "Loading the style"
+    assert daemon_link.progress_text({"stage": "stylize", "step": 0, "total": 1}) == "Stylising"
+    tiles = daemon_link.progress_text({"stage": "stylize", "step": 2, "total": 6})
+    assert tiles == "Stylising, tile 3 of 6"
 
 
 def test_errors_are_explained_in_plain_words():
     assert "not running" in daemon_link.describe_error(DaemonUnavailable("x"))
     message = daemon_link.describe_error(DaemonError("out_of_memory", "CUDA out of memory"))
     assert "Output size limit" in message and "CUDA out of memory" in message
-    assert "nst weights fetch" in daemon_link.describe_error(DaemonError("weights_missing", ""))
+    weights = daemon_link.describe_error(DaemonError("weights_missing", "run `nst weights fetch`"))
+    assert weights.count(".") == 1 and "nst " not in weights  # one sentence, no terminal
     assert "oops" in daemon_link.describe_error(DaemonError("internal", "oops"))
 
 
 def test_style_list_falls_back_to_the_cache_when_the_daemon_is_down(tmp_path, monkeypatch):
     cache = tmp_path / "styles-cache.json"
-    cache.write_text(json.dumps([["starry", "Starry Night"]]))
+    cache.write_text(json.dumps([["starry", "Starry Night"]]))  # the installer's pairs
     monkeypatch.setattr(daemon_link, "STYLE_CACHE", cache)
     monkeypatch.setenv("NST_ENDPOINT", free_endpoint())
-    assert daemon_link.known_styles() == ([("starry", "Starry Night")], False)
+    styles, state = daemon_link.known_styles()
+    assert state == daemon_link.DOWN
+    assert [(s.name, s.title) for s in styles] == [("starry", "Starry Night")]
+
+
+def test_layer_names_are_short():
+    assert daemon_link.short_name("Paint Like: The Starry Night") == \
+        "Paint Like: The Starry Night"
+    long = daemon_link.short_name("Paint Like: " + "a very long painting name " * 3)
+    assert len(long) == 32 and long.endswith("…")
 
 
 def run_installer(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -83,7 +97,8 @@ def test_installer_copies_plugin_client_and_config(tmp_path):
         assert done.returncode == 0, done.stderr
     folder = plugins / "neural_style"
     assert os.access(folder / "neural_style.py", os.X_OK)
-    for name in ("layer_io.py", "daemon_link.py", "regions.py"):
+    for name in ("layer_io.py", "daemon_link.py", "regions.py", "dialogs.py",
+                 "help/en/index.html", "help/en/gimp-help.xml"):
         assert (folder / name).is_file()
     for name in ("__init__.py", "protocol.py", "client.py"):
         assert (vendor / "nst_daemon" / name).is_file()
