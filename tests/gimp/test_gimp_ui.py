@@ -5,7 +5,8 @@ What the dialogs show is read back from the plug-in's own trace (``$NST_PLUGIN_L
 one JSON line per preview drawn, with a digest of its pixels) and from screenshots.
 
 Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there
-(``docs/gimp-dialog.png`` is ``fast-style.png`` from such a run).
+(``docs/gimp-fast-style.png`` is ``fast-style-preview.png`` from such a run,
+``docs/gimp-paint-like.png`` is ``paint-like.png``).
 """
 
 from __future__ import annotations
