@@ -46,6 +46,8 @@ FINAL = {"hello", "styles", "status", "ok", "result", "error"}
 SENTINEL = "SENTINEL-OUTSIDE"
 MAX_MESSAGE_MB = 1
 FUZZ_SOCKETS = 4
+FAST_JOBS, GATYS_JOBS = 400, 100  # parameter fuzz: well-formed jobs, sent 4 in flight
+PARAM_KINDS = {"fast-params", "gatys-params"}
 FIGURES: dict[str, int] = {}  # printed with -s: the figures of docs/reliability.md
 
 
@@ -89,6 +91,85 @@ random_header = st.fixed_dictionaries(
                   "data": st.binary(max_size=64) | junk},
 )
 images = wrong_length_image() | huge_claim | random_header | junk | tiny_valid
+
+
+@st.composite
+def valid_image(draw: st.DrawFn, max_side: int = 40) -> dict[str, Any]:
+    """A well-formed image: 1 to ``max_side`` px, gray to RGBA, u8, u16 or f32 (whose
+    random bytes include NaN, infinities and values outside [0, 1])."""
+    w, h, c = draw(st.integers(1, max_side)), draw(st.integers(1, max_side)), \
+        draw(st.integers(1, 4))
+    dtype = draw(st.sampled_from(["u8", "u8", "u16", "f32"]))
+    n = w * h * c * {"u8": 1, "u16": 2, "f32": 4}[dtype]
+    seed = draw(st.integers(0, 2**32 - 1))
+    return {"width": w, "height": h, "channels": c, "dtype": dtype,
+            "data": random.Random(seed).randbytes(n)}
+
+
+# the fast method's own parameters: valid values, edges of the ranges, and wrong ones
+FAST_PARAMS = {
+    "strength": st.floats(-0.5, 1.5) | st.sampled_from(
+        [0, 1, 0.0, 1.0, -0.0, 0.5, 1e-300, float("nan"), float("inf"), True, "1", None]),
+    "preserve_colors": st.sampled_from(
+        [None, "luminance", "histogram", "luminance", "histogram", "", "Luminance", 0, True,
+         ["luminance"], {"x": 1}]),
+    "max_size": st.integers(0, 64) | st.sampled_from(
+        [None, 15, 16, 17, 2**31, 65_536, 16.0, -16, True, "32"]),
+    "tile_size": st.integers(240, 300) | st.sampled_from(
+        [None, 0, 63, 64, 255, 256, 257, 1024, 16_384, 16_385, 256.0, False]),
+    "seed": st.integers(-1, 2**64),
+}
+# Gatys parameters; iterations are 1 or 2 when valid (the runs must stay short)
+GATYS_FUZZ_PARAMS = {
+    **FAST_PARAMS,
+    "style_strength": st.sampled_from([0, 0.0, 1e-9, 0.5, 1, 1e6, 1e6 + 1, -1, float("nan")]),
+    "style_scale": st.sampled_from([0.05, 0.049, 0.5, 1, 4, 4.01, 0, "1"]),
+    "optimizer": st.sampled_from(["lbfgs", "adam", "LBFGS", "", None]),
+    "init": st.sampled_from(["content", "noise", "fast", "", "photo"]),
+    "init_style": st.sampled_from(["rand", "rand", "../rand", "", 7]),
+    "quality": st.sampled_from(["draft", "balanced", "high", "best"]),
+    "style_weights": st.lists(st.sampled_from([0.0, 1.0, 0.5, 2, 1e6, -1.0, float("nan")]),
+                              max_size=4) | st.sampled_from([None, 1.0, "1"]),
+    "preview_every": st.sampled_from([0, 1, 2, -1, 1.5]),
+}
+GATYS_ITERATIONS = st.sampled_from([1, 2, 1, 2, 0, -1, 100_001, 2.0, True, None])
+
+
+def fast_jobs() -> st.SearchStrategy[dict[str, Any]]:
+    """Fast jobs on well-formed images whose parameters are fuzzed."""
+    return st.fixed_dictionaries(
+        {"type": st.just("stylize"), "image": valid_image(), "style": st.just("rand"),
+         "params": st.fixed_dictionaries({}, optional=FAST_PARAMS)},
+        optional={"method": st.just("fast")},
+    )
+
+
+def gatys_jobs() -> st.SearchStrategy[dict[str, Any]]:
+    """Gatys jobs on well-formed images (1 to 3 styles) whose parameters are fuzzed; they
+    reach the engine (the daemon has VGG weights, random ones)."""
+    return st.fixed_dictionaries(
+        {"type": st.just("stylize"), "method": st.just("gatys"),
+         "image": valid_image(24),
+         "style_image": valid_image(24) | st.lists(valid_image(24), min_size=1, max_size=3),
+         "params": st.fixed_dictionaries({"iterations": GATYS_ITERATIONS},
+                                         optional=GATYS_FUZZ_PARAMS)},
+        optional={"style": st.just("rand")},
+    )
+
+
+def capped(body: dict[str, Any]) -> dict[str, Any]:
+    """A request whose Gatys run, if valid, takes at most 2 steps per scale (fuzzed
+    requests may name up to 100,000 or leave the preset's hundreds)."""
+    if body.get("method") != "gatys":
+        return body
+    params = body.get("params")
+    if params is None:
+        return {**body, "params": {"iterations": 2}}
+    if isinstance(params, dict):
+        n = params.get("iterations")
+        if n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 2):
+            return {**body, "params": {**params, "iterations": 2}}
+    return body
 
 
 def path_styles(outside: Path) -> st.SearchStrategy[str]:
@@ -230,16 +311,19 @@ def fuzz_messages(outside: Path, valid: bytes) -> list[tuple[str, list[bytes]]]:
         "other": collect(other_requests(outside), 150),
     }
     drawn["mixed"] = crossover(drawn["stylize"] + drawn["other"], 3300, random.Random(2))
+    drawn["fast-params"] = collect(fast_jobs(), FAST_JOBS)
+    drawn["gatys-params"] = collect(gatys_jobs(), GATYS_JOBS)
     out: list[tuple[str, list[bytes]]] = []
     for kind, examples in drawn.items():
         for i, body in enumerate(examples):
-            msg = {**body, "v": [1, 0], "id": f"{kind[0]}{i}"}
+            msg = {**capped(body), "v": [1, 0], "id": f"{kind[0]}{kind[-1]}{i}"}
             out.append((kind, [msgpack.packb(msg, use_bin_type=True)]))
     for i, env in enumerate(collect(bad_envelopes, 150)):
         out.append(("envelope", [msgpack.packb({**env, "n": i}, use_bin_type=True)]))
     for value in collect(junk, 150):
         out.append(("not-a-map", [msgpack.packb(value, use_bin_type=True)]))
-    out += [("raw", frames) for frames in raw_frames(valid, 10_000 - len(out))]
+    hostile = sum(kind not in PARAM_KINDS for kind, _ in out)
+    out += [("raw", frames) for frames in raw_frames(valid, 10_000 - hostile)]
     random.Random(0).shuffle(out)
     return out
 
@@ -253,6 +337,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("fuzz")
     home, outside = root / "home", root / "outside"
     save_random_style(home, "rand")
+    save_random_vgg(home / "weights" / "vgg16_features.safetensors")
     net = random_net(0)
     with torch.no_grad():
         for p in net.parameters():
@@ -261,6 +346,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     save_style_model(outside / "sentinel.safetensors", net, {"name": SENTINEL}, half=False)
     torch.save(net.state_dict(), outside / "sentinel.pth")
     return {"home": home, "outside": outside}
+
+
+def save_random_vgg(path: Path) -> Path:
+    """VGG16 ``features`` weights of the right shapes, random values: Gatys jobs run."""
+    from safetensors.torch import save_file
+
+    from nst_core.vgg import make_features
+
+    torch.manual_seed(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(make_features("vgg16").state_dict(), str(path))
+    return path
 
 
 def is_magenta(image: Image) -> bool:
@@ -275,21 +372,36 @@ def is_magenta(image: Image) -> bool:
 
 
 def pump(sock: zmq.Socket, messages: list[list[bytes]], window: int = 256,
-         quiet_s: float = 20.0) -> list[dict[str, Any]]:
-    """Send every message keeping ``window`` in flight; returns the replies received."""
+         quiet_s: float = 20.0, ping: bool = False) -> list[dict[str, Any]]:
+    """Send every message keeping ``window`` in flight; returns the replies received.
+    With ``ping``, also ping as a waiting client does (the daemon cancels the jobs of a
+    silent one); the pings' replies are left out."""
     replies: list[dict[str, Any]] = []
+    pings: set[str] = set()
     sent = finals = 0
+    last_ping = heard = time.monotonic()
     while finals < len(messages):
+        now = time.monotonic()
+        if ping and now - last_ping >= protocol.PING_INTERVAL_S:
+            request = protocol.make_request("ping")
+            pings.add(request["id"])
+            sock.send(protocol.encode(request))
+            last_ping = now
         if sent < len(messages) and sent - finals < window:
             sock.send_multipart(messages[sent])
             sent += 1
             continue
-        if not sock.poll(quiet_s * 1000):
-            break  # silence: replies are missing (the assertions say which)
+        if not sock.poll(protocol.PING_INTERVAL_S * 1000 / 2):
+            if time.monotonic() - heard > quiet_s:
+                break  # silence: replies are missing (the assertions say which)
+            continue
         frame = sock.recv()
+        heard = time.monotonic()
         if not frame:
             continue  # the daemon's liveness probe (clients ignore empty frames)
         reply = msgpack.unpackb(frame, raw=False)
+        if reply.get("id") in pings:
+            continue
         replies.append(reply)
         finals += reply.get("type") in FINAL
     return replies
@@ -301,6 +413,7 @@ def valid_jobs(daemon: DaemonProcess, request: dict[str, Any], expected: bytes,
     image = Image.from_wire(request["image"])
     with daemon.client(timeout=60) as client:
         while not stop.is_set() or outcome["jobs"] == 0:
+            started = time.monotonic()
             try:
                 result = client.stylize(image, style="rand", params=request["params"])
             except DaemonError as exc:
@@ -311,6 +424,7 @@ def valid_jobs(daemon: DaemonProcess, request: dict[str, Any], expected: bytes,
                 outcome["errors"].append(repr(exc))  # asserted in the test's thread
                 return
             outcome["jobs"] += 1
+            outcome["spans"].append((started, time.monotonic()))
             if result["image"].data != expected:
                 outcome["errors"].append("a valid job came back with other pixels")
 
@@ -321,25 +435,44 @@ def run_concurrently(fn: Callable[[], None]) -> threading.Thread:
     return thread
 
 
+def protocol_valid(frames: list[bytes]) -> bool:
+    """Whether the daemon's protocol accepts this stylize request (torch-free, as it does)."""
+    try:
+        protocol.parse_stylize(msgpack.unpackb(frames[0], raw=False))
+    except protocol.ProtocolError:
+        return False
+    return True
+
+
 def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     home, outside = world["home"], world["outside"]
     request = stylize_request(noise_image(40, 30, 4, seed=3), strength=0.8)
     [expected] = reference_results(home, [request])
     messages = fuzz_messages(outside, protocol.encode(request))
-    assert len(messages) >= 10_000
+    hostile = [m for m in messages if m[0] not in PARAM_KINDS]
+    param_jobs = [m for m in messages if m[0] in PARAM_KINDS]
+    assert len(hostile) >= 10_000 and len(param_jobs) == FAST_JOBS + GATYS_JOBS
 
-    env = {"TORCH_HOME": str(home / "torch")}  # no VGG weights: gatys jobs end at once
-    with DaemonProcess(home, args=["--max-message-mb", str(MAX_MESSAGE_MB)], env=env) as daemon:
+    env = {"TORCH_HOME": str(home / "torch")}
+    args = ["--max-message-mb", str(MAX_MESSAGE_MB),
+            "--vgg-weights", str(home / "weights" / "vgg16_features.safetensors")]
+    with DaemonProcess(home, args=args, env=env) as daemon:
         stop = threading.Event()
-        outcome: dict[str, Any] = {"jobs": 0, "busy": 0, "errors": []}
+        outcome: dict[str, Any] = {"jobs": 0, "busy": 0, "errors": [], "spans": []}
         background = run_concurrently(lambda: valid_jobs(daemon, request, expected, stop,
                                                          outcome))
-        shares = [messages[i::FUZZ_SOCKETS] for i in range(FUZZ_SOCKETS)]
+        # the hostile messages pipelined 256 at a time on 4 sockets; the well-formed jobs
+        # with fuzzed parameters 4 at a time on a fifth, so that they reach the engine
+        # instead of finding the queue full
+        shares = [[f for _, f in hostile[i::FUZZ_SOCKETS]] for i in range(FUZZ_SOCKETS)]
+        windows = [256] * FUZZ_SOCKETS + [4]
+        shares.append([f for _, f in param_jobs])
         sockets = [dealer(daemon.endpoint) for _ in shares]
         results: list[list[dict[str, Any]]] = [[] for _ in shares]
+        fuzz_started = time.monotonic()
         senders = [
             run_concurrently(lambda i=i: results[i].extend(
-                pump(sockets[i], [frames for _, frames in shares[i]])))
+                pump(sockets[i], shares[i], window=windows[i], ping=windows[i] < 256)))
             for i in range(len(shares))
         ]
         # frames over the daemon's limit: the connection is dropped, nothing is parsed
@@ -348,7 +481,15 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
         for _ in range(5):
             oversized.send(big)
         for thread in senders:
-            thread.join(timeout=300)
+            thread.join(timeout=400)
+        fuzz_ended = time.monotonic()
+        # well-formed jobs told ``busy`` (the hostile valid jobs filled the queue): again,
+        # one at a time, now that the queue is free
+        busy = {r["id"] for r in results[-1] if r.get("code") == "busy"}
+        retry_socket = dealer(daemon.endpoint)
+        retried = pump(retry_socket, [f for _, f in param_jobs if expected_id(f) in busy],
+                       window=1, ping=True)
+        retry_socket.close()
         stop.set()
         background.join(timeout=120)
         assert not oversized.poll(200), "an oversized frame was answered"
@@ -379,11 +520,40 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     assert SENTINEL not in status["models"]["fast"], status["models"]
     assert status["running"] == [] and status["queue"] == []
 
+    # well-formed jobs with fuzzed parameters: what the protocol accepts, the engine runs
+    # (an image of the request's size and channels); what it refuses is an error
+    final_of = {r["id"]: r for r in [*finals, *retried] if r.get("type") in FINAL}
+    ran: Counter[str] = Counter()
+    refused: list[tuple] = []  # accepted by the protocol, refused by the engine
+    for kind, frames in param_jobs:
+        sent = msgpack.unpackb(frames[0], raw=False)
+        reply = final_of[sent["id"]]
+        if not protocol_valid(frames):
+            assert reply["type"] == "error", (sent["params"], reply)
+            continue
+        if reply["type"] != "result":
+            refused.append((kind, sent["image"]["width"], sent["image"]["height"],
+                            sent["params"], reply.get("code"), reply.get("message")))
+            continue
+        image = Image.from_wire(reply["image"])
+        size = sent["image"]["width"], sent["image"]["height"], sent["image"]["channels"]
+        assert (image.width, image.height, image.channels) == size, (sent["params"], size)
+        ran[kind] += 1
+    assert not refused, "\n".join(map(repr, refused[:20])) + f"\n({len(refused)} in all)"
+    assert ran["fast-params"] >= FAST_JOBS // 4 and ran["gatys-params"] >= GATYS_JOBS // 5, ran
+
+    # the concurrent client's valid jobs came back right, and some while the fuzz ran
     assert outcome["errors"] == [] and outcome["jobs"] >= 1, outcome
-    FIGURES.update(messages=len(messages) + 5, oversized_dropped=5, replies=len(finals),
-                   errors=sum(r["type"] == "error" for r in finals),
-                   fuzz_jobs_run=sum(r["type"] == "result" for r in finals),
-                   valid_jobs=outcome["jobs"], valid_jobs_told_busy=outcome["busy"])
+    during = [s for s in outcome["spans"] if fuzz_started <= s[0] and s[1] <= fuzz_ended]
+    assert len(during) >= 3, (len(during), outcome["jobs"], outcome["busy"])
+    of_hostile = [r for r in finals if ids_of.get(r.get("id")) not in PARAM_KINDS]
+    FIGURES.update(messages=len(hostile) + 5, oversized_dropped=5, replies=len(of_hostile),
+                   errors=sum(r["type"] == "error" for r in of_hostile),
+                   fuzz_jobs_run=sum(r["type"] == "result" for r in of_hostile),
+                   param_jobs=len(param_jobs), param_fast_ran=ran["fast-params"],
+                   param_gatys_ran=ran["gatys-params"], param_busy_retried=len(busy),
+                   valid_jobs=outcome["jobs"], valid_jobs_during_fuzz=len(during),
+                   valid_jobs_told_busy=outcome["busy"])
     print(f"\nfuzz: {FIGURES}")
 
 
