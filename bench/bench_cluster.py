@@ -2,7 +2,8 @@
 through ``nst batch --ray``, on this machine, then on a simulated multi-node cluster.
 
 1. Local batch: ``run_tasks`` with ``LocalRunner`` (what ``nst batch --local`` runs), one
-   process with torch's default threads, over N generated pictures of SIZE x SIZE.
+   process with torch's default threads and with one thread (an actor's configuration),
+   over N generated pictures of SIZE x SIZE.
 2. Ray on this machine: ``ray.init(num_cpus=CORES)``, one actor per CPU (one torch thread
    each), the same pictures. Reported: Ray's start, the job's wall time (actors start, load
    the model, then stylise), and the steady rate between the first and the last result.
@@ -81,22 +82,30 @@ def local_batch(source: Path, out: Path, runner) -> float:
     return time.perf_counter() - started
 
 
-def ray_batch(source: Path, out: Path, spec, runner_factory=None) -> dict:
+def ray_batch(source: Path, out: Path, spec, runner_factory=None, actors=None) -> dict:
+    """One ``nst batch --ray`` job; ``steady`` is the rate after the first results arrived
+    (the actors' start and model load excluded): rows that came after the first arrival,
+    over the time from it to the last."""
     from nst_daemon import cluster
 
     job = cluster.make_plan(str(source), str(out))
     arrivals: list[float] = []
     started = time.perf_counter()
     report = cluster.run(
-        job, spec, runner_factory=runner_factory,
+        job, spec, runner_factory=runner_factory, actors=actors,
         on_row=lambda row: arrivals.append(time.perf_counter()),
     )
     wall = time.perf_counter() - started
-    steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
+    later = [t for t in arrivals if t > arrivals[0]]
+    steady = len(later) / (later[-1] - arrivals[0]) if later else 0.0
     return {
         "wall": wall, "steady": steady, "first": arrivals[0] - started, "report": report,
         "count": len(arrivals),
     }
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load ?"
 
 
 def spread(report) -> str:
@@ -117,7 +126,7 @@ def main() -> None:
 
     from nst_daemon.batch import LocalRunner, StyleSpec
 
-    print(machine.describe())
+    print(machine.describe(), flush=True)
     print(f"ray {ray.__version__}; {args.pictures} pictures of {args.size}x{args.size}, "
           f"style {STYLE}\n")
     spec = StyleSpec(STYLE)
@@ -128,31 +137,37 @@ def main() -> None:
         make_pictures(root / "in", args.pictures, args.size)
         make_pictures(root / "few", args.overhead_pictures, 32)
 
-        # 1. the local batch
+        # 1. the local batch, with torch's threads and with one (an actor's configuration)
+        import torch
+
         runner = LocalRunner(spec)
-        local_batch(root / "in", root / "warm", runner)  # model loaded, memory warm
-        local = local_batch(root / "in", root / "local", runner)
-        print(f"local batch (1 process, {machine_threads()} threads): "
-              f"{args.pictures / local:.2f} img/s ({local:.1f} s)")
+        threads = torch.get_num_threads()
+        for n in (threads, 1):
+            torch.set_num_threads(n)
+            local_batch(root / "in", root / f"warm-{n}", runner)  # model loaded, memory warm
+            local = local_batch(root / "in", root / f"local-{n}", runner)
+            print(f"local batch (1 process, {n} thread(s)): {args.pictures / local:.2f} img/s "
+                  f"({local:.1f} s, {load()})", flush=True)
+        torch.set_num_threads(threads)
         noop_local = local_batch(root / "few", root / "noop-local", CopyRunner())
+        noop_ms = 1000 * noop_local / args.overhead_pictures
         print(f"local batch, no-op style, {args.overhead_pictures} pictures of 32x32: "
-              f"{1000 * noop_local / args.overhead_pictures:.2f} ms per picture")
+              f"{noop_ms:.2f} ms per picture", flush=True)
 
         # 2. Ray on this machine
         started = time.perf_counter()
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
                  object_store_memory=200 * 1024 * 1024)
-        print(f"\nray.init (local, {cores} CPUs): {time.perf_counter() - started:.1f} s")
+        print(f"\nray.init (local, {cores} CPUs): {time.perf_counter() - started:.1f} s",
+              flush=True)
         try:
-            result = ray_batch(root / "in", root / "ray", spec)
-            report = result["report"]
-            print(f"ray, {report.actors} actors x 1 thread, batch size {report.batch_size}: "
-                  f"job {args.pictures / result['wall']:.2f} img/s ({result['wall']:.1f} s, "
-                  f"first result after {result['first']:.1f} s), steady "
-                  f"{result['steady']:.2f} img/s")
-            result = ray_batch(root / "in", root / "ray-again", spec)
-            print(f"ray, again (a new actor pool): job {args.pictures / result['wall']:.2f} "
-                  f"img/s, steady {result['steady']:.2f} img/s")
+            for attempt in ("", " again (a new actor pool)"):
+                result = ray_batch(root / "in", root / f"ray{attempt[:6].strip()}", spec)
+                report = result["report"]
+                print(f"ray{attempt}, {report.actors} actors x 1 thread, batch size "
+                      f"{report.batch_size}: job {args.pictures / result['wall']:.2f} img/s "
+                      f"({result['wall']:.1f} s, first results after {result['first']:.1f} s), "
+                      f"steady {result['steady']:.2f} img/s ({load()})", flush=True)
         finally:
             ray.shutdown()
 
@@ -165,32 +180,28 @@ def main() -> None:
         )
         for _ in range(args.nodes):
             sim.add_node(num_cpus=1, object_store_memory=100 * 1024 * 1024)
-        ray.init(address=sim.address, log_to_driver=False)
+        ray.init(address=sim.address, log_to_driver=False, logging_level="WARNING")
         sim.wait_for_nodes()
         print(f"\nsimulated cluster: head (no CPUs) + {args.nodes} nodes of 1 CPU, up in "
-              f"{time.perf_counter() - started:.1f} s")
+              f"{time.perf_counter() - started:.1f} s", flush=True)
         try:
-            result = ray_batch(root / "few", root / "noop-ray", spec, CopyRunner)
-            per = 1000 * result["wall"] / args.overhead_pictures
-            steady = 1000 / result["steady"] if result["steady"] else float("nan")
-            print(f"no-op style, {args.overhead_pictures} pictures of 32x32: job {per:.1f} ms "
-                  f"per picture (with the actors' start), steady {steady:.1f} ms per picture; "
-                  f"over the local loop: {steady - 1000 * noop_local / args.overhead_pictures:.1f}"
-                  f" ms per picture; spread: {spread(result['report'])}")
+            result = ray_batch(root / "few", root / "noop-1", spec, CopyRunner, actors=1)
+            per = 1000 / result["steady"]
+            print(f"no-op style, 1 actor, {args.overhead_pictures} pictures of 32x32: steady "
+                  f"{per:.1f} ms per picture, {per - noop_ms:.1f} ms more than the local loop "
+                  f"(Ray's scheduling and result rows per picture)", flush=True)
+            result = ray_batch(root / "few", root / "noop-n", spec, CopyRunner)
+            print(f"no-op style, {result['report'].actors} actors: steady "
+                  f"{1000 / result['steady']:.1f} ms per picture; spread: "
+                  f"{spread(result['report'])}", flush=True)
             result = ray_batch(root / "in", root / "sim", spec)
             report = result["report"]
-            print(f"real style: job {args.pictures / result['wall']:.2f} img/s, steady "
-                  f"{result['steady']:.2f} img/s, {report.actors} actors; spread: "
-                  f"{spread(report)}")
+            print(f"real style, {report.actors} actors: job {args.pictures / result['wall']:.2f} "
+                  f"img/s, steady {result['steady']:.2f} img/s; spread: {spread(report)} "
+                  f"({load()})", flush=True)
         finally:
             ray.shutdown()
             sim.shutdown()
-
-
-def machine_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 if __name__ == "__main__":
