@@ -1,28 +1,42 @@
-"""Gatys speed: our coarse-to-fine run vs a plain single-scale run of the same losses.
+"""Gatys (Paint Like) speed and quality: today's presets against the new ones, in units.
 
-CPU (always): a plain fp32 implementation (whole VGG16 ``features``, one L-BFGS
-optimisation of ``--steps`` iterations at full size from the content) gives an output
-image; we measure how long ``stylize_gatys`` takes until its output image is as good,
-from the start (style targets and coarse scales included). Both outputs are judged by
-the same yardstick: the plain fp32 loss of the clamped image (what a user gets), so
-reduced precision in our run (``nst_core.precision``) cannot flatter it; that judging is
-not counted in our time. With CUDA also: 512x512 x 500 L-BFGS steps wall time, and peak
-memory of a 2048x2048 multi-scale run.
+The work unit is the time of one plain fp32 VGG16 forward + input-gradient backward
+through relu5_1 on a 512x512 image, measured in the same run, before and after every
+timed run (a busy machine slows both alike: compare units, not seconds). Every result is
+judged by one fixed yardstick: the normalised content + style losses of the final image
+(clamped, as a user gets it) in fp32 through the whole VGG16, with the style at the
+content's size. ``TODAY`` is a frozen copy of the presets' schedules before the
+coarse-to-fine rework, so old and new are printed side by side from one run.
 
-    .venv/bin/python bench/bench_gatys.py [--size 256] [--steps 100] [--threads N]
+    .venv/bin/python bench/bench_gatys.py [--size 512] [--quality draft balanced]
+    .venv/bin/python bench/bench_gatys.py --levers          # each lever alone, draft
+    .venv/bin/python bench/bench_gatys.py --sheet docs/paint-like-sheet.jpg --size 256
+    .venv/bin/python bench/bench_gatys.py --vs-plain --size 256 --steps 100
+
+``--vs-plain``: our run against a plain single-scale fp32 L-BFGS run of the same losses
+(time until our output is as good). With CUDA also: 512x512 x 500 L-BFGS steps wall
+time, and peak memory of a 2048x2048 multi-scale run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from nst_core.errors import Cancelled
-from nst_core.gatys import CONTENT_WEIGHT, STYLE_WEIGHT, GatysParams, stylize_gatys
+from nst_core.gatys import (
+    CONTENT_WEIGHT,
+    QUALITY_PRESETS,
+    STYLE_WEIGHT,
+    GatysParams,
+    stylize_gatys,
+)
 from nst_core.images import load_image, resize
 from nst_core.losses import (
     GATYS_CONTENT_LAYER,
@@ -38,6 +52,15 @@ from nst_core.weights import load_features_state, resolve_weights
 
 import machine
 from machine import SHARED
+
+#: today's presets, frozen: the schedules before the coarse-to-fine rework (the other
+#: settings at their defaults then: content start with restored detail, all five style
+#: layers at every scale, L-BFGS without line search, history 50)
+TODAY: dict[str, dict[str, object]] = {
+    "draft": {"iterations": 100, "scales": (0.5, 1.0), "coarse_fraction": 1.0},
+    "balanced": {"iterations": 300, "scales": (0.25, 0.5, 1.0), "coarse_fraction": 1.0},
+    "high": {"iterations": 800, "scales": (0.25, 0.5, 1.0), "coarse_fraction": 1.0},
+}
 
 
 class PlainLoss:
@@ -107,7 +130,6 @@ def ours_to_loss(content, style, vgg, params, target_loss, yardstick):
     """Seconds until our full-size output's yardstick loss first reaches ``target_loss``
     (None if never), not counting the yardstick's own evaluations."""
     token = CancelToken()
-    full = f"gatys {content.shape[-1]}x{content.shape[-2]}"
     hit: list[float] = []
     best = [float("inf")]
     trace: list[tuple[float, float]] = []
@@ -115,8 +137,8 @@ def ours_to_loss(content, style, vgg, params, target_loss, yardstick):
     t0 = time.perf_counter()
 
     def progress(p: Progress) -> None:
-        if p.stage != full or p.preview is None:
-            return
+        if p.preview is None or p.preview.shape[-2:] != content.shape[-2:]:
+            return  # not full size yet
         started = time.perf_counter()
         value = yardstick.of_output(p.preview.to(content.device))
         now = started - t0 - judging[0]
@@ -144,9 +166,9 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def load_pair(size: int, device):
-    content, _ = load_image(SHARED / "content" / "kodim08.png")
-    style, _ = load_image(SHARED / "styles" / "starry_night.jpg")
+def load_pair(size: int, device, photo: str = "kodim08.png", painting: str = "starry_night.jpg"):
+    content, _ = load_image(SHARED / "content" / photo)
+    style, _ = load_image(SHARED / "styles" / painting)
     content = resize(content, (size, size)).to(device)
     h, w = style.shape[-2:]  # long side = content size: what style_scale 1.0 asks for
     style = resize(style, (round(h * size / max(h, w)), round(w * size / max(h, w)))).to(device)
@@ -220,18 +242,234 @@ def cuda_bench() -> None:
     )
 
 
+# ----------------------------------------------------------------- presets, in work units
+
+
+class WorkUnit:
+    """One plain fp32 VGG16 forward + input-gradient backward through relu5_1, 512x512."""
+
+    def __init__(self, state: dict[str, torch.Tensor], device) -> None:
+        self.net = make_features("vgg16")[: layer_names("vgg16").index("relu5_1") + 1]
+        self.net.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < 26})
+        self.net = self.net.to(device).eval().requires_grad_(False)
+        self.device = device
+        self.seconds: list[float] = []
+
+    def measure(self, repeats: int = 3) -> float:
+        """Median of ``repeats`` timings (also kept in ``seconds``)."""
+        times = []
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(repeats):
+            x = torch.rand(1, 3, 512, 512, generator=gen).to(self.device).requires_grad_(True)
+            t0 = time.perf_counter()
+            self.net(x).sum().backward()
+            sync(self.device)
+            times.append(time.perf_counter() - t0)
+        median = sorted(times)[len(times) // 2]
+        self.seconds.append(median)
+        return median
+
+
+def judge(yardstick: PlainLoss, image: torch.Tensor) -> dict[str, float]:
+    """The fixed yardstick: fp32 content, style and total loss of the clamped image."""
+    with torch.no_grad():
+        f = yardstick.features(image.clamp(0, 1).to(yardstick.p.device))
+        lc = content_loss(f[GATYS_CONTENT_LAYER], yardstick.p).item()
+        ls = style_loss(grams(f, GATYS_STYLE_WEIGHTS), yardstick.a, GATYS_STYLE_WEIGHTS).item()
+    return {"content": lc, "style": ls, "total": CONTENT_WEIGHT * lc + STYLE_WEIGHT * ls}
+
+
+def eta_errors(events: list[tuple[float, int, int, float | None]], seconds: float):
+    """Worst relative error of the time left from 20 % of the run on (until the last 2 %):
+    the engine's own estimate, and elapsed / steps done * steps left (the old one)."""
+    worst_engine = worst_naive = 0.0
+    for t, step, total, eta in events:
+        left = seconds - t
+        if t < 0.2 * seconds or left < 0.02 * seconds or step == 0:
+            continue
+        naive = t / step * (total - step)
+        worst_naive = max(worst_naive, abs(naive - left) / left)
+        if eta is not None:
+            worst_engine = max(worst_engine, abs(eta - left) / left)
+    return worst_engine, worst_naive
+
+
+def timed_run(content, style, vgg, params, unit: WorkUnit, yardstick: PlainLoss):
+    """Runs ``params`` once, timed, between two unit measurements; judged afterwards."""
+    before = unit.measure()
+    events: list[tuple[float, int, int, float | None]] = []
+    t0 = time.perf_counter()
+
+    def progress(p: Progress) -> None:
+        events.append((time.perf_counter() - t0, p.step, p.total, p.eta_s))
+
+    out = stylize_gatys(content, [(style, 1.0)], vgg, params, progress=progress)
+    sync(content.device)
+    seconds = time.perf_counter() - t0
+    u = (before + unit.measure()) / 2
+    engine, naive = eta_errors(events, seconds)
+    steps = events[-1][2] if events else 0
+    return {"seconds": seconds, "unit_s": u, "units": seconds / u, "steps": steps,
+            **judge(yardstick, out), "eta_err": engine, "naive_eta_err": naive}, out
+
+
+def describe_run(label: str, r: dict[str, float]) -> str:
+    return (f"{label:28s} {r['steps']:4d} steps {r['seconds']:7.1f} s = {r['units']:6.1f} units "
+            f"(unit {r['unit_s']:.2f} s)  loss {r['total']:.4f} (content {r['content']:.4f}, "
+            f"style {r['style']:.4f})  ETA error from 20 %: {100 * r['eta_err']:.0f} % "
+            f"(elapsed/steps: {100 * r['naive_eta_err']:.0f} %)")
+
+
+def setup(size: int, photo: str = "kodim08.png", painting: str = "starry_night.jpg"):
+    device = torch.device("cpu")
+    content, style = load_pair(size, device, photo, painting)
+    state = vgg16_state()
+    vgg = VGGFeatures("vgg16", [GATYS_CONTENT_LAYER, *GATYS_STYLE_WEIGHTS], weights=state)
+    return content, style, state, vgg, PlainLoss(content, style, state, device)
+
+
+def save_result(out_dir: Path | None, name: str, image: torch.Tensor, row: dict) -> None:
+    if out_dir is None:
+        return
+    from nst_core.images import save_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_image(out_dir / f"{name}.png", image)
+    with open(out_dir / "results.jsonl", "a") as f:
+        f.write(json.dumps({"name": name, **row}) + "\n")
+
+
+def presets_bench(args) -> None:
+    content, style, state, vgg, yardstick = setup(args.size)
+    unit = WorkUnit(state, content.device)
+    dtype = loss_network_dtype(content.device)
+    print(f"ours    : VGG in {'bfloat16 (native on this CPU)' if dtype else 'float32'}; "
+          f"{args.size}x{args.size} kodim08 + The Starry Night")
+    for quality in args.quality:
+        results = {}
+        for label, params in (("today", GatysParams(**TODAY[quality])),
+                              ("new", GatysParams.preset(quality))):
+            row, out = timed_run(content, style, vgg, params, unit, yardstick)
+            results[label] = row
+            print(describe_run(f"{quality} ({label})", row), flush=True)
+            save_result(args.out, f"{quality}-{label}", out, row)
+        old, new = results["today"], results["new"]
+        print(f"{quality}: {old['units']:.0f} -> {new['units']:.0f} units "
+              f"({old['units'] / new['units']:.2f}x less work), loss {old['total']:.4f} -> "
+              f"{new['total']:.4f} ({'no worse' if new['total'] <= old['total'] else 'WORSE'})",
+              flush=True)
+
+
+def lever_variants(quality: str) -> list[tuple[str, GatysParams]]:
+    """The new preset with each lever taken out in turn, and the optional ones put in."""
+    new = GatysParams.preset(quality)
+    return [
+        ("today's preset", GatysParams(**TODAY[quality])),
+        ("new preset", new),
+        ("  without style-coloured start", replace(new, start_colors=None)),
+        ("  without skipping relu5_1 at full size", replace(new, fine_skip=())),
+        ("  + L-BFGS strong Wolfe line search", replace(new, lbfgs_line_search="strong_wolfe")),
+        ("  + L-BFGS history 100", replace(new, lbfgs_history=100)),
+    ]
+
+
+def levers_bench(args) -> None:
+    content, style, state, vgg, yardstick = setup(args.size)
+    unit = WorkUnit(state, content.device)
+    quality = args.quality[0]
+    for label, params in lever_variants(quality):
+        row, out = timed_run(content, style, vgg, params, unit, yardstick)
+        print(describe_run(label, row), flush=True)
+        save_result(args.out, f"lever-{quality}-{label.strip().replace(' ', '_')}", out, row)
+    import nst_core.gatys as gatys_module
+
+    saved = gatys_module.loss_network_features
+
+    def fp32_features(v, x, layers=None, **_):
+        return saved(v, x, layers, enabled=False)
+
+    for label, prepare in (("  channels-last tensors", "channels_last"),
+                           ("  VGG in fp32 instead of bf16", "fp32")):
+        params = GatysParams.preset(quality)
+        c = content
+        if prepare == "channels_last":
+            c = content.contiguous(memory_format=torch.channels_last)
+        else:
+            gatys_module.loss_network_features = fp32_features
+        try:
+            row, out = timed_run(c, style, vgg, params, unit, yardstick)
+        finally:
+            gatys_module.loss_network_features = saved
+        print(describe_run(label, row), flush=True)
+
+
+SHEET_PHOTOS = ("kodim08.png", "kodim04.png", "chelsea.png")
+SHEET_PAINTINGS = ("starry_night.jpg", "great_wave_hokusai.jpg")
+
+
+def sheet_bench(args) -> None:
+    """Today's draft and the new draft side by side for photos x paintings, one JPEG."""
+    from PIL import Image, ImageDraw
+
+    from nst_core.images import to_pixels
+
+    cells: list[tuple[str, list[torch.Tensor]]] = []
+    state = None
+    for photo in SHEET_PHOTOS:
+        for painting in SHEET_PAINTINGS:
+            content, style, state, vgg, yardstick = setup(args.size, photo, painting)
+            unit = WorkUnit(state, content.device)
+            row_images = []
+            for label, params in (("today", GatysParams(**TODAY[args.quality[0]])),
+                                  ("new", GatysParams.preset(args.quality[0]))):
+                row, out = timed_run(content, style, vgg, params, unit, yardstick)
+                print(describe_run(f"{photo} x {painting} {label}", row), flush=True)
+                row_images.append(out)
+            cells.append((f"{Path(photo).stem} x {Path(painting).stem}", row_images))
+    size, pad, label_h = args.size, 4, 16
+    sheet = Image.new("RGB", (2 * size + 3 * pad, len(cells) * (size + label_h + pad) + 20),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 4), f"left: today's {args.quality[0]}   right: new {args.quality[0]}",
+              fill="black")
+    for r, (name, images) in enumerate(cells):
+        y = 20 + r * (size + label_h + pad)
+        draw.text((pad, y), name, fill="black")
+        for c, image in enumerate(images):
+            pixels = to_pixels(image, None, 3)
+            h, w = image.shape[-2:]
+            tile = Image.frombytes("RGB", (w, h), pixels)
+            sheet.paste(tile, (pad + c * (size + pad), y + label_h))
+    args.sheet.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(args.sheet, quality=82)
+    print(f"sheet   : {args.sheet}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    parser.add_argument("--coarse-fraction", type=float, default=1.0)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--quality", nargs="+", default=["draft", "balanced"],
+                        choices=sorted(QUALITY_PRESETS))
+    parser.add_argument("--levers", action="store_true", help="each lever alone (first quality)")
+    parser.add_argument("--sheet", type=Path, help="write a contact sheet JPEG here")
+    parser.add_argument("--out", type=Path, help="save the output pictures here")
+    parser.add_argument("--vs-plain", action="store_true", help="against plain L-BFGS")
+    parser.add_argument("--steps", type=int, default=100, help="--vs-plain: plain steps")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="--vs-plain")
+    parser.add_argument("--coarse-fraction", type=float, default=1.0, help="--vs-plain")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"machine : {machine.describe()}")
-    cpu_bench(args)
+    if args.vs_plain:
+        cpu_bench(args)
+    elif args.levers:
+        levers_bench(args)
+    elif args.sheet:
+        sheet_bench(args)
+    else:
+        presets_bench(args)
     if torch.cuda.is_available():
         cuda_bench()
     else:

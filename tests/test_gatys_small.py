@@ -88,3 +88,4 @@ def test_tiny_selection_through_the_daemon(daemon: DaemonProcess, width, height)
     assert out.data[3::4] == image.data[3::4]
     steps = [e for e in events if e["type"] == "progress" and e.get("total")]
     assert steps and {e["total"] for e in steps} == {steps[-1]["step"]}
+    assert {e["stage"] for e in steps} <= {"painting", "rough layout", "refining", "details"}
