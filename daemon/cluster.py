@@ -246,7 +246,7 @@ class StylizeWorker:
         self.worker = os.getpid()
         self.startup_error: Exception | None = None
         try:
-            _warm_up(spec)
+            _warm_up(spec, getattr(self.runner, "models", None))
         except Exception as exc:  # reported on the first batch, as a clear error
             self.startup_error = exc
 
@@ -288,14 +288,18 @@ def _node_id() -> str:
         return ""
 
 
-def _warm_up(spec: StyleSpec) -> None:
-    """Load the model this actor will use for every picture (kept in its ``Models``)."""
-    # LocalRunner keeps its own Models; loading happens on its first job. Resolving the
-    # style here turns a missing style into a clear error before any picture is read.
+def _warm_up(spec: StyleSpec, models: Any) -> None:
+    """Load the network this actor uses for every picture into the runner's ``Models``
+    (where the job function finds it), once per actor; a missing style or missing weights
+    become a clear error before any picture is read."""
     if spec.method == "fast" and spec.style:
         from nst_core.styles import find_style
 
-        find_style(spec.style)
+        path = find_style(spec.style)
+        if models is not None:
+            models.fast_model(path)
+    elif models is not None:
+        models.vgg()
 
 
 # --- the driver -----------------------------------------------------------------------------

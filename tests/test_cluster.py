@@ -344,3 +344,16 @@ def test_gatys_runs_one_picture_per_task(
         torch.set_num_threads(threads)
     for name in ("00.png", "01.png"):
         assert pixels(out / name) == pixels(ref / name)
+
+
+def test_an_unknown_style_stops_the_job_with_a_clear_error(
+    ray_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = make_pictures(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    code = main(["batch", str(source), "-o", str(out), "--style", "no-such-style", "--ray",
+                 "--ray-actors", "1"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert last.startswith("nst: error: ") and "no-such-style" in last, last
+    assert not outputs(out)
