@@ -73,6 +73,15 @@ class RayMissingError(NSTError):
     code = "ray_missing"
 
 
+class JobError(NSTError):
+    """An error an actor met that concerns the whole job (unknown style, no weights, bad
+    parameters), with the stable code of the original error."""
+
+    def __init__(self, message: str, code: str = "internal") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def import_ray() -> Any:
     """``ray`` with Ray Data, or :class:`RayMissingError` with the install command."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
@@ -229,8 +238,10 @@ class StylizeWorker:
     """The callable class of ``map_batches``: one per actor, the style model loaded once.
 
     Each row is ``source``/``target`` (paths in the input/output folders); each result row
-    adds ``status`` (``done``, ``skipped`` when the output exists already, ``failed``),
-    ``error``, ``node`` and ``worker`` (process id) so the driver can report and count.
+    adds ``status`` (``done``, ``skipped`` when the output exists already, ``failed`` for a
+    picture that cannot be used, ``abort`` for an error of the whole job: the batch stops
+    there), ``error`` and ``code``, ``node`` and ``worker`` (process id) so the driver can
+    report and count. Errors without a stable ``code`` (bugs) are raised, for Ray to report.
     """
 
     def __init__(
@@ -251,16 +262,15 @@ class StylizeWorker:
             self.startup_error = exc
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        if self.startup_error is not None:
-            raise self.startup_error
-        rows: dict[str, list[Any]] = {
-            k: [] for k in ("source", "target", "status", "error", "node", "worker", "batch")
-        }
+        keys = ("source", "target", "status", "error", "code", "node", "worker", "batch")
+        rows: dict[str, list[Any]] = {k: [] for k in keys}
         size = len(batch["source"])
         for source, target in zip(batch["source"], batch["target"], strict=True):
             source, target = str(source), str(target)
-            status, error = "done", ""
+            status, error, code = "done", "", ""
             try:
+                if self.startup_error is not None:
+                    raise self.startup_error
                 if exists(self.output, target):
                     status = "skipped"  # written by an earlier try of this batch
                 else:
@@ -268,14 +278,18 @@ class StylizeWorker:
                     result = self.runner.start(image).result()
                     write_picture(self.output, target, result)
             except Exception as exc:
-                if not is_picture_error(exc):
+                code = getattr(exc, "code", None)
+                if not isinstance(code, str):
                     raise
-                status, error = "failed", getattr(exc, "message", None) or str(exc)
-            for key, value in (
-                ("source", source), ("target", target), ("status", status), ("error", error),
-                ("node", self.node), ("worker", self.worker), ("batch", size),
+                error = getattr(exc, "message", None) or str(exc)
+                status = "failed" if is_picture_error(exc) else "abort"
+            for key, value in zip(
+                keys, (source, target, status, error, code, self.node, self.worker, size),
+                strict=True,
             ):
                 rows[key].append(value)
+            if status == "abort":
+                break
         return rows
 
 
@@ -401,6 +415,7 @@ def run(
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the CLI draws its own bar
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "bars off"
         report.actors, report.gpu = choose_actors(ray, spec.method, actors)
         report.actors = min(report.actors, len(job.todo))
@@ -423,9 +438,12 @@ def run(
             num_cpus=cpus_per_actor,
             num_gpus=1 if report.gpu else 0,
         )
+        results = iter(dataset.iter_rows())
         try:
-            for row in dataset.iter_rows():
+            for row in results:
                 row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                if row["status"] == "abort":
+                    raise JobError(row["error"], row["code"])
                 if row["status"] == "done":
                     report.stylised.append(row["target"])
                 elif row["status"] == "skipped":
@@ -436,27 +454,11 @@ def run(
                 report.workers[row["worker"]] += 1
                 if on_row is not None:
                     on_row(row)
-        except Exception as exc:
-            cause = _user_error(exc)
-            if cause is not None:
-                raise cause from None
-            raise
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # stops the dataset's execution when the loop ends early
     return report
-
-
-def _user_error(exc: BaseException) -> NSTError | None:
-    """The project error inside a Ray task error, if there is one (to report it plainly)."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NSTError):
-            return current
-        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
-    return None
 
 
 # --- the command ----------------------------------------------------------------------------

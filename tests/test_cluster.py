@@ -355,5 +355,6 @@ def test_an_unknown_style_stops_the_job_with_a_clear_error(
                  "--ray-actors", "1"])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
-    assert last.startswith("nst: error: ") and "no-such-style" in last, last
+    assert last.startswith("nst: error: no style called 'no-such-style'"), last
+    assert "nst styles" in last and "Ray" not in last  # the project's hint, not Ray's trace
     assert not outputs(out)
