@@ -344,7 +344,11 @@ class Report:
 
 def make_plan(source_text: str, output_text: str) -> Plan:
     source, output = resolve_folder(source_text), resolve_folder(output_text)
-    if (source.local, source.path, type(source.fs)) == (output.local, output.path, type(output.fs)):
+    if source.local and output.local:
+        same = Path(source.path).resolve() == Path(output.path).resolve()
+    else:
+        same = (source.path, type(source.fs)) == (output.path, type(output.fs))
+    if same:
         raise NSTError("the output folder must differ from the input folder")
     if source.local and not Path(source.path).is_dir():
         raise NSTError(f"{source_text}: not a folder")
