@@ -43,6 +43,11 @@ ONLINE, SLOW, DOWN = "online", "slow", "down"  # what the daemon did when asked 
 MESSAGES = {
     "daemon_unavailable": "The Neural Style daemon is not running and could not be started: "
                           "see Filters > Neural Style > Daemon Status.",
+    "daemon_stopped": "The Neural Style daemon stopped during the job, so the job is lost: "
+                      "try again (the daemon is started anew), or see Filters > Neural "
+                      "Style > Daemon Status.",
+    "shutting_down": "The Neural Style daemon was shutting down and ended the job: try "
+                     "again in a moment.",
     "unknown_style": "The daemon does not know this style. Pick another one, or import the "
                      "model with 'nst styles import FILE'.",
     "too_large": "The image is too large for the daemon. Lower 'Output size limit', or "
@@ -59,7 +64,8 @@ MESSAGES = {
 }
 
 
-SELF_EXPLAINED = {"weights_missing"}  # the advice says it all: no detail after it
+#: the advice says it all: no detail after it
+SELF_EXPLAINED = {"weights_missing", "shutting_down"}
 
 
 def load_config() -> dict[str, Any]:
@@ -194,7 +200,9 @@ def log_event(kind: str, **fields: Any) -> None:
 def describe_error(error: Exception) -> str:
     """A message in plain words for a failed request."""
     if isinstance(error, DaemonUnavailable):
-        return MESSAGES["daemon_unavailable"]
+        # the client says "closed during the job" when the daemon died under a job
+        stopped = "during the job" in (error.message or "")
+        return MESSAGES["daemon_stopped" if stopped else "daemon_unavailable"]
     if isinstance(error, DaemonError):
         advice = MESSAGES.get(error.code)
         if advice and error.code in SELF_EXPLAINED:

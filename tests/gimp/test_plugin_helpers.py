@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import daemon_link  # noqa: E402
 import install_plugin  # noqa: E402
 from regions import Rect, region_to_send  # noqa: E402
 
-from daemon_helpers import free_endpoint  # noqa: E402
+from daemon_helpers import DaemonProcess, free_endpoint, noise_image  # noqa: E402
 
 
 def test_whole_layer_without_selection():
@@ -59,6 +60,25 @@ def test_errors_are_explained_in_plain_words():
     weights = daemon_link.describe_error(DaemonError("weights_missing", "run `nst weights fetch`"))
     assert weights.count(".") == 1 and "nst " not in weights  # one sentence, no terminal
     assert "oops" in daemon_link.describe_error(DaemonError("internal", "oops"))
+
+
+def test_a_daemon_that_stops_mid_job_is_not_called_not_running(tmp_path):
+    """A real daemon killed under a running Gatys job: the plug-in says it stopped."""
+    with DaemonProcess(tmp_path) as daemon, daemon.client(timeout=30) as client:
+        job = client.submit(noise_image(32, 32, 3, seed=1), method="gatys",
+                            style_image=noise_image(16, 16, 3, seed=2),
+                            params={"iterations": 100000, "optimizer": "adam"})
+        for event in job:
+            if event["type"] == "progress" and event.get("step", 0) >= 1:
+                break
+        daemon.kill(signal.SIGKILL)
+        with pytest.raises(DaemonError) as caught:
+            for _ in job:
+                pass
+    message = daemon_link.describe_error(caught.value)
+    assert caught.value.code == "daemon_unavailable", caught.value
+    assert "stopped during the job" in message and "not running" not in message, message
+    assert message.count(".") == 1  # one sentence
 
 
 def test_style_list_falls_back_to_the_cache_when_the_daemon_is_down(tmp_path, monkeypatch):
