@@ -40,7 +40,7 @@ from daemon_helpers import (
 
 MAX_PIXELS = 4_000_000
 LONG_SILENCE_S = 600.0  # the shared daemon's: only a disconnect can cancel a job quickly
-SHORT_SILENCE_S = 3.0  # six pings: a live client on a loaded machine is not mistaken for mute
+SHORT_SILENCE_S = 4.0  # eight pings (the default): a live client is not taken for mute
 STYLE = "starry-night"  # a bundled style: a trained network draws a real picture
 EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "lighthouse.png"
 
@@ -157,7 +157,6 @@ def test_frozen_client_jobs_are_cancelled_after_its_silence(tmp_path: Path) -> N
             assert len(status["running"]) == 1 and len(status["queue"]) == 1, status
             assert proc.poll() is None
             proc.send_signal(signal.SIGSTOP)
-            assert daemon.status()["running"]
             assert wait_until(lambda: idle(daemon), timeout=60.0), daemon.status()
             assert small_job_works(daemon)
         finally:
