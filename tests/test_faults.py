@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -119,6 +120,9 @@ def start_client_process(daemon: DaemonProcess) -> subprocess.Popen:
                             env=daemon.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 300)  # a broken client: not forever
+    if not ready:
+        proc.kill()
     line = proc.stdout.readline()
     assert line.strip() == "running", proc.communicate()
     status = daemon.status()
