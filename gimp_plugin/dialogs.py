@@ -504,6 +504,12 @@ class DraftPreview:
         self.request = request
         self.area = GimpUi.PreviewArea()
         self.area.set_size_request(DRAFT_SIDE, DRAFT_SIDE)
+        # exactly the size asked for; a new size drops what was drawn (GimpPreviewArea
+        # frees its buffer), so the draft is drawn once the area has the draft's size
+        self.area.set_halign(Gtk.Align.CENTER)
+        self.area.set_valign(Gtk.Align.CENTER)
+        self.area.connect_after("size-allocate", lambda *_: self.paint())
+        self.picture: Image | None = None
         self.label = Gtk.Label(label="<b>Draft preview</b> (low resolution)", use_markup=True,
                                xalign=0.0)
         self.status = note_label("Press 'Draft preview' to see roughly what the full run "
@@ -519,9 +525,10 @@ class DraftPreview:
         except Exception as exc:  # no painting chosen yet, unreadable file
             self.status.set_text(str(exc))
             return
-        data, width, height, bpp = self.drawable.get_thumbnail_data(DRAFT_SIDE, DRAFT_SIDE)
+        side = min(DRAFT_SIDE, max(self.drawable.get_width(), self.drawable.get_height()))
+        data, width, height, bpp = self.drawable.get_thumbnail_data(side, side)
         source = Image(width, height, bpp, bytes(data.get_data()), "u8")
-        params = {**kwargs["params"], "quality": "draft", "max_size": DRAFT_SIDE}
+        params = {**kwargs["params"], "quality": "draft", "max_size": side}
         params.pop("iterations", None)
         params.pop("preview_every", None)
         kwargs = {**kwargs, "params": params}
@@ -544,6 +551,8 @@ class DraftPreview:
 
         self.serial = self.worker.request(job)
         self.status.set_text("Draft: starting…")
+        daemon_link.log_event("draft-asked", serial=self.serial, width=width, height=height,
+                              quality=params["quality"], max_size=side)
 
     def done(self, serial: int, result: Image | None, error: Exception | None) -> bool:
         if error is not None:
@@ -554,16 +563,28 @@ class DraftPreview:
             return False
         if result is None or serial != self.serial:
             return False
-        kinds = {1: Gimp.ImageType.GRAY_IMAGE, 2: Gimp.ImageType.GRAYA_IMAGE,
-                 3: Gimp.ImageType.RGB_IMAGE, 4: Gimp.ImageType.RGBA_IMAGE}
-        self.area.set_size_request(result.width, result.height)
-        self.area.draw(0, 0, result.width, result.height, kinds[result.channels],
-                       bytes(result.data), result.width * result.channels)
+        self.picture = result
         self.status.set_text(f"Draft at {result.width} × {result.height} px, quick settings: "
                              "the full run is finer and follows the painting more closely.")
         daemon_link.log_event("draft", digest=digest(bytes(result.data)),
-                              width=result.width, height=result.height)
+                              width=result.width, height=result.height,
+                              label=self.label.get_text(), note=self.status.get_text())
+        self.area.set_size_request(result.width, result.height)
+        self.paint()  # now if the area has the draft's size, else once it gets it
         return False
+
+    def paint(self) -> None:
+        result = self.picture
+        size = (self.area.get_allocated_width(), self.area.get_allocated_height())
+        if result is None or size != (result.width, result.height):
+            return
+        kinds = {1: Gimp.ImageType.GRAY_IMAGE, 2: Gimp.ImageType.GRAYA_IMAGE,
+                 3: Gimp.ImageType.RGB_IMAGE, 4: Gimp.ImageType.RGBA_IMAGE}
+        self.area.draw(0, 0, result.width, result.height, kinds[result.channels],
+                       bytes(result.data), result.width * result.channels)
+        at = self.area.translate_coordinates(self.area.get_toplevel(), 0, 0) or (None, None)
+        daemon_link.log_event("draft-drawn", digest=digest(bytes(result.data)), x=at[-2],
+                              y=at[-1], width=result.width, height=result.height)
 
     def close(self) -> None:
         self.worker.stop()
@@ -581,14 +602,15 @@ def paint_like_dialog(procedure, config, image, drawable, styles: list[Style], s
     max_size = dialog.get_spin_scale("max-size", 1.0)
     max_size.set_scale_limits(0, 4096)
 
+    steps.set_no_show_all(True)  # shown only for "Custom": a preset's steps are its own
+
     def quality_changed(c, _p=None) -> None:
         custom = c.get_property("quality") == "custom"
         if custom and c.get_property("iterations") <= 0:
             c.set_property("iterations", 300)
-        steps.set_sensitive(custom)
+        steps.set_visible(custom)
 
     config.connect("notify::quality", quality_changed)
-    quality_changed(config)
     painting = Gtk.Image()
 
     def painting_changed(*_args) -> None:
@@ -611,6 +633,10 @@ def paint_like_dialog(procedure, config, image, drawable, styles: list[Style], s
            ["style-layer", "quality", "iterations", "style-scale", "style-strength",
             "init-style", "strength", "preserve-colors", "max-size", "placement"],
            add_notes(dialog, config, image, drawable))
+    quality_changed(config)
+    daemon_link.log_event("paint-like-options", quality=config.get_property("quality"),
+                          steps_shown=steps.get_visible(),
+                          steps=config.get_property("iterations"))
     try:
         return dialog.run()
     finally:

@@ -11,6 +11,7 @@ Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -111,6 +112,28 @@ if status == "success":
                         "batch": pixels(plain, "R'G'B' u8", "batch.raw")})
 """
 
+DRAFT_SCRIPT = """
+painting_img = new_image(40, 40)
+painting = add_layer(painting_img, "painting", "R'G'B' u8", 40, 40, read_input("style.raw"))
+Gimp.Display.new(painting_img)  # the painting: a layer of another open image
+img = new_image(64, 48)
+layer = add_layer(img, "photo", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+Gimp.Display.new(img)
+Gimp.displays_flush()
+img.clean_all()  # any undo step from now on makes the image dirty
+painting_img.clean_all()
+proc = PDB.lookup_procedure("python-fu-neural-style-paint-like")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [layer])
+config.set_property("style-layer", painting)
+record("opening", True)
+result = proc.run(config)
+record("closed", {"status": result.index(0).value_nick, "tree": tree(img),
+                  "dirty": img.is_dirty(), "painting": tree(painting_img),
+                  "painting_dirty": painting_img.is_dirty()})
+"""
 
 def forget_last_values(gimp_chroot: GimpChroot, procedure: str) -> None:
     """An interactive run starts from the values GIMP saved last: start from the defaults."""
@@ -241,6 +264,57 @@ def test_paint_like_shows_previews_and_the_result_lands(
     shot = gimp_chroot.host_path(workdir) / "preview.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     keep_screenshot(shot, "paint-like-preview.png")
+
+
+def test_paint_like_draft_preview_is_drawn_and_cancel_leaves_no_trace(
+        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
+        workdir: str):
+    write_inputs(gimp_chroot.host_path(workdir))
+    forget_last_values(gimp_chroot, "python-fu-neural-style-paint-like")
+    proc = gimp_chroot.start_gui(DRAFT_SCRIPT, workdir, daemon, display)
+    try:
+        gimp_chroot.wait_for(workdir, "opening", proc)
+        window = find_window(gimp_chroot, display, "Neural Style: Paint Like")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "alt+d")
+        drawn = gimp_chroot.wait_for_log(
+            workdir, proc, lambda e: e["event"] in ("draft-drawn", "draft-error"), timeout=300,
+            what="draft preview")
+        gimp_chroot.screenshot(display, window, f"{workdir}/dialog.png")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
+        closed = gimp_chroot.wait_for(workdir, "closed", proc)
+    finally:
+        finish(proc)
+    log = gimp_chroot.plugin_log(workdir)
+    assert drawn["event"] == "draft-drawn", drawn
+    draft = next(e for e in log if e["event"] == "draft")
+    asked = next(e for e in log if e["event"] == "draft-asked")
+    # a draft-quality run of the whole layer at its size (it is under the draft's 160 px)
+    assert asked == {**asked, "quality": "draft", "width": 64, "height": 48, "max_size": 64}
+    assert (draft["width"], draft["height"]) == (64, 48)
+    # labelled as a preview, saying what it is
+    assert draft["label"] == "Draft preview (low resolution)"
+    assert draft["note"].startswith("Draft at 64 × 48 px") and "full run" in draft["note"]
+    # the steps slider is hidden for a preset (it would show a meaningless 0)
+    options = next(e for e in log if e["event"] == "paint-like-options")
+    assert options["quality"] != "custom" and options["steps_shown"] is False
+    # nothing reached either image: no layer, no undo step
+    assert closed == {"status": "cancel", "tree": ["photo"], "dirty": False,
+                      "painting": ["painting"], "painting_dirty": False}
+    # the draft's pixels are on the screen, where the dialog drew them
+    shot = gimp_chroot.host_path(workdir) / "dialog.png"
+    assert drawn["digest"] == draft["digest"]
+    assert screen_digest(shot, drawn) == drawn["digest"]
+    keep_screenshot(shot, "paint-like-draft.png")
+
+
+def screen_digest(shot: Path, where: dict) -> str:
+    """The digest (as the plug-in writes it) of the RGB pixels of a screenshot's area."""
+    from PIL import Image
+
+    x, y = where["x"], where["y"]
+    with Image.open(shot) as picture:
+        area = picture.convert("RGB").crop((x, y, x + where["width"], y + where["height"]))
+        return hashlib.sha1(area.tobytes()).hexdigest()[:16]
 
 
 def previews(gimp_chroot: GimpChroot, workdir: str) -> list[dict]:
