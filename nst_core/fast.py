@@ -57,9 +57,11 @@ EPS = 1e-5  # nn.InstanceNorm2d's default
 #: (mean, inverse std) of each InstanceNorm layer, in network order.
 NormStats = list[tuple[torch.Tensor, torch.Tensor]]
 #: Called for each InstanceNorm layer with (layer index, the image's own mean, inverse std);
-#: returns the (mean, inverse std) to normalise with, e.g. a running estimate over the
-#: frames of a video (:mod:`nst_core.motion`).
-StatsHook = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: returns the (mean, inverse std) to normalise with instead (e.g. a running estimate over
+#: the frames of a video, :mod:`nst_core.motion`), or ``None`` to keep the image's own.
+StatsHook = Callable[
+    [int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None
+]
 
 _UPSAMPLE_TAPS = (  # rows: the 2 low-resolution taps of output phase 0 and 1
     torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]),
@@ -187,11 +189,10 @@ class FastRunner:
             hook, fixed = fixed, None
 
             def norm(name: str, y: torch.Tensor, relu: bool = True) -> torch.Tensor:
-                own: NormStats = []
-                out = self._norm(name, y, None, own, relu=False)
-                stats = hook(len(recorded), *own[0])
-                recorded.append(stats)
-                if stats is not own[0]:  # normalise again, with the statistics given back
+                out = self._norm(name, y, None, recorded, relu=False)
+                stats = hook(len(recorded) - 1, *recorded[-1])
+                if stats is not None:  # normalise again, with the statistics given back
+                    recorded[-1] = stats
                     out = self._norm(name, y, stats, recorded, relu=False)
                 return out.relu_() if relu else out
 
@@ -292,12 +293,18 @@ def stylize_tiled(
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    stats_hook: StatsHook | None = None,
+    stats_pixels: int | None = None,
 ) -> torch.Tensor:
-    """Tile by tile with InstanceNorm statistics of the whole (downscaled) image."""
+    """Tile by tile with InstanceNorm statistics of the whole image, downscaled to at most
+    ``STATS_SIDE`` on its long side and ``stats_pixels`` in all (passed through
+    ``stats_hook`` when given)."""
     height, width = image.shape[-2:]
     scale = min(1.0, STATS_SIDE / max(height, width))
+    if stats_pixels is not None:
+        scale = min(scale, (stats_pixels / (height * width)) ** 0.5)
     overview = resize(image, (max(1, round(height * scale)), max(1, round(width * scale))))
-    _, stats = runner.run(overview)
+    _, stats = runner.run(overview, stats_hook)
     padded = _pad_to_network_size(image)  # sides on the network's stride grid
     styled = tiled(
         lambda tile: runner.run(tile, stats)[0],
@@ -322,6 +329,7 @@ def _stylize_network(
 ) -> torch.Tensor:
     """The network's result, falling back to ever smaller tiles when memory runs out."""
     height, width = content.shape[-2:]
+    out_of_memory = False
     if tile_size is None and height * width <= MAX_UNTILED_PIXELS:
         try:
             if progress is not None:  # the stage starts (tiled runs report tile by tile)
@@ -334,15 +342,20 @@ def _stylize_network(
             if not _is_out_of_memory(exc):
                 raise
             _free_cached_memory(runner.device)
+            out_of_memory = True
             tile_size = min(DEFAULT_TILE, max(height, width) // 2)
     tile = max(MIN_TILE, tile_size or DEFAULT_TILE)
     while True:
         try:
-            return stylize_tiled(runner, content, tile, progress=progress, cancel=cancel)
+            # after running out of memory the statistics pass must fit where a tile does
+            stats_pixels = (tile + 2 * TILE_MARGIN) ** 2 if out_of_memory else None
+            return stylize_tiled(runner, content, tile, progress=progress, cancel=cancel,
+                                 stats_pixels=stats_pixels)
         except Exception as exc:
             if not _is_out_of_memory(exc):
                 raise
             _free_cached_memory(runner.device)
+            out_of_memory = True
             if tile <= MIN_TILE:
                 raise OutOfMemoryError(
                     f"not enough memory on {runner.device} for a {width}x{height} image, even in "

@@ -296,11 +296,10 @@ def test_daemon_start_and_stop_with_curve(tmp_path: Path) -> None:
     client_public, _ = zmq.auth.create_certificates(keys, "client")
     (allowed / "client.key").write_bytes(Path(client_public).read_bytes())
     env = environment(tmp_path / "home", free_endpoint())
-    started_at = time.monotonic()
+    # a run that waited for the 90 s readiness timeout would be killed at 85 s
     started = run(env, "daemon", "start", "--curve-secret", server_secret,
-                  "--curve-clients", allowed, timeout=60)
+                  "--curve-clients", allowed, timeout=85)
     assert started.returncode == 0, started.stderr
-    assert time.monotonic() - started_at < 30  # not the 90 s readiness timeout
     assert "daemon running" in started.stdout
     stopped = run(env, "daemon", "stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr

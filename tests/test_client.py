@@ -124,7 +124,7 @@ def test_silent_daemon_times_out_and_the_job_is_cancelled():
         time.sleep(0.2)
     fake.stop()
     assert info.value.code == "timeout"
-    assert 1.0 < elapsed < 5
+    assert elapsed >= 1.5  # waited its whole timeout (an upper bound would be a timing)
     assert "ping" in fake.types()  # heartbeats while waiting
     cancels = [m for m in fake.received if m["type"] == "cancel"]
     assert cancels and cancels[0]["job_id"] == "j7"

@@ -321,10 +321,9 @@ def test_a_killed_client_has_its_job_cancelled(daemon):
     assert wait_for(optimising, 60)
     proc.kill()
     proc.wait()
-    killed_at = time.monotonic()
-    # the daemon notices within ~2 s; the job stops at the engine's next step
-    assert wait_for(lambda: job_id not in active_ids(daemon), 5)
-    assert time.monotonic() - killed_at < 2.5
+    # the daemon notices and the job stops at the engine's next step (how fast it notices a
+    # closed connection, without the silence limit, is test_faults' business)
+    assert wait_for(lambda: job_id not in active_ids(daemon), 60)
     assert wait_for(lambda: job_id not in running_ids(daemon), 60)
 
 

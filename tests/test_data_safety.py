@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import assert_clean_error, picture
 
 from nst_core import atomic
 from nst_core.atomic import PARTIAL_SUFFIX, atomic_write
@@ -24,7 +25,6 @@ from nst_daemon.imagefile import read_image, write_image
 from nst_daemon.protocol import Image
 
 from daemon_helpers import environment, free_endpoint, random_net
-from test_cli import assert_clean_error, picture
 
 NST = [sys.executable, "-m", "nst_daemon"]
 

@@ -115,3 +115,27 @@ def test_real_tiles_have_no_visible_seams(monkeypatch: pytest.MonkeyPatch) -> No
     assert levels(naive, seams) > 4  # the metric sees seams where there are some
 
 
+
+
+def test_out_of_memory_on_a_small_image_still_falls_back_to_tiles(monkeypatch) -> None:
+    """An image that fails at full size also fails a full-size statistics pass: after an
+    out-of-memory error the statistics come from a copy no larger than a tile's pass."""
+    limit = 200_000  # pixels per network pass; the 800x600 picture has 480,000
+    passes: list[int] = []
+    real_run = FastRunner.run
+
+    def run(self, image, stats=None):
+        height, width = image.shape[-2:]
+        passes.append(height * width)
+        if height * width > limit:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory (injected)")
+        return real_run(self, image, stats)
+
+    monkeypatch.setattr(FastRunner, "run", run)
+    net = random_net(3)
+    image = resize(preview_pattern(256), (600, 800))
+    tiles: list[Progress] = []
+    styled = stylize_fast(net, image, progress=tiles.append)
+    assert styled.shape == image.shape
+    assert passes[0] == 480_000 and max(passes[1:]) > limit  # full size, then a retry
+    assert passes[-1] <= limit and len([p for p in tiles if p.stage == "stylize"]) > 2
