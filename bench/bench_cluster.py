@@ -188,7 +188,7 @@ def main() -> None:
             result = ray_batch(root / "few", root / "noop-1", spec, CopyRunner, actors=1)
             per = 1000 / result["steady"]
             print(f"no-op style, 1 actor, {args.overhead_pictures} pictures of 32x32: steady "
-                  f"{per:.1f} ms per picture, {per - noop_ms:.1f} ms more than the local loop "
+                  f"{per:.1f} ms per picture, {per - noop_ms:+.1f} ms against the local loop "
                   f"(Ray's scheduling and result rows per picture)", flush=True)
             result = ray_batch(root / "few", root / "noop-n", spec, CopyRunner)
             print(f"no-op style, {result['report'].actors} actors: steady "
