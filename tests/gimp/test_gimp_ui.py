@@ -1,12 +1,13 @@
 """The plug-in in GIMP's user interface (GIMP on an Xvfb display, driven with xdotool):
-undo, the dialogs with and without a daemon, Fast Style's live preview, the help page.
+undo, the dialogs with and without a daemon, Fast Style's live preview, Paint Like's draft
+preview, the help page.
 
 What the dialogs show is read back from the plug-in's own trace (``$NST_PLUGIN_LOG``:
 one JSON line per preview drawn, with a digest of its pixels) and from screenshots.
 
-Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there
-(``docs/gimp-fast-style.png`` is ``fast-style-preview.png`` from such a run,
-``docs/gimp-paint-like.png`` is ``paint-like.png``).
+Set ``NST_GIMP_SCREENSHOTS=DIR`` to keep the screenshots of the dialogs there; such a run
+also makes the docs' screenshots (``docs/gimp-fast-style.png`` is ``docs-fast-style.png``,
+``docs/gimp-paint-like.png`` is ``docs-paint-like.png``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,26 @@ record("closed", {"status": result.index(0).value_nick, "tree": tree(img),
                   "dirty": img.is_dirty(), "painting": tree(painting_img),
                   "painting_dirty": painting_img.is_dirty()})
 """
+DOCS_SCRIPT = """
+painting = Gio.File.new_for_path(OUT + "/starry-lighthouse.png")
+photo = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(OUT + "/astronaut.jpg"))
+layer = photo.get_layers()[0]
+Gimp.Display.new(photo)
+Gimp.displays_flush()
+for name, props in (("fast", {"style": "starry-night"}),
+                    ("paint-like", {"style-file": painting, "quality": "balanced"})):
+    proc = PDB.lookup_procedure("python-fu-neural-style-" + name)
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    config.set_property("image", photo)
+    config.set_core_object_array("drawables", [layer])
+    for key, value in props.items():
+        config.set_property(key, value)
+    record(name + "-opening", True)
+    result = proc.run(config)
+    record(name + "-closed", {"status": result.index(0).value_nick, "tree": tree(photo)})
+"""
+
 
 def forget_last_values(gimp_chroot: GimpChroot, procedure: str) -> None:
     """An interactive run starts from the values GIMP saved last: start from the defaults."""
@@ -261,6 +282,10 @@ def test_paint_like_shows_previews_and_the_result_lands(
         finish(proc)
     assert closed == {"status": "success", "error": None,
                       "tree": ["Paint Like: style", "photo"]}
+    # quality "custom": the steps slider is shown, with the steps asked for
+    options = next(e for e in gimp_chroot.plugin_log(workdir)
+                   if e["event"] == "paint-like-options")
+    assert options == {**options, "quality": "custom", "steps_shown": True, "steps": 300}
     shot = gimp_chroot.host_path(workdir) / "preview.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     keep_screenshot(shot, "paint-like-preview.png")
@@ -454,3 +479,61 @@ def test_help_opens_the_plugin_page(gimp_chroot: GimpChroot, installed_plugin: P
                   "Painting file", "Draft preview", "Quality", "Custom steps", "Style scale",
                   "Style strength", "Start from a fast style"):
         assert f"<dt>{field}" in text or f"{field} /" in text or f", {field}" in text, field
+
+
+def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Path,
+                                  display: str, workdir: str, tmp_path: Path):
+    """docs/gimp-fast-style.png and docs/gimp-paint-like.png: the dialogs on a real photo
+    (examples/astronaut.jpg), with the bundled styles and a painting in the Starry Night
+    style (examples/lighthouse.png through the bundled model). Only with
+    ``NST_GIMP_SCREENSHOTS``: the Gatys draft at 160 px takes a while on a CPU."""
+    if not os.environ.get("NST_GIMP_SCREENSHOTS"):
+        pytest.skip("set NST_GIMP_SCREENSHOTS=DIR to make the screenshots for the docs")
+    from PIL import Image as Picture
+
+    from nst_daemon.protocol import Image
+
+    folder = gimp_chroot.host_path(workdir)
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copyfile(examples / "astronaut.jpg", folder / "astronaut.jpg")
+    for name in ("python-fu-neural-style-fast", "python-fu-neural-style-paint-like"):
+        forget_last_values(gimp_chroot, name)
+    endpoint = free_endpoint()
+    docs_daemon = DaemonProcess(tmp_path / "home", endpoint, [])  # bundled styles and VGG
+    docs_daemon.start(timeout=120)
+    try:
+        with Picture.open(examples / "lighthouse.png") as picture:
+            scene = picture.convert("RGB").resize((320, 240), Picture.LANCZOS)
+        with docs_daemon.client(timeout=120) as client:
+            painted = client.stylize(Image(320, 240, 3, scene.tobytes()),
+                                     style="starry-night")["image"]
+        painting = Picture.frombytes("RGB", (320, 240), bytes(painted.data))
+        painting.save(folder / "starry-lighthouse.png")
+        proc = gimp_chroot.start_gui(DOCS_SCRIPT, workdir, endpoint, display)
+        try:
+            gimp_chroot.wait_for(workdir, "fast-opening", proc)
+            gimp_chroot.wait_for_log(workdir, proc, lambda e: e["event"] == "preview"
+                                     and e["style"] == "starry-night", what="preview")
+            window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
+            time.sleep(1)  # the thumbnails' scroll position settles
+            gimp_chroot.screenshot(display, window, f"{workdir}/fast-style.png")
+            gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
+            gimp_chroot.wait_for(workdir, "paint-like-opening", proc)
+            window = find_window(gimp_chroot, display, "Neural Style: Paint Like")
+            gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "alt+d")
+            drawn = gimp_chroot.wait_for_log(
+                workdir, proc, lambda e: e["event"] in ("draft-drawn", "draft-error"),
+                timeout=600, what="draft preview")
+            gimp_chroot.screenshot(display, window, f"{workdir}/paint-like.png")
+            gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
+            closed = gimp_chroot.wait_for(workdir, "paint-like-closed", proc)
+        finally:
+            finish(proc)
+    finally:
+        docs_daemon.stop()
+    assert drawn["event"] == "draft-drawn", drawn
+    assert closed == {"status": "cancel", "tree": ["Background"]}
+    for name in ("fast-style.png", "paint-like.png"):
+        with Picture.open(folder / name) as shot:  # small for the docs: 256 colours
+            shot.convert("RGB").quantize(256).save(folder / name, optimize=True)
+        keep_screenshot(folder / name, "docs-" + name)
