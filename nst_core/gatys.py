@@ -39,18 +39,17 @@ CONTENT_WEIGHT = 1.0
 LBFGS_MEMORY = 1 << 30
 MIN_SCALE_SIDE = 64  # coarser scales than this are skipped: too little left for relu5_1
 
-# Most steps at the cheap coarse scales, few at full size (a 4x smaller scale costs ~3x
-# less per step on a CPU); the start takes the style's colours, and relu5_1, whose
-# structures are settled at the coarse scales, is left out at full size.
+# Most steps at the cheap coarse scales, fewer at full size (a 4x smaller scale costs
+# ~3x less per step on a CPU), from a start in the style's colours. Leaving relu5_1 out
+# at full size (``fine_skip``) does not pay: the style loss of the result triples.
 # docs/performance.md has the figures (bench/bench_gatys.py keeps the old presets).
-_FAST_START: dict[str, object] = {"start_colors": "style", "fine_skip": ("relu5_1",)}
 QUALITY_PRESETS: dict[str, dict[str, object]] = {
-    "draft": {"iterations": 20, "scales": (0.25, 0.5, 1.0), "coarse_fraction": (6.0, 2.5),
-              **_FAST_START},
-    "balanced": {"iterations": 50, "scales": (0.25, 0.5, 1.0), "coarse_fraction": (5.0, 2.5),
-                 **_FAST_START},
-    "high": {"iterations": 200, "scales": (0.25, 0.5, 1.0), "coarse_fraction": (3.0, 2.0),
-             **_FAST_START},
+    "draft": {"iterations": 40, "scales": (0.25, 0.5, 1.0), "coarse_fraction": (4.0, 2.0),
+              "start_colors": "style"},
+    "balanced": {"iterations": 100, "scales": (0.25, 0.5, 1.0),
+                 "coarse_fraction": (3.0, 1.5), "start_colors": "style"},
+    "high": {"iterations": 300, "scales": (0.25, 0.5, 1.0), "coarse_fraction": (2.0, 1.0),
+             "start_colors": "style"},
 }
 
 
