@@ -1,0 +1,517 @@
+"""Temporally consistent fast stylisation of frame sequences (video, animation layers).
+
+Applied frame by frame, a fast style network flickers: each frame's InstanceNorm
+statistics differ a little, and the network answers small input changes (sensor noise,
+sub-pixel motion) with different strokes. :func:`stylize_frames` removes both causes:
+
+1. **Shared normalisation statistics.** Every InstanceNorm layer normalises with a
+   running estimate over the clip instead of the frame's own statistics: the pooled mean
+   and second moment of the frames so far (a plain average over the first ``memory``
+   frames, then an exponential average over about ``memory`` frames), updated layer by
+   layer in the same network pass (:data:`nst_core.fast.StatsHook`), so it costs no extra
+   pass. With ``stats="clip"`` and a list of frames, the statistics are pooled once over
+   up to ``clip_samples`` frames spread over the clip and fixed for all of them. A scene
+   cut (the frame's thumbnail differs a lot from the previous one's) restarts the estimate.
+2. **Temporal carry.** Where the scene did not change, the previous *stylised* frame is
+   carried forward: it is warped to the current frame by the dense optical flow of the
+   *input* frames (OpenCV's DIS flow, computed at a reduced size) and blended with the
+   current frame's stylisation, ``out = c * warp(prev_out) + (1 - c) * styled`` with
+   ``c = carry * confidence``. The confidence is 0 where the warped previous input does
+   not match the current one (occlusions, new content, lighting changes, flow errors),
+   where the flow points outside the picture, and after a cut; it is eroded and feathered
+   so carried and fresh regions meet softly. Since ``c < 1``, each frame refreshes the
+   strokes a little, so errors and resampling blur fade instead of accumulating.
+
+Without OpenCV (``flow="auto"`` falls back, or ``flow="none"``), the carry works with zero
+flow: static regions are stable, moving ones are stylised per frame (with shared
+statistics). Cost per frame on top of the network: two small flows are not needed, one
+DIS flow at ``flow_side`` pixels, two warps and a few pooled maps at the processing size
+(see ``docs/performance.md`` for figures; ``VideoStylizer.cost`` measures them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from nst_core.color import COLOR_MODES, apply_colors, blend
+from nst_core.errors import ImageError, ParameterError
+from nst_core.fast import (
+    DEFAULT_TILE,
+    EPS,
+    MAX_UNTILED_PIXELS,
+    MIN_TILE,
+    PAD_MULTIPLE,
+    FastRunner,
+    NormStats,
+    runner_for,
+    stylize_tiled,
+)
+from nst_core.images import resize
+from nst_core.progress import CancelToken, Progress, ProgressCallback, check
+from nst_core.transformer_net import StyleModel, TransformerNet
+
+FLOW_METHODS = ("auto", "dis", "none")
+STATS_MODES = ("frame", "running", "clip")
+#: Thumbnail side for the scene-cut test, and the mean absolute difference of two
+#: consecutive thumbnails (0..1) above which the frame starts a new scene.
+CUT_THUMB = 16
+CUT_DIFFERENCE = 0.12
+RESTORE_RADII = (1, 3)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How :func:`stylize_frames` keeps motion stable (see the module docstring).
+
+    ``stats``: ``"frame"`` (each frame's own statistics, as for pictures), ``"running"``
+    (an estimate over the clip so far) or ``"clip"`` (pooled once over the clip; needs a
+    sequence of frames, else it acts as ``"running"``). ``memory``: frames the running
+    estimate spans. ``carry``: 0..1, how much of the warped previous result is kept where
+    the scene did not change (0: off). ``flow``: ``"auto"`` (DIS if OpenCV is installed,
+    else none), ``"dis"`` (requires OpenCV) or ``"none"`` (carry only where nothing
+    moves). ``threshold``: mean absolute difference (0..1, after a 5x5 blur) between the
+    current input and the warped previous one above which a pixel counts as changed.
+    ``flow_side``: long side at which the flow is computed.
+    """
+
+    stats: str = "running"
+    memory: int = 30
+    carry: float = 0.9
+    flow: str = "auto"
+    threshold: float = 0.05
+    flow_side: int = 384
+    clip_samples: int = 8
+    resample: str = "bicubic"
+    restore: float = 1.5
+    align: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stats not in STATS_MODES:
+            raise ParameterError(f"consistency stats {self.stats!r}: use one of {STATS_MODES}")
+        if self.flow not in FLOW_METHODS:
+            raise ParameterError(f"consistency flow {self.flow!r}: use one of {FLOW_METHODS}")
+        if not 0.0 <= self.carry < 1.0:
+            raise ParameterError(f"consistency carry {self.carry}: must be in 0..1 (below 1)")
+        if self.memory < 1 or self.clip_samples < 1 or self.flow_side < 16:
+            raise ParameterError("consistency memory, clip_samples >= 1 and flow_side >= 16")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ParameterError(f"consistency threshold {self.threshold}: must be in (0, 1]")
+
+
+#: Named settings: ``off`` is plain per-frame stylisation, ``stats`` shares the
+#: normalisation statistics only, ``full`` (the default) adds the temporal carry.
+PRESETS: dict[str, Consistency] = {
+    "off": Consistency(stats="frame", carry=0.0, flow="none"),
+    "stats": Consistency(carry=0.0, flow="none"),
+    "full": Consistency(),
+}
+
+
+def consistency_of(value: str | Consistency | None) -> Consistency:
+    if value is None:
+        return PRESETS["full"]
+    if isinstance(value, Consistency):
+        return value
+    if value not in PRESETS:
+        raise ParameterError(f"consistency {value!r}: use one of {sorted(PRESETS)}")
+    return PRESETS[value]
+
+
+def opencv_available() -> bool:
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- normalisation statistics ----------------------------------------------------------------
+
+
+class RunningStats:
+    """A :data:`nst_core.fast.StatsHook` pooling InstanceNorm statistics over frames.
+
+    Keeps, per layer, the mean and the second moment ``E[x^2]`` (so the pooled variance
+    includes the spread of the frames' means). Call :meth:`next_frame` before each frame.
+    """
+
+    def __init__(self, memory: int = 30) -> None:
+        self.memory = memory
+        self.frames = 0
+        self.moments: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._rate = 1.0
+
+    def reset(self) -> None:
+        self.frames, self.moments = 0, []
+
+    def next_frame(self) -> None:
+        self._rate = max(1.0 / (self.frames + 1), 1.0 / self.memory)
+        self.frames += 1
+
+    @staticmethod
+    def _moments(mean: torch.Tensor, invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        var = (invstd.float().pow(-2) - EPS).clamp_min(0.0)
+        mean = mean.float()
+        return mean, var + mean * mean
+
+    def __call__(
+        self, index: int, mean: torch.Tensor, invstd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        m, q = self._moments(mean, invstd)
+        if index >= len(self.moments) or self.moments[index][0].shape != m.shape:
+            del self.moments[index:]
+            self.moments.append((m, q))
+            return None  # the first frame: its own statistics
+        rate = self._rate
+        pm, pq = self.moments[index]
+        m, q = pm.lerp(m, rate), pq.lerp(q, rate)
+        self.moments[index] = (m, q)
+        return m, (q - m * m).clamp_min(0.0).add(EPS).rsqrt()
+
+
+def pooled_stats(samples: list[NormStats]) -> NormStats:
+    """Statistics of several images pooled per layer (mean of means and of ``E[x^2]``)."""
+    pooled: NormStats = []
+    for layer in zip(*samples, strict=True):
+        moments = [RunningStats._moments(mean, invstd) for mean, invstd in layer]
+        m = torch.stack([a for a, _ in moments]).mean(0)
+        q = torch.stack([b for _, b in moments]).mean(0)
+        pooled.append((m, (q - m * m).clamp_min(0.0).add(EPS).rsqrt()))
+    return pooled
+
+
+# --- flow and warping ------------------------------------------------------------------------
+
+
+def _fit(height: int, width: int, side: int) -> tuple[int, int]:
+    scale = min(1.0, side / max(height, width))
+    return max(8, round(height * scale)), max(8, round(width * scale))
+
+
+class _DisFlow:
+    """OpenCV's DIS dense optical flow on small gray images."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self.cv2 = cv2
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+
+    def __call__(self, current, previous):  # uint8 [h, w] arrays -> [h, w, 2] float32
+        return self.dis.calc(current, previous, None)
+
+
+def _gray_u8(image: torch.Tensor, size: tuple[int, int]):
+    small = F.interpolate(image.float(), size=size, mode="area")
+    weights = torch.tensor([0.299, 0.587, 0.114], device=small.device).view(1, 3, 1, 1)
+    gray = (small * weights).sum(1)[0].mul(255.0).round_().clamp_(0, 255)
+    return gray.to("cpu", torch.uint8).numpy()
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """``image`` sampled at ``x + flow(x)`` (``flow`` ``[1, 2, H, W]`` in pixels, x then y)."""
+    _, _, height, width = image.shape
+    ys = torch.arange(height, device=image.device, dtype=torch.float32)
+    xs = torch.arange(width, device=image.device, dtype=torch.float32)
+    gx = (xs.view(1, 1, width) + flow[:, 0]) * (2.0 / width) + (1.0 / width - 1.0)
+    gy = (ys.view(1, height, 1) + flow[:, 1]) * (2.0 / height) + (1.0 / height - 1.0)
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def _inside(flow: torch.Tensor) -> torch.Tensor:
+    """1 where ``x + flow(x)`` lies in the picture, else 0: ``[1, 1, H, W]``."""
+    _, _, height, width = flow.shape
+    ys = torch.arange(height, device=flow.device, dtype=torch.float32).view(1, height, 1)
+    xs = torch.arange(width, device=flow.device, dtype=torch.float32).view(1, 1, width)
+    x, y = xs + flow[:, 0], ys + flow[:, 1]
+    ok = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    return ok.unsqueeze(1).float()
+
+
+def _pool(x: torch.Tensor, radius: int, erode: bool = False) -> torch.Tensor:
+    size = 2 * radius + 1
+    if erode:
+        return -F.max_pool2d(-x, size, stride=1, padding=radius)
+    return F.avg_pool2d(x, size, stride=1, padding=radius, count_include_pad=False)
+
+
+def _blur(x: torch.Tensor, radius: int) -> torch.Tensor:
+    return _pool(_pool(x, radius), radius)
+
+
+def _mix(fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor,
+         restore: float) -> torch.Tensor:
+    """``lerp(fresh, carried, weight)``; with ``restore`` > 1, the mix's detail at two
+    scales (what a blur removes) is scaled back up, locally, to the energy of the fresh
+    stylisation's detail at that scale, by at most ``restore``: averaging strokes that
+    differ, and resampling, would otherwise wash them out."""
+    mixed = torch.lerp(fresh, carried, weight)
+    if restore <= 1.0:
+        return mixed
+    out = mixed
+    for radius in RESTORE_RADII:
+        base, fresh_base = _blur(out, radius), _blur(fresh, radius)
+        detail, fresh_detail = out - base, fresh - fresh_base
+        energy = _blur(detail.square().mean(1, keepdim=True), 3 * radius + 3)
+        target = _blur(fresh_detail.square().mean(1, keepdim=True), 3 * radius + 3)
+        gain = (target / energy.clamp_min(1e-8)).sqrt_().clamp_(1.0, restore)
+        out = base + detail * gain
+    return out.clamp_(0.0, 1.0)
+
+
+# --- the stylizer ----------------------------------------------------------------------------
+
+
+@dataclass
+class Cost:
+    """Seconds spent, summed over ``frames``: network, flow, and the blending around it."""
+
+    frames: int = 0
+    network_s: float = 0.0
+    flow_s: float = 0.0
+    carry_s: float = 0.0
+
+    def per_frame(self) -> dict[str, float]:
+        n = max(1, self.frames)
+        return {"network_s": self.network_s / n, "flow_s": self.flow_s / n,
+                "carry_s": self.carry_s / n}
+
+
+@dataclass
+class _Previous:
+    content: torch.Tensor
+    styled: torch.Tensor
+    gray: object  # numpy uint8 at the flow size, or None
+    thumb: torch.Tensor
+
+
+@dataclass
+class VideoStylizer:
+    """Stylises the frames of one clip in order, keeping the state between them.
+
+    :meth:`step` takes a frame at the size the network should see (``[1, 3, H, W]`` in
+    [0, 1]) and returns the temporally consistent stylised frame of the same size (no
+    colour keeping or blending: those are the caller's, per frame). A frame of another
+    size starts a new clip. The daemon keeps one per video a client streams.
+    """
+
+    model: StyleModel | TransformerNet
+    consistency: Consistency = field(default_factory=Consistency)
+    device: str | torch.device | None = None
+    tile_size: int | None = None
+    cost: Cost = field(default_factory=Cost)
+
+    def __post_init__(self) -> None:
+        self.consistency = consistency_of(self.consistency)
+        self.runner: FastRunner = runner_for(self.model, self.device)
+        flow = self.consistency.flow
+        if flow == "dis" and not opencv_available():
+            raise ParameterError(
+                "optical flow 'dis' needs OpenCV: pip install opencv-python-headless "
+                "(or the 'video' extra), or use flow 'none'"
+            )
+        self._flow = _DisFlow() if flow != "none" and opencv_available() else None
+        self.stats = RunningStats(self.consistency.memory)
+        self.fixed_stats: NormStats | None = None
+        self._previous: _Previous | None = None
+        self._drift = (0.0, 0.0)  # the content's motion since the scene began (x, y)
+
+    @property
+    def flow_method(self) -> str:
+        return "dis" if self._flow is not None else "none"
+
+    def reset(self) -> None:
+        """Forget the clip (the next frame is stylised as a first frame)."""
+        self._previous = None
+        self._drift = (0.0, 0.0)
+        self.stats.reset()
+
+    def set_clip_stats(self, frames: Sequence[torch.Tensor]) -> None:
+        """Fix the statistics to those pooled over ``frames`` (network-size frames)."""
+        samples = [self.runner.run(frame)[1] for frame in frames]
+        self.fixed_stats = pooled_stats(samples) if samples else None
+
+    def _network(self, content: torch.Tensor, new_scene: bool) -> torch.Tensor:
+        mode = self.consistency.stats
+        stats: object = None
+        if self.fixed_stats is not None and mode == "clip":
+            stats = self.fixed_stats
+        elif mode != "frame":
+            if new_scene:
+                self.stats.reset()
+            self.stats.next_frame()
+            stats = self.stats
+        # the network is shift-equivariant on its 4-pixel stride grid only: keep the
+        # content where the grid saw it in the first frame of the scene
+        pad_x, pad_y = (int(-round(d)) % PAD_MULTIPLE for d in self._drift)
+        if pad_x or pad_y:
+            mode_pad = "reflect" if min(content.shape[-2:]) > PAD_MULTIPLE else "replicate"
+            content = F.pad(content, [pad_x, 0, pad_y, 0], mode=mode_pad)
+        height, width = content.shape[-2:]
+        if self.tile_size is None and height * width <= MAX_UNTILED_PIXELS:
+            styled = self.runner.run(content, stats)[0]  # type: ignore[arg-type]
+        elif isinstance(stats, list):
+            from nst_core.tiling import tiled
+
+            tile = max(MIN_TILE, self.tile_size or DEFAULT_TILE)
+            styled = tiled(lambda t: self.runner.run(t, stats)[0], content, tile, 32)
+        else:
+            tile = max(MIN_TILE, self.tile_size or DEFAULT_TILE)
+            styled = stylize_tiled(self.runner, content, tile, stats_hook=stats)  # type: ignore[arg-type]
+        return styled[..., pad_y:, pad_x:]
+
+    def _flow_between(self, gray, previous_gray, height: int, width: int,
+                      device: torch.device) -> torch.Tensor:
+        small = torch.from_numpy(self._flow(gray, previous_gray))  # type: ignore[misc]
+        fh, fw = small.shape[:2]
+        flow = small.permute(2, 0, 1).unsqueeze(0).to(device)
+        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
+        flow[:, 0] *= width / fw
+        flow[:, 1] *= height / fh
+        return flow
+
+    @torch.inference_mode()
+    def step(self, content: torch.Tensor) -> torch.Tensor:
+        """The stylised ``content`` (the next frame of the clip), consistent with the last."""
+        if content.dim() != 4 or content.shape[:2] != (1, 3) or min(content.shape[-2:]) < 1:
+            raise ImageError(f"expected an RGB frame [1, 3, H, W], got {list(content.shape)}")
+        cons = self.consistency
+        started = time.perf_counter()
+        content = content.to(self.runner.device, torch.float32)
+        height, width = content.shape[-2:]
+        previous = self._previous
+        if previous is not None and previous.content.shape != content.shape:
+            self.reset()
+            previous = None
+        thumb = F.adaptive_avg_pool2d(content, CUT_THUMB)
+        new_scene = previous is None or float((thumb - previous.thumb).abs().mean()) > (
+            CUT_DIFFERENCE
+        )
+        if new_scene:
+            self._drift = (0.0, 0.0)
+        temporal = previous is not None and not new_scene
+        gray = flow = None
+        if self._flow is not None and (cons.carry or cons.align):
+            gray = _gray_u8(content, _fit(height, width, cons.flow_side))
+            if temporal and previous is not None and previous.gray is not None:
+                flow = self._flow_between(gray, previous.gray, height, width, content.device)
+        flowed = time.perf_counter()
+        if flow is not None and cons.align:  # the camera's motion: the flow's median
+            moved = flow.flatten(2).median(dim=2).values[0]
+            self._drift = (self._drift[0] - float(moved[0]), self._drift[1] - float(moved[1]))
+        styled = self._network(content, new_scene and previous is not None)
+        networked = time.perf_counter()
+        if cons.carry > 0 and temporal and previous is not None:
+            if flow is None:
+                flow = torch.zeros(1, 2, height, width, device=content.device)
+            warped_in = warp(previous.content, flow)
+            change = _pool((content - warped_in).abs().mean(1, keepdim=True), 2)
+            confidence = ((cons.threshold - change) / (0.5 * cons.threshold)).clamp_(0.0, 1.0)
+            confidence = confidence * _inside(flow)
+            radius = max(1, round(max(height, width) / 256))
+            confidence = _pool(_pool(confidence, radius, erode=True), radius)
+            weight = confidence.mul_(cons.carry)
+            carried = warp(previous.styled, flow, cons.resample).clamp_(0.0, 1.0)
+            styled = _mix(styled, carried, weight, cons.restore)
+        done = time.perf_counter()
+        self.cost.frames += 1
+        self.cost.network_s += networked - flowed
+        self.cost.flow_s += flowed - started
+        self.cost.carry_s += done - networked
+        self._previous = _Previous(content, styled, gray, thumb)
+        return styled
+
+
+def _processing_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
+    if not max_size or max(height, width) <= max_size:
+        return height, width
+    factor = max_size / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def stylize_frames(
+    frames: Iterable[torch.Tensor],
+    model: StyleModel | TransformerNet,
+    *,
+    consistency: str | Consistency | None = "full",
+    strength: float = 1.0,
+    preserve_colors: str | None = None,
+    max_size: int | None = None,
+    tile_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    stylizer: VideoStylizer | None = None,
+) -> Iterator[torch.Tensor]:
+    """Stylise a sequence of frames (each ``[1, 3, H, W]`` in [0, 1]) with temporal
+    consistency; yields the stylised frames in order, each of its input's size.
+
+    ``consistency`` is a preset name (``"off"``, ``"stats"``, ``"full"``) or a
+    :class:`Consistency`. The network sees each frame at most ``max_size`` on its long
+    side (the result is scaled back), then colours are kept (``preserve_colors``) and the
+    result is blended with the frame by ``strength``, as :func:`nst_core.fast.stylize_fast`
+    does for one picture. ``frames`` may be a generator (a long video is never held in
+    memory); with ``stats="clip"`` it must be a sequence. Pass ``stylizer`` to read its
+    ``cost`` afterwards.
+    """
+    cons = consistency_of(consistency)
+    if preserve_colors not in COLOR_MODES:
+        raise ParameterError(
+            f"unknown colour mode {preserve_colors!r}: use none, 'luminance' or 'histogram'"
+        )
+    if not 0.0 <= strength <= 1.0:
+        raise ParameterError(f"strength {strength}: must be between 0 and 1")
+    if stylizer is None:
+        stylizer = VideoStylizer(model, cons, device, tile_size)
+    total = len(frames) if isinstance(frames, Sequence) else 0
+
+    def network_size(frame: torch.Tensor) -> torch.Tensor:
+        if frame.dim() != 4 or frame.shape[:2] != (1, 3) or min(frame.shape[-2:]) < 1:
+            raise ImageError(f"expected an RGB frame [1, 3, H, W], got {list(frame.shape)}")
+        return resize(frame, _processing_size(*frame.shape[-2:], max_size))
+
+    if cons.stats == "clip" and isinstance(frames, Sequence) and frames:
+        count = min(len(frames), cons.clip_samples)
+        picks = sorted({round(i * (len(frames) - 1) / max(1, count - 1)) for i in range(count)})
+        stylizer.set_clip_stats([network_size(frames[i]) for i in picks])
+    for index, frame in enumerate(frames):
+        check(cancel)
+        styled = stylizer.step(network_size(frame))
+        styled = resize(styled.to(frame.device), tuple(frame.shape[-2:]))
+        styled = apply_colors(styled, frame, preserve_colors)
+        yield blend(styled, frame, strength)
+        if progress is not None:
+            progress(Progress(index + 1, total, "frames"))
+
+
+def describe(consistency: str | Consistency | None = "full") -> str:
+    """One line naming the method, for logs and reports."""
+    cons = consistency_of(consistency)
+    if cons.stats == "frame" and cons.carry == 0:
+        return "per-frame"
+    parts = [f"{cons.stats} InstanceNorm statistics"]
+    if cons.carry:
+        flow = cons.flow if cons.flow != "auto" else ("dis" if opencv_available() else "none")
+        parts.append(f"carry {cons.carry:g} with {flow} flow")
+    return ", ".join(parts)
+
+
+__all__ = [
+    "Consistency",
+    "Cost",
+    "PRESETS",
+    "RunningStats",
+    "VideoStylizer",
+    "consistency_of",
+    "describe",
+    "opencv_available",
+    "pooled_stats",
+    "stylize_frames",
+    "warp",
+]
