@@ -256,6 +256,10 @@ examples:
     )
     p.set_defaults(func=cmd_batch)
 
+    from nst_daemon import video
+
+    video.add_parser(sub, [daemon_opts], _FORMATTER)
+
     p = sub.add_parser(
         "styles",
         parents=[daemon_opts],

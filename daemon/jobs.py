@@ -94,6 +94,10 @@ def _fast_styled(
     if not models.has_fast_model(path):
         _report(progress, "loading")
     model = models.fast_model(path)
+    if params.get("clip") is not None:  # a frame of a video, consistent with the clip's last
+        from .video import clip_frame
+
+        return clip_frame(model, path, content, params, models.device, cancel)
     return stylize_fast(
         model, content, tile_size=params.get("tile_size"), device=models.device,
         progress=progress, cancel=cancel,

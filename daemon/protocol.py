@@ -313,6 +313,14 @@ def _text(max_len: int) -> Check:
     return check
 
 
+def _clip_id(name: str, x: object) -> object:
+    if not isinstance(x, str) or not 1 <= len(x) <= MAX_ID_LENGTH or not x.isprintable():
+        raise ProtocolError(
+            "bad_parameter", f"params.{name} must be a string of 1..{MAX_ID_LENGTH} characters"
+        )
+    return x
+
+
 COMMON_PARAMS: dict[str, Check] = {
     "strength": _number(0.0, 1.0),
     "preserve_colors": _choice(None, "luminance", "histogram"),
@@ -331,7 +339,17 @@ GATYS_PARAMS: dict[str, Check] = {
     "style_weights": _number_list(0.0, 1e6, MAX_STYLE_IMAGES),
     "preview_every": _number(0, 100_000, integer=True),
 }
-METHOD_PARAMS = {"fast": COMMON_PARAMS, "gatys": {**COMMON_PARAMS, **GATYS_PARAMS}}
+#: A frame of a video (fast method only): frames that share a ``clip`` id are stylised
+#: with temporal consistency, in ``clip_frame`` order (``nst_daemon.video``).
+VIDEO_PARAMS: dict[str, Check] = {
+    "clip": _clip_id,
+    "clip_frame": _number(0, 2**31 - 1, integer=True),
+    "consistency": _choice("off", "stats", "full"),
+}
+METHOD_PARAMS = {
+    "fast": {**COMMON_PARAMS, **VIDEO_PARAMS},
+    "gatys": {**COMMON_PARAMS, **GATYS_PARAMS},
+}
 
 TRAIN_PARAMS: dict[str, Check] = {
     "dataset": _text(4096),  # folder of training photos on the daemon's machine
