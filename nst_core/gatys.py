@@ -286,6 +286,14 @@ def _style_colours(image: torch.Tensor, styles: Sequence[tuple[torch.Tensor, flo
     return matched.to(image.dtype).reshape(image.shape).clamp(0.0, 1.0)
 
 
+def _cost_clock(device: torch.device) -> float:
+    """CPU time on a CPU; on a GPU, wall time after the queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
+
+
 class _Run:
     """One optimisation at one working size."""
 
@@ -397,8 +405,9 @@ def stylize_gatys(
     total = sum(n for _, n in plan)
     targets = {} if targets is None else targets
 
-    # set-up: style targets and content features of every scale; the time of each content
-    # forward pass is the relative cost of a step at that size, for the time left
+    # set-up: style targets and content features of every scale; the CPU time of each
+    # content forward pass (CPU time: not inflated when other programs take the CPU
+    # away) is the relative cost of a step at that size, for the time left
     runs: list[_Run] = []
     costs: list[float] = []
     for i, (size, n) in enumerate(plan):
@@ -407,9 +416,9 @@ def stylize_gatys(
         if long_side not in targets:
             targets[long_side] = style_targets(vgg, styles, params, long_side)
         skip = params.fine_skip if len(plan) > 1 and i == len(plan) - 1 else ()
-        started = time.perf_counter()
+        started = _cost_clock(device)
         runs.append(_Run(vgg, resize(content, size), targets[long_side], params, skip))
-        costs += [max(time.perf_counter() - started, 1e-6)] * n
+        costs += [max(_cost_clock(device) - started, 1e-6)] * n
     clock = StepClock(costs)
 
     start_from = params.init if init is None else init
