@@ -254,13 +254,14 @@ def test_batch_resumes_after_the_daemon_is_killed(tmp_path: Path) -> None:
         _wait_for_outputs(out, 3, proc)
         pid = int(next(home.glob("daemon-*.pid")).read_text())
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
-        assert proc.poll() is None  # the CLI waits for a daemon that is gone: the user quits
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+        # the CLI notices the closed connection and says so, rather than waiting for a
+        # daemon that is gone (the rare kill between two pictures lets it start a new one)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err
+        if proc.returncode != 0:
+            assert proc.returncode == 1 and "stopped" in err, err
         before = _check_outputs(out)
-        assert 3 <= len(before) < 16
+        assert 3 <= len(before) <= 16
         _finish_and_check(env, src, out, before)  # starts a new daemon
     finally:
         if proc.poll() is None:
