@@ -422,8 +422,17 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
     if not styles:
         top.append(note_label("No styles yet: start the daemon (Filters > Neural Style > "
                               "Daemon Status) and open this dialog again."))
-    layout(dialog, [preview.preview, preview.status], top,
-           ["strength", "preserve-colors", "max-size", "placement"],
+    fields = ["strength", "preserve-colors", "max-size", "placement"]
+    if len(image.get_layers()) > 1:  # an animation: offer to stylise the layers as frames
+        dialog.get_widget("animation-frames", GObject.TYPE_NONE)
+        fields.append("animation-frames")
+        placement = dialog.get_widget("placement", GObject.TYPE_NONE)
+        config.bind_property("animation-frames", placement, "sensitive",
+                             GObject.BindingFlags.SYNC_CREATE
+                             | GObject.BindingFlags.INVERT_BOOLEAN)
+    else:  # last values from an animation do not apply to a single layer
+        config.set_property("animation-frames", False)
+    layout(dialog, [preview.preview, preview.status], top, fields,
            add_notes(dialog, config, image, drawable))
     view.grab_focus()
     try:

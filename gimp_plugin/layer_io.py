@@ -172,9 +172,11 @@ class Source:
         ):
             raise DaemonError("internal", "the daemon returned an image of another size or type")
 
-    def add_result(self, result: Image, name: str) -> Gimp.Layer:
+    def add_result(self, result: Image, name: str, parent: Gimp.Layer | None = None,
+                   position: int | None = None) -> Gimp.Layer:
         """New layer with ``result`` directly above the source (or on top of the image, with
-        placement "top"); masked by the selection."""
+        placement "top"; or at ``position`` in the group ``parent`` when given); masked by
+        the selection."""
         kinds = {
             (False, False): Gimp.ImageType.RGB_IMAGE,
             (False, True): Gimp.ImageType.RGBA_IMAGE,
@@ -185,7 +187,9 @@ class Source:
             self.image, name, self.region.width, self.region.height,
             kinds[(self.gray, self.alpha)], 100.0, Gimp.LayerMode.NORMAL,
         )
-        if self.placement == "top":
+        if position is not None:
+            self.image.insert_layer(layer, parent, position)
+        elif self.placement == "top":
             self.image.insert_layer(layer, None, 0)
         else:
             self.image.insert_layer(
@@ -200,6 +204,35 @@ class Source:
         if self.selection is not None:
             layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
         return layer
+
+
+def animation_frames(image: Gimp.Image) -> list[Gimp.Layer]:
+    """The image's top-level layers as animation frames, first frame first: GIMP's
+    convention (Filters > Animation, GIF export) is that the bottom layer is the first
+    frame. A PluginError, before any work, for layer groups or frames that differ in size
+    or position (the motion between frames is followed pixel by pixel)."""
+    layers = list(reversed(image.get_layers()))
+    if not layers:
+        raise PluginError("The image has no layers to use as animation frames.")
+    for layer in layers:
+        if layer.is_group():
+            raise PluginError(
+                f"'{layer.get_name()}' is a layer group: with 'Layers are animation frames' "
+                "every top-level layer is one frame. Merge the group into one layer (Layer > "
+                "Merge Down, or Image > Merge Visible Layers on a copy) first."
+            )
+    first = layer_rect(layers[0])
+    for layer in layers[1:]:
+        rect = layer_rect(layer)
+        if rect != first:
+            raise PluginError(
+                "Animation frames must all have the same size and position: "
+                f"'{layers[0].get_name()}' is {first.width} × {first.height} at "
+                f"({first.x}, {first.y}), '{layer.get_name()}' is {rect.width} × "
+                f"{rect.height} at ({rect.x}, {rect.y}). Use Layer > Layer to Image Size "
+                "on each frame first."
+            )
+    return layers
 
 
 def flat_rgb(drawable: Gimp.Drawable) -> Image:

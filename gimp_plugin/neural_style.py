@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from daemon_link import DOWN, DaemonError, Style, short_name  # noqa: E402
 from layer_io import (  # noqa: E402
     PluginError,
     Source,
+    animation_frames,
     check_drawables,
     check_image_type,
     flat_rgb,
@@ -95,9 +97,11 @@ class ProgressBar:
     pinging and the daemon cancels that client's job within a few seconds.
     """
 
-    def __init__(self, title: str, count: int, previews: str | None = None):
+    def __init__(self, title: str, count: int, previews: str | None = None,
+                 unit: str = "Layer"):
         self.title = title
         self.count = count
+        self.unit = unit  # what each job is: "Layer", or "Frame" for animation frames
         self.index = 0
         self.previews = previews  # the painting's name: show Gatys previews in a window
         self.preview_window = None
@@ -109,19 +113,22 @@ class ProgressBar:
             Gimp.progress_set_text("Starting the Neural Style daemon…")
             Gimp.progress_pulse()
 
+    def set_text(self, text: str) -> None:
+        if self.count > 1:
+            text = f"{self.unit} {self.index + 1} of {self.count}: {text}"
+        Gimp.progress_set_text(text)
+        daemon_link.log_event("progress", text=text)
+
     def event(self, event: dict) -> None:
         if event.get("type") == "accepted":
             position = event.get("position", 0)
             if position:
-                Gimp.progress_set_text(f"Waiting in the daemon's queue (position {position})")
+                self.set_text(f"Waiting in the daemon's queue (position {position})")
             else:
-                Gimp.progress_set_text("Starting")
+                self.set_text("Starting")
         elif event.get("type") == "progress":
             total = event.get("total") or 0
-            text = daemon_link.progress_text(event)
-            if self.count > 1:
-                text = f"Layer {self.index + 1} of {self.count}: {text}"
-            Gimp.progress_set_text(text)
+            self.set_text(daemon_link.progress_text(event))
             if total:
                 fraction = min(event.get("step", 0) / total, 1.0)
                 Gimp.progress_update((self.index + fraction) / self.count)
@@ -191,6 +198,59 @@ def run_jobs(
     image.undo_group_start()
     pairs = zip(sources, results, strict=True)
     new_layers = [source.add_result(result, layer_name) for source, result in pairs]
+    image.undo_group_end()
+    Gimp.displays_flush()
+    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
+
+
+def run_frames(
+    procedure: Gimp.Procedure,
+    image: Gimp.Image,
+    request: Callable[[], dict],
+    title: str,
+) -> Gimp.ValueArray:
+    """Stylise the image's layers as the frames of one animation, consistently over time.
+
+    The frames (the bottom layer first: GIMP's animation convention) go to the daemon in
+    order as one clip (``params.clip``, a fresh id per run, and ``params.clip_frame``), so
+    it carries each frame's look into the next. The results are added only once every
+    frame is done, in one undo step: a new layer group on top of the image named after the
+    style, holding one layer per frame in the same order (at the frame's offsets, masked
+    by the selection like any result). Nothing is added on an error or a cancel.
+    """
+    progress = None
+    try:
+        check_image_type(image)
+        frames = animation_frames(image)
+        sources = [Source(image, frame) for frame in frames]
+        kwargs = request()
+        clip = uuid.uuid4().hex
+        progress = ProgressBar(f"Neural Style: {title}", len(sources), unit="Frame")
+        results = []
+        with daemon_link.connect(on_status=progress.status) as client:
+            for index, source in enumerate(sources):
+                params = dict(kwargs["params"], clip=clip, clip_frame=index)
+                for event in client.submit(source.pixels(), **dict(kwargs, params=params)):
+                    progress.event(event)
+                progress.job_done()
+                results.append(event["image"])
+        for source, result in zip(sources, results, strict=True):
+            source.check_result(result)
+    except PluginError as exc:
+        return fail(procedure, str(exc))
+    except (DaemonError, OSError) as exc:
+        return fail(procedure, daemon_link.describe_error(exc))
+    finally:
+        if progress is not None:
+            progress.end()
+    image.undo_group_start()
+    group = Gimp.GroupLayer.new(image, title)
+    image.insert_layer(group, None, 0)
+    new_layers = [
+        source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"),
+                          group, 0)
+        for source, result in zip(sources, results, strict=True)
+    ]
     image.undo_group_end()
     Gimp.displays_flush()
     return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
@@ -273,7 +333,10 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
     def request() -> dict:
         return {"style": style, "method": "fast", "params": common_params(config)}
 
-    return run_jobs(procedure, image, drawables, request, short_name(style_title(style)),
+    title = short_name(style_title(style))
+    if config.get_property("animation-frames"):
+        return run_frames(procedure, image, request, title)
+    return run_jobs(procedure, image, drawables, request, title,
                     config.get_property("placement"))
 
 
@@ -528,6 +591,11 @@ class NeuralStyle(Gimp.PlugIn):
             procedure.add_choice_argument("style", "St_yle", "Style model", choice, default, RW)
             add_common_arguments(procedure, 1600)
             add_placement_argument(procedure)
+            procedure.add_boolean_argument(
+                "animation-frames", "La_yers are animation frames",
+                "Stylise every layer of the image as a frame of one animation (the bottom "
+                "layer first), consistently over time, into a new layer group on top",
+                False, RW)
         else:
             procedure.set_menu_label("_Paint Like...")
             procedure.set_documentation(

@@ -537,3 +537,155 @@ def test_script_fu_call(gimp_chroot: GimpChroot, installed_plugin: Path, daemon:
                         workdir: str):
     run = gimp_chroot.run(SCRIPT_FU, workdir, daemon, scheme=True)
     assert "LAYERS 2" in run.output, run.output[-4000:]
+
+
+# Animation frames: a still picture with a square moving across its top, as the layers of
+# one image (GIMP's convention: the bottom layer is the first frame), at an offset.
+FRAMES = 5
+FRAME_W, FRAME_H, FRAME_X, FRAME_Y = 80, 60, 10, 6
+STATIC_ROWS = range(36, FRAME_H)  # well below the moving square (rows 6..19)
+GROUP_TITLE = STYLE_TITLE
+
+
+def frame_name(index: int) -> str:
+    return f"Frame {index + 1} (100ms)"
+
+
+def frame_pixels(index: int) -> bytes:
+    data = bytearray(pattern(FRAME_W, FRAME_H, 3, 7))
+    for y in range(6, 20):
+        for x in range(6 + 4 * index, 20 + 4 * index):
+            data[(y * FRAME_W + x) * 3:(y * FRAME_W + x) * 3 + 3] = b"\xf0\xf0\x20"
+    return bytes(data)
+
+
+FRAMES_SCRIPT = f"""
+def animation(frames=None):
+    img = new_image({FRAME_W + 20}, {FRAME_H + 10})
+    layers = [add_layer(img, "Frame %d (100ms)" % (i + 1), "R'G'B' u8", {FRAME_W}, {FRAME_H},
+                        read_input("frame%d.raw" % i), x={FRAME_X}, y={FRAME_Y})
+              for i in range(frames or {FRAMES})]
+    return img, layers
+
+def results(layers, name):
+    return [describe(layer, "R'G'B' u8", "%s%d" % (name, i)) for i, layer in enumerate(layers)]
+
+# frame mode: the whole image as one animation, whatever layer is selected
+img, layers = animation()
+status, error, new = call("{FAST}", img, [layers[2]], style="{STYLE_NAME}",
+                          animation_frames=True)
+group = img.get_layers()[0]
+record("frames", {{"status": status, "error": error, "tree": tree(img),
+                  "group": group.get_name(), "returned": new.get_name() if new else None,
+                  "results": results(list(reversed(group.get_children())), "frames")
+                  if group.is_group() else None}})
+
+# frame by frame: each layer stylised alone
+img, layers = animation()
+status, error, new = call("{FAST}", img, layers, style="{STYLE_NAME}")
+record("alone", {{"status": status, "error": error, "tree": tree(img),
+                 "results": results([l for l in reversed(img.get_layers())
+                                     if l not in layers], "alone")}})
+
+# frames that differ in size are refused before any work
+img, layers = animation(3)
+layers[1].resize(40, 30, 0, 0)
+status, error, new = call("{FAST}", img, [layers[0]], style="{STYLE_NAME}",
+                          animation_frames=True)
+record("sizes", {{"status": status, "error": error, "tree": tree(img)}})
+
+# a layer group is not a frame
+img, layers = animation(2)
+img.insert_layer(Gimp.GroupLayer.new(img, "group"), None, 0)
+status, error, new = call("{FAST}", img, [layers[0]], style="{STYLE_NAME}",
+                          animation_frames=True)
+record("group", {{"status": status, "error": error, "tree": tree(img)}})
+"""
+
+
+def mean_abs_difference(a: bytes, b: bytes) -> float:
+    return sum(abs(p - q) for p, q in zip(a, b, strict=True)) / len(a)
+
+
+def static_part(data: bytes) -> bytes:
+    row = FRAME_W * 3
+    return data[STATIC_ROWS.start * row:STATIC_ROWS.stop * row]
+
+
+def flicker(folder: Path, layers: list[dict]) -> float:
+    """Mean absolute difference between consecutive results on the still part."""
+    frames = [static_part((folder / layer["pixels"]).read_bytes()) for layer in layers]
+    pairs = list(zip(frames, frames[1:], strict=False))
+    return sum(mean_abs_difference(a, b) for a, b in pairs) / len(pairs)
+
+
+@pytest.fixture(scope="module")
+def frames_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
+               tmp_path_factory: pytest.TempPathFactory):
+    inside = f"/tmp/nst-test-frames-{tmp_path_factory.getbasetemp().name}"
+    folder = gimp_chroot.host_path(inside)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(FRAMES):
+        (folder / f"frame{index}.raw").write_bytes(frame_pixels(index))
+    run = gimp_chroot.run(FRAMES_SCRIPT, inside, daemon)
+    assert "group" in run.results, f"the batch script did not finish:\n{run.output[-5000:]}"
+    yield run, folder, gimp_chroot.plugin_log(inside)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_animation_frames_one_result_per_frame(frames_run):
+    run, folder, _ = frames_run
+    info = run.results["frames"]
+    assert info["status"] == "success", info["error"]
+    frames = [frame_name(i) for i in reversed(range(FRAMES))]  # top first
+    # one new group on top, one layer per frame in the frames' order, the frames untouched
+    assert info["tree"] == [[GROUP_TITLE, [f"{name} {STYLE_TITLE}" for name in frames]],
+                            *frames]
+    assert info["group"] == GROUP_TITLE
+    assert info["returned"] == f"{frame_name(FRAMES - 1)} {STYLE_TITLE}"
+    for index, layer in enumerate(info["results"]):
+        assert layer["name"] == f"{frame_name(index)} {STYLE_TITLE}"
+        assert len(layer["name"]) <= 32
+        assert layer["parent"] == GROUP_TITLE
+        assert (layer["x"], layer["y"], layer["width"], layer["height"]) == (
+            FRAME_X, FRAME_Y, FRAME_W, FRAME_H)
+        assert max_difference((folder / layer["pixels"]).read_bytes(),
+                              frame_pixels(index)) > 10  # painted
+
+
+def test_animation_frames_are_temporally_consistent(frames_run):
+    """Consecutive results differ less on the still part than when each frame is stylised
+    alone (each layer selected, frame mode off)."""
+    run, folder, _ = frames_run
+    alone = run.results["alone"]
+    assert alone["status"] == "success", alone["error"]
+    assert len(alone["results"]) == FRAMES
+    consistent = flicker(folder, run.results["frames"]["results"])
+    separate = flicker(folder, alone["results"])
+    print(f"flicker on the still part: frames {consistent:.3f}, alone {separate:.3f}, "
+          f"ratio {consistent / separate:.3f}")
+    assert separate > 0.5  # the moving square does change a frame stylised alone
+    assert consistent < 0.5 * separate
+
+
+def test_animation_frames_progress_counts_frames(frames_run):
+    _, _, log = frames_run
+    texts = [entry["text"] for entry in log if entry.get("event") == "progress"]
+    for index in range(FRAMES):
+        assert any(text.startswith(f"Frame {index + 1} of {FRAMES}") for text in texts), texts
+
+
+def test_animation_frames_of_different_sizes_are_refused(frames_run):
+    run, _, _ = frames_run
+    info = run.results["sizes"]
+    assert info["status"] == "execution-error"
+    assert "same size and position" in info["error"] and "Frame 2" in info["error"]
+    assert info["tree"] == [frame_name(i) for i in reversed(range(3))]  # nothing added
+
+
+def test_animation_frames_refuse_a_layer_group(frames_run):
+    run, _, _ = frames_run
+    info = run.results["group"]
+    assert info["status"] == "execution-error"
+    assert "layer group" in info["error"]
+    assert info["tree"] == [["group", []], frame_name(1), frame_name(0)]
