@@ -40,6 +40,19 @@ wait_file("undone")
 record("undone", {{"tree": tree(img)}})
 """
 
+FRAMES_UNDO_SCRIPT = f"""
+img = new_image(64, 48)
+for index in range(4):
+    add_layer(img, "Frame %d" % (index + 1), "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+Gimp.Display.new(img)
+status, error, new = call("{FAST}", img, [img.get_layers()[0]], style="{STYLE_NAME}",
+                          animation_frames=True)
+Gimp.displays_flush()
+record("stylized", {{"status": status, "error": error, "tree": tree(img)}})
+wait_file("undone")
+record("undone", {{"tree": tree(img)}})
+"""
+
 STATUS_SCRIPT = """
 proc = PDB.lookup_procedure("python-fu-neural-style-status")
 config = proc.create_config()
@@ -196,6 +209,26 @@ def test_undo_removes_the_new_layer_in_one_step(gimp_chroot: GimpChroot, install
     finally:
         finish(proc)
     assert undone["tree"] == ["bg"]
+
+
+def test_undo_removes_all_animation_frames_in_one_step(gimp_chroot: GimpChroot,
+                                                       installed_plugin: Path, daemon: str,
+                                                       display: str, workdir: str):
+    write_inputs(gimp_chroot.host_path(workdir))
+    proc = gimp_chroot.start_gui(FRAMES_UNDO_SCRIPT, workdir, daemon, display)
+    frames = [f"Frame {index}" for index in (4, 3, 2, 1)]
+    try:
+        stylized = gimp_chroot.wait_for(workdir, "stylized", proc)
+        assert stylized["status"] == "success", stylized["error"]
+        group, *rest = stylized["tree"]
+        assert rest == frames and len(group[1]) == 4
+        window = find_window(gimp_chroot, display, r"\[Untitled\]")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "ctrl+z")
+        (gimp_chroot.host_path(workdir) / "undone").touch()
+        undone = gimp_chroot.wait_for(workdir, "undone", proc)
+    finally:
+        finish(proc)
+    assert undone["tree"] == frames  # one Ctrl+Z: the group and all four results gone
 
 
 def keep_screenshot(shot: Path, name: str) -> None:
