@@ -199,7 +199,9 @@ class _DisFlow:
     def __init__(self) -> None:
         import cv2
 
-        self.cv2 = cv2
+        # one thread: the flow is small, and OpenCV's idle workers spinning beside
+        # torch's would slow the network down on few cores
+        cv2.setNumThreads(1)
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
     def __call__(self, current, previous):  # uint8 [h, w] arrays -> [h, w, 2] float32
