@@ -432,6 +432,7 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
                              | GObject.BindingFlags.INVERT_BOOLEAN)
     else:  # last values from an animation do not apply to a single layer
         config.set_property("animation-frames", False)
+    daemon_link.log_event("options", procedure=procedure.get_name(), fields=fields)
     layout(dialog, [preview.preview, preview.status], top, fields,
            add_notes(dialog, config, image, drawable))
     view.grab_focus()

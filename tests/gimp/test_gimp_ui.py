@@ -53,6 +53,22 @@ wait_file("undone")
 record("undone", {{"tree": tree(img)}})
 """
 
+FRAMES_DIALOG_SCRIPT = """
+img = new_image(64, 48)
+for index in range(3):
+    add_layer(img, "Frame %d" % (index + 1), "R'G'B' u8", 64, 48, read_input("rgb.raw"))
+Gimp.Display.new(img)
+Gimp.displays_flush()
+proc = PDB.lookup_procedure("python-fu-neural-style-fast")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [img.get_layers()[0]])
+record("opening", True)
+result = proc.run(config)
+record("closed", {"status": result.index(0).value_nick, "tree": tree(img)})
+"""
+
 STATUS_SCRIPT = """
 proc = PDB.lookup_procedure("python-fu-neural-style-status")
 config = proc.create_config()
@@ -262,6 +278,33 @@ def test_dialog_opens_and_cancels(gimp_chroot: GimpChroot, installed_plugin: Pat
     closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "fast-style.png")
+
+
+def test_animation_frames_option_in_the_dialog(gimp_chroot: GimpChroot,
+                                               installed_plugin: Path, daemon: str,
+                                               display: str, workdir: str):
+    """A single layer is not offered frame mode; three layers are, and ticking it (its
+    mnemonic, Alt+Y) then OK stylises all three frames into a new group."""
+    closed, _ = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir)
+    assert closed["status"] == "cancel"
+    fields = [e["fields"] for e in gimp_chroot.plugin_log(workdir) if e["event"] == "options"]
+    assert fields and "animation-frames" not in fields[-1]
+    (gimp_chroot.host_path(workdir) / "results.json").unlink()
+    proc = gimp_chroot.start_gui(FRAMES_DIALOG_SCRIPT, workdir, daemon, display)
+    try:
+        gimp_chroot.wait_for(workdir, "opening", proc)
+        window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "alt+y")
+        gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Return")
+        closed = gimp_chroot.wait_for(workdir, "closed", proc)
+    finally:
+        finish(proc)
+    fields = [e["fields"] for e in gimp_chroot.plugin_log(workdir) if e["event"] == "options"]
+    assert "animation-frames" in fields[-1]
+    assert closed["status"] == "success"
+    group, *frames = closed["tree"]
+    assert frames == ["Frame 3", "Frame 2", "Frame 1"]
+    assert [name.split(" ")[:2] for name in group[1]] == [n.split(" ") for n in frames]
 
 
 def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed_plugin: Path,
