@@ -175,7 +175,7 @@ def gimp_chroot() -> Iterator[GimpChroot]:
         yield GimpChroot(root)
     finally:
         for target in reversed(mounted):
-            subprocess.run(["umount", str(target)])
+            subprocess.run(["umount", "--lazy", str(target)])  # a daemon may hold it
 
 
 @pytest.fixture(scope="session")
@@ -307,4 +307,4 @@ def host_python_in_chroot(gimp_chroot: GimpChroot) -> Iterator[None]:
         yield
     finally:
         for target in reversed(mounted):
-            subprocess.run(["umount", str(target)])
+            subprocess.run(["umount", "--lazy", str(target)])  # a daemon may hold it

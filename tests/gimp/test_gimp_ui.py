@@ -12,6 +12,7 @@ also makes the docs' screenshots (``docs/gimp-fast-style.png`` is ``docs-fast-st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from nst_daemon.client import Client, DaemonError
 
 from .conftest import CHROOT_HOME, STYLE_NAME, VGG_WEIGHTS, GimpChroot
 from .pixels import write_inputs
@@ -310,7 +313,11 @@ def test_animation_frames_option_in_the_dialog(gimp_chroot: GimpChroot,
 def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed_plugin: Path,
                                               display: str, workdir: str):
     down = free_endpoint()
-    closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
+    try:
+        closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
+    finally:  # the plug-in may have started a daemon there: stop it, it holds the mounts
+        with contextlib.suppress(DaemonError), Client(down, autostart=False, timeout=3) as c:
+            c.shutdown()
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "fast-style-no-daemon.png")
 
