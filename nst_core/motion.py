@@ -12,25 +12,35 @@ sub-pixel motion) with different strokes. :func:`stylize_frames` removes both ca
    pass. With ``stats="clip"`` and a list of frames, the statistics are pooled once over
    up to ``clip_samples`` frames spread over the clip and fixed for all of them. A scene
    cut (the frame's thumbnail differs a lot from the previous one's) restarts the estimate.
-2. **Temporal carry.** Where the scene did not change, the previous *stylised* frame is
+2. **Stride-grid alignment.** The network is shift-equivariant only on its 4-pixel
+   stride grid, so a camera pan by a few pixels per frame makes it paint different
+   strokes each frame. The median of the optical flow gives the camera's motion; the
+   frame is padded by 0-3 pixels (left, top) so that the content stays where the grid saw
+   it at the start of the scene, and the padding is cropped off the result. Free, and
+   nothing is resampled.
+3. **Temporal carry.** Where the scene did not change, the previous *stylised* frame is
    carried forward: it is warped to the current frame by the dense optical flow of the
-   *input* frames (OpenCV's DIS flow, computed at a reduced size) and blended with the
-   current frame's stylisation, ``out = c * warp(prev_out) + (1 - c) * styled`` with
-   ``c = carry * confidence``. The confidence is 0 where the warped previous input does
-   not match the current one (occlusions, new content, lighting changes, flow errors),
-   where the flow points outside the picture, and after a cut; it is eroded and feathered
-   so carried and fresh regions meet softly. Since ``c < 1``, each frame refreshes the
-   strokes a little, so errors and resampling blur fade instead of accumulating.
+   *input* frames (OpenCV's DIS flow, computed at ``flow_side`` pixels at most, bicubic
+   warping) and blended with the current frame's stylisation,
+   ``out = c * warp(prev_out) + (1 - c) * styled`` with ``c = carry * confidence``. The
+   confidence is 0 where the warped previous input does not match the current one
+   (occlusions, new content, lighting changes, flow errors), where the flow points
+   outside the picture, and after a cut; it is eroded and feathered so carried and fresh
+   regions meet softly. Since ``c < 1`` each frame refreshes the strokes a little, so
+   errors and resampling blur fade instead of accumulating; and the blend's fine detail
+   is scaled back, locally, to the energy of the fresh stylisation's (at most x1.5), so
+   averaging strokes that differ does not wash them out.
 
-Without OpenCV (``flow="auto"`` falls back, or ``flow="none"``), the carry works with zero
-flow: static regions are stable, moving ones are stylised per frame (with shared
-statistics). Cost per frame on top of the network: two small flows are not needed, one
-DIS flow at ``flow_side`` pixels, two warps and a few pooled maps at the processing size
-(see ``docs/performance.md`` for figures; ``VideoStylizer.cost`` measures them).
+Without OpenCV (``flow="auto"`` falls back, or ``flow="none"``) there is no alignment and
+the carry works with zero flow: static regions are stable, moving ones are stylised per
+frame (with shared statistics). Cost per frame on top of the network: one DIS flow on a
+small gray image, two warps and a few pooled maps at the network's size
+(``VideoStylizer.cost`` measures them; figures in ``docs/performance.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +71,7 @@ STATS_MODES = ("frame", "running", "clip")
 #: consecutive thumbnails (0..1) above which the frame starts a new scene.
 CUT_THUMB = 16
 CUT_DIFFERENCE = 0.12
-RESTORE_RADII = (1, 3)
+RESTORE_RADII = (1,)
 
 
 @dataclass(frozen=True)
@@ -236,21 +246,51 @@ def _inside(flow: torch.Tensor) -> torch.Tensor:
     return ok.unsqueeze(1).float()
 
 
+@contextlib.contextmanager
+def _small_work(device: torch.device) -> Iterator[None]:
+    """One CPU thread for the many small operations around the network: waking a second
+    thread costs more than it saves on maps this size, more so on a busy machine."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _pool(x: torch.Tensor, radius: int, erode: bool = False) -> torch.Tensor:
+    """Box mean (or, with ``erode``, minimum) over ``2 radius + 1`` pixels, separably."""
     size = 2 * radius + 1
     if erode:
-        return -F.max_pool2d(-x, size, stride=1, padding=radius)
-    return F.avg_pool2d(x, size, stride=1, padding=radius, count_include_pad=False)
+        x = -F.max_pool2d(-x, (1, size), stride=1, padding=(0, radius))
+        return -F.max_pool2d(-x, (size, 1), stride=1, padding=(radius, 0))
+    x = F.avg_pool2d(x, (1, size), stride=1, padding=(0, radius), count_include_pad=False)
+    return F.avg_pool2d(x, (size, 1), stride=1, padding=(radius, 0), count_include_pad=False)
 
 
 def _blur(x: torch.Tensor, radius: int) -> torch.Tensor:
     return _pool(_pool(x, radius), radius)
 
 
+def _local_energy(detail: torch.Tensor, radius: int) -> torch.Tensor:
+    """The mean square of ``detail`` over about ``2 radius`` pixels (computed at a quarter
+    of the size: it is smooth)."""
+    energy = detail.square().mean(1, keepdim=True)
+    height, width = energy.shape[-2:]
+    if min(height, width) >= 16:
+        small = F.avg_pool2d(energy, 4, ceil_mode=True)
+        small = _blur(small, max(1, radius // 4))
+        return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    return _blur(energy, radius)
+
+
 def _mix(fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor,
          restore: float) -> torch.Tensor:
-    """``lerp(fresh, carried, weight)``; with ``restore`` > 1, the mix's detail at two
-    scales (what a blur removes) is scaled back up, locally, to the energy of the fresh
+    """``lerp(fresh, carried, weight)``; with ``restore`` > 1, the mix's fine detail
+    (what a 3x3 blur removes) is scaled back up, locally, to the energy of the fresh
     stylisation's detail at that scale, by at most ``restore``: averaging strokes that
     differ, and resampling, would otherwise wash them out."""
     mixed = torch.lerp(fresh, carried, weight)
@@ -258,10 +298,10 @@ def _mix(fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor,
         return mixed
     out = mixed
     for radius in RESTORE_RADII:
-        base, fresh_base = _blur(out, radius), _blur(fresh, radius)
-        detail, fresh_detail = out - base, fresh - fresh_base
-        energy = _blur(detail.square().mean(1, keepdim=True), 3 * radius + 3)
-        target = _blur(fresh_detail.square().mean(1, keepdim=True), 3 * radius + 3)
+        base = _blur(out, radius)
+        detail, fresh_detail = out - base, fresh - _blur(fresh, radius)
+        energy = _local_energy(detail, 3 * radius + 3)
+        target = _local_energy(fresh_detail, 3 * radius + 3)
         gain = (target / energy.clamp_min(1e-8)).sqrt_().clamp_(1.0, restore)
         out = base + detail * gain
     return out.clamp_(0.0, 1.0)
@@ -386,11 +426,31 @@ class VideoStylizer:
         cons = self.consistency
         started = time.perf_counter()
         content = content.to(self.runner.device, torch.float32)
-        height, width = content.shape[-2:]
         previous = self._previous
         if previous is not None and previous.content.shape != content.shape:
             self.reset()
             previous = None
+        with _small_work(content.device):
+            flow, gray, thumb, new_scene = self._motion(content, previous)
+        flowed = time.perf_counter()
+        styled = self._network(content, new_scene and previous is not None)
+        networked = time.perf_counter()
+        if cons.carry > 0 and previous is not None and not new_scene:
+            with _small_work(content.device):
+                styled = self._carry(content, styled, previous, flow)
+        done = time.perf_counter()
+        self.cost.frames += 1
+        self.cost.network_s += networked - flowed
+        self.cost.flow_s += flowed - started
+        self.cost.carry_s += done - networked
+        self._previous = _Previous(content, styled, gray, thumb)
+        return styled
+
+    def _motion(self, content: torch.Tensor, previous: _Previous | None):
+        """The flow from this frame back to the previous one (or None), this frame's gray
+        copy for the next flow, its thumbnail, and whether it starts a new scene."""
+        cons = self.consistency
+        height, width = content.shape[-2:]
         thumb = F.adaptive_avg_pool2d(content, CUT_THUMB)
         new_scene = previous is None or float((thumb - previous.thumb).abs().mean()) > (
             CUT_DIFFERENCE
@@ -403,31 +463,27 @@ class VideoStylizer:
             gray = _gray_u8(content, _fit(height, width, cons.flow_side))
             if temporal and previous is not None and previous.gray is not None:
                 flow = self._flow_between(gray, previous.gray, height, width, content.device)
-        flowed = time.perf_counter()
         if flow is not None and cons.align:  # the camera's motion: the flow's median
             moved = flow.flatten(2).median(dim=2).values[0]
             self._drift = (self._drift[0] - float(moved[0]), self._drift[1] - float(moved[1]))
-        styled = self._network(content, new_scene and previous is not None)
-        networked = time.perf_counter()
-        if cons.carry > 0 and temporal and previous is not None:
-            if flow is None:
-                flow = torch.zeros(1, 2, height, width, device=content.device)
-            warped_in = warp(previous.content, flow)
-            change = _pool((content - warped_in).abs().mean(1, keepdim=True), 2)
-            confidence = ((cons.threshold - change) / (0.5 * cons.threshold)).clamp_(0.0, 1.0)
-            confidence = confidence * _inside(flow)
-            radius = max(1, round(max(height, width) / 256))
-            confidence = _pool(_pool(confidence, radius, erode=True), radius)
-            weight = confidence.mul_(cons.carry)
-            carried = warp(previous.styled, flow, cons.resample).clamp_(0.0, 1.0)
-            styled = _mix(styled, carried, weight, cons.restore)
-        done = time.perf_counter()
-        self.cost.frames += 1
-        self.cost.network_s += networked - flowed
-        self.cost.flow_s += flowed - started
-        self.cost.carry_s += done - networked
-        self._previous = _Previous(content, styled, gray, thumb)
-        return styled
+        return flow, gray, thumb, new_scene
+
+    def _carry(self, content: torch.Tensor, styled: torch.Tensor, previous: _Previous,
+               flow: torch.Tensor | None) -> torch.Tensor:
+        """``styled`` with the previous result carried forward where the scene holds."""
+        cons = self.consistency
+        height, width = content.shape[-2:]
+        if flow is None:
+            flow = torch.zeros(1, 2, height, width, device=content.device)
+        warped_in = warp(previous.content, flow)
+        change = _pool((content - warped_in).abs().mean(1, keepdim=True), 2)
+        confidence = ((cons.threshold - change) / (0.5 * cons.threshold)).clamp_(0.0, 1.0)
+        confidence = confidence * _inside(flow)
+        radius = max(1, round(max(height, width) / 256))
+        confidence = _pool(_pool(confidence, radius, erode=True), radius)
+        weight = confidence.mul_(cons.carry)
+        carried = warp(previous.styled, flow, cons.resample).clamp_(0.0, 1.0)
+        return _mix(styled, carried, weight, cons.restore)
 
 
 def _processing_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
