@@ -56,7 +56,7 @@ from .protocol import Limits, ProtocolError
 
 log = logging.getLogger("nst_daemon.server")
 
-CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel"]
+CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel", "clip"]
 HOUSEKEEPING_S = 0.25
 SUSPECT_SILENCE_S = 2 * protocol.PING_INTERVAL_S
 HANDSHAKE_S = 10.0  # ZMQ_HANDSHAKE_IVL: a connection that says nothing is closed after this

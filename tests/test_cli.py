@@ -84,6 +84,7 @@ HELP_COMMANDS = [
     ["weights", "fetch"],
     ["weights", "import"],
     ["weights", "show"],
+    ["video"],
 ]
 
 
