@@ -154,6 +154,23 @@ class ProgressBar:
         Gimp.progress_update(self.index / self.count)
 
 
+def stylise_sources(
+    sources: list[Source], progress: ProgressBar, request_for: Callable[[int], dict]
+) -> list:
+    """Each source through the daemon in order (``request_for(index)`` gives its request
+    fields), progress shown; the results, each checked against its source."""
+    results = []
+    with daemon_link.connect(on_status=progress.status) as client:
+        for index, source in enumerate(sources):
+            for event in client.submit(source.pixels(), **request_for(index)):
+                progress.event(event)
+            progress.job_done()
+            results.append(event["image"])
+    for source, result in zip(sources, results, strict=True):
+        source.check_result(result)
+    return results
+
+
 def run_jobs(
     procedure: Gimp.Procedure,
     image: Gimp.Image,
@@ -179,15 +196,7 @@ def run_jobs(
 
             kwargs["params"]["preview_every"] = PREVIEW_EVERY
         progress = ProgressBar(f"Neural Style: {layer_name}", len(sources), previews)
-        results = []
-        with daemon_link.connect(on_status=progress.status) as client:
-            for source in sources:
-                for event in client.submit(source.pixels(), **kwargs):
-                    progress.event(event)
-                progress.job_done()
-                results.append(event["image"])
-        for source, result in zip(sources, results, strict=True):
-            source.check_result(result)
+        results = stylise_sources(sources, progress, lambda _: kwargs)
     except PluginError as exc:
         return fail(procedure, str(exc))
     except (DaemonError, OSError) as exc:
@@ -226,16 +235,8 @@ def run_frames(
         kwargs = request()
         clip = uuid.uuid4().hex
         progress = ProgressBar(f"Neural Style: {title}", len(sources), unit="Frame")
-        results = []
-        with daemon_link.connect(on_status=progress.status) as client:
-            for index, source in enumerate(sources):
-                params = dict(kwargs["params"], clip=clip, clip_frame=index)
-                for event in client.submit(source.pixels(), **dict(kwargs, params=params)):
-                    progress.event(event)
-                progress.job_done()
-                results.append(event["image"])
-        for source, result in zip(sources, results, strict=True):
-            source.check_result(result)
+        results = stylise_sources(sources, progress, lambda index: dict(
+            kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index)))
     except PluginError as exc:
         return fail(procedure, str(exc))
     except (DaemonError, OSError) as exc:

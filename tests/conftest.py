@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from nst_core.weights import bundled_path
 
@@ -33,3 +35,12 @@ def vgg16_weights() -> Path:
 @pytest.fixture
 def example_model() -> Path:
     return shared_file("models/pytorch-examples/candy.pth")
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny images: one thread avoids OpenMP spin-waiting when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -31,12 +31,7 @@ def vgg() -> VGGFeatures:
     return VGGFeatures("vgg16", LAYERS, weights=random_state())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_min_side_follows_the_deepest_layer(vgg) -> None:
