@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from nst_core.errors import Cancelled, NSTError, OutOfMemoryError
+from nst_core.memory import is_out_of_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback
 
 from .models import Models
@@ -52,8 +53,8 @@ def engine_errors() -> Iterator[None]:
         raise OutOfMemoryError(
             "the GPU ran out of memory; use params.max_size, params.tile_size or a smaller image"
         ) from exc
-    except RuntimeError as exc:
-        if "out of memory" in str(exc) or "can't allocate memory" in str(exc):
+    except (RuntimeError, MemoryError) as exc:
+        if is_out_of_memory(exc):
             raise OutOfMemoryError(
                 f"out of memory ({exc}); use params.max_size or a smaller image"
             ) from exc

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from nst_core.color import COLOR_MODES, apply_colors, blend
 from nst_core.errors import ImageError, OutOfMemoryError, ParameterError
 from nst_core.images import resize
-from nst_core.memory import release_freed_memory
+from nst_core.memory import is_out_of_memory, release_freed_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.tiling import tiled
 from nst_core.transformer_net import StyleModel, TransformerNet
@@ -274,12 +274,6 @@ def runner_for(
     return per_device[device]
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-    )
-
-
 def _free_cached_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -339,7 +333,7 @@ def _stylize_network(
                 progress(Progress(1, 1, "stylize"))
             return styled
         except Exception as exc:
-            if not _is_out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             _free_cached_memory(runner.device)
             out_of_memory = True
@@ -352,7 +346,7 @@ def _stylize_network(
             return stylize_tiled(runner, content, tile, progress=progress, cancel=cancel,
                                  stats_pixels=stats_pixels)
         except Exception as exc:
-            if not _is_out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             _free_cached_memory(runner.device)
             out_of_memory = True
