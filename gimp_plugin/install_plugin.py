@@ -172,7 +172,7 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
     client_dir = folder / "vendor" / "nst_daemon"
     client_dir.mkdir(parents=True, exist_ok=True)
     for name in CLIENT_FILES:
-        source = REPO / "daemon" / name
+        source = REPO / "nst_daemon" / name
         if not source.is_file():
             raise InstallError(f"missing client file {source}; is the checkout complete?")
         shutil.copy2(source, client_dir / name)
