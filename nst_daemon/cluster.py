@@ -470,12 +470,13 @@ def run(
 
 def cmd_batch_ray(args: Any) -> int:
     """``nst batch INPUT_DIR -o OUTPUT_DIR ... --ray [ADDRESS]`` (see ``nst batch --help``)."""
-    from nst_daemon import cli
+    from nst_daemon.cli.errors import EXIT_USAGE, CommandError, say
+    from nst_daemon.cli.options import check_style_args, refuse_input_clash, style_spec
 
-    cli._check_style_args(args)
+    check_style_args(args)
     if args.local:
-        raise cli.CommandError(
-            "--local and --ray exclude each other", hint="drop one", exit_code=cli.EXIT_USAGE
+        raise CommandError(
+            "--local and --ray exclude each other", hint="drop one", exit_code=EXIT_USAGE
         )
     import_ray()  # the clear error first, before anything is written
     source_text, output_text = str(args.input_dir), str(args.output)
@@ -483,22 +484,22 @@ def cmd_batch_ray(args: Any) -> int:
     tasks = job.todo + job.done
     if job.source.local and job.output.local:
         style_images = [Path(p).expanduser() for p in args.style_image]
-        cli._refuse_input_clash(
+        refuse_input_clash(
             [t.target for t in tasks], [t.source for t in tasks] + style_images
         )
     if not tasks:
-        raise cli.CommandError(
+        raise CommandError(
             f"{source_text}: no pictures (.png, .jpg, .tif, .webp, .bmp) found"
         )
     if job.done:
-        cli._say(f"{len(job.done)} of {len(tasks)} already done, skipped")
+        say(f"{len(job.done)} of {len(tasks)} already done, skipped")
     if not job.todo:
         return 0
-    spec = cli._style_spec(args)
+    spec = style_spec(args)
     from tqdm import tqdm
 
     address = None if args.ray == "local" else args.ray
-    cli._say(f"starting {'a local Ray' if address is None else 'on Ray at ' + address}")
+    say(f"starting {'a local Ray' if address is None else 'on Ray at ' + address}")
     bar = tqdm(
         total=len(tasks), initial=len(job.done), desc="batch (ray)", unit="img",
         disable=None, file=sys.stderr, dynamic_ncols=True,
@@ -521,10 +522,10 @@ def cmd_batch_ray(args: Any) -> int:
     finally:
         bar.close()
     where = f"{len(report.nodes)} node(s), {report.actors} actor(s)"
-    cli._say(f"{len(report.stylised) + len(report.skipped)} stylised into {output_text} ({where})")
+    say(f"{len(report.stylised) + len(report.skipped)} stylised into {output_text} ({where})")
     if report.failed:
         names = [Path(s).name for s, _ in report.failed]
-        raise cli.CommandError(
+        raise CommandError(
             f"{len(names)} picture(s) could not be stylised: "
             + ", ".join(names[:5]) + (" ..." if len(names) > 5 else ""),
             hint="see the messages above",

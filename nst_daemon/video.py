@@ -339,20 +339,21 @@ examples:
 
 
 def _fraction(text: str) -> float:
-    from nst_daemon.cli import _fraction as parse
+    from nst_daemon.cli.parser import fraction as parse
 
     return parse(text)
 
 
 def _positive_int(text: str) -> int:
-    from nst_daemon.cli import _positive_int as parse
+    from nst_daemon.cli.parser import positive_int as parse
 
     return parse(text)
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from nst_daemon import cli
     from nst_daemon.batch import StyleSpec
+    from nst_daemon.cli.errors import CommandError, say
+    from nst_daemon.cli.options import make_runner, refuse_input_clash, style_spec
     from nst_daemon.protocol import Image
 
     source: Path = args.input.expanduser()
@@ -361,16 +362,16 @@ def cmd_video(args: argparse.Namespace) -> int:
     output_kind(target)
     if not source.is_file():
         raise VideoError(f"{source}: no such file")
-    cli._refuse_input_clash([target], [source])
+    refuse_input_clash([target], [source])
     if not target.parent.is_dir():
-        raise cli.CommandError(f"{target.parent}: no such folder")
+        raise CommandError(f"{target.parent}: no such folder")
     info = probe(source)
     if info.audio and output_kind(target)[3] is None:
-        cli._say(f"{target.suffix} holds no sound: the audio track is left out")
+        say(f"{target.suffix} holds no sound: the audio track is left out")
     args.style_image, args.method, args.iterations, args.quality = [], "fast", None, None
-    spec: StyleSpec = cli._style_spec(args)
+    spec: StyleSpec = style_spec(args)
     params = dict(spec.params, clip=uuid.uuid4().hex, consistency=args.consistency)
-    runner, close = cli._runner(args, spec)
+    runner, close = make_runner(args, spec)
 
     def stylize(data: bytes, width: int, height: int, index: int) -> bytes:
         runner.spec = StyleSpec(spec.style, [], "fast", dict(params, clip_frame=index))
@@ -396,5 +397,5 @@ def cmd_video(args: argparse.Namespace) -> int:
         bar.close()
         close()
     print(target, flush=True)
-    cli._say(f"{count} frames stylised")
+    say(f"{count} frames stylised")
     return 0

@@ -325,10 +325,11 @@ def test_gatys_runs_one_picture_per_task(
     out = tmp_path / "out"
     spec_args = ["--style-image", str(painting), "--iterations", "4", "--max-size", "24"]
     job = cluster.make_plan(str(source), str(out))
-    from nst_daemon.cli import _style_spec, build_parser
+    from nst_daemon.cli import build_parser
+    from nst_daemon.cli.options import style_spec
 
     args = build_parser().parse_args(["batch", str(source), "-o", str(out), *spec_args])
-    spec = _style_spec(args)
+    spec = style_spec(args)
     assert spec.method == "gatys"
     rows: list[dict] = []
     report = cluster.run(job, spec, actors=1, on_row=rows.append)

@@ -1,0 +1,184 @@
+"""From parsed arguments to what a command needs: the endpoint, a client, the style of a
+run (``StyleSpec``), a runner (daemon or in-process) and the output of every picture."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nst_client.names import slug
+from nst_core.errors import ImageError
+from nst_daemon.batch import DaemonRunner, LocalRunner, Runner, StyleSpec, Task, input_clash
+from nst_daemon.cli.errors import EXIT_USAGE, CommandError, say
+from nst_daemon.imagefile import output_format, read_image
+from nst_daemon.protocol import default_endpoint
+
+
+def endpoint_of(args: argparse.Namespace) -> str:
+    return args.endpoint or default_endpoint()
+
+
+def connect(args: argparse.Namespace, *, autostart: bool = True) -> Any:
+    from nst_daemon.client import Client
+
+    return Client(endpoint_of(args), autostart=autostart, on_status=say)
+
+
+def looks_like_path(style: str) -> bool:
+    return os.sep in style or "/" in style or Path(style).suffix in (".pth", ".safetensors", ".pt")
+
+
+def file_label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "styled"
+
+
+def check_style_args(args: argparse.Namespace) -> None:
+    if bool(args.style) == bool(args.style_image):
+        raise CommandError(
+            "give either --style NAME|FILE or --style-image FILE",
+            hint="see `nst styles` for names",
+            exit_code=EXIT_USAGE,
+        )
+
+
+def style_label(args: argparse.Namespace) -> str:
+    """A short name of the style for output file names."""
+    if args.style:
+        label = Path(args.style).stem if looks_like_path(args.style) else args.style
+    else:
+        label = "+".join(Path(p).stem for p in args.style_image)
+    return file_label(label)
+
+
+def style_spec(args: argparse.Namespace) -> StyleSpec:
+    """The part of the request every picture shares."""
+    style_images = [read_image(p) for p in args.style_image]
+    method = args.method or ("gatys" if style_images else "fast")
+    params = {
+        key: value
+        for key, value in (
+            ("strength", args.strength),
+            ("preserve_colors", args.preserve_colors),
+            ("iterations", args.iterations),
+            ("quality", args.quality),
+            ("max_size", args.max_size),
+        )
+        if value is not None
+    }
+    style = args.style
+    if style and looks_like_path(style):
+        path = Path(style).expanduser()
+        if not path.is_file():
+            raise CommandError(
+                f"style model file not found: {path}",
+                hint="give a style name (see `nst styles`) or an existing model file",
+            )
+        if not args.local:
+            from nst_daemon.client import is_local_endpoint
+
+            if not is_local_endpoint(endpoint_of(args)):
+                raise CommandError(
+                    f"a model file cannot be sent to the daemon at {endpoint_of(args)}",
+                    hint="import it on the daemon's machine with `nst styles import FILE`, "
+                    "then use --style NAME",
+                )
+        style = import_style_file(path)
+    return StyleSpec(style, style_images, method, params)
+
+
+def import_style_file(path: Path) -> str:
+    """Import a model file into the user styles so the daemon can load it by name.
+
+    The name is the file's stem; when a style of that name exists already it is used if
+    it holds the same network (a second run with the same file), refused otherwise.
+    """
+    from nst_core.errors import StyleNotFoundError
+    from nst_core.styles import find_style, import_style
+
+    name = slug(path.stem)
+    try:
+        existing = find_style(name)
+    except StyleNotFoundError:
+        import_style(path, name)
+        say(f"imported {path} as style {name!r} (see `nst styles`)")
+        return name
+    if not same_network(existing, path):
+        raise CommandError(
+            f"a different style called {name!r} exists already ({existing})",
+            hint=f"import the file under another name: `nst styles import {path} --name NEW`, "
+            "then use --style NEW",
+        )
+    return name
+
+
+def same_network(a: Path, b: Path) -> bool:
+    """Whether two model files hold the same weights (up to fp16 storage rounding)."""
+    from nst_core.transformer_net import load_style_model
+
+    sa, sb = (load_style_model(p).net.state_dict() for p in (a, b))
+    return sa.keys() == sb.keys() and all(
+        sa[k].half().equal(sb[k].half()) for k in sa
+    )
+
+
+def make_runner(args: argparse.Namespace, spec: StyleSpec) -> tuple[Runner, Callable[[], None]]:
+    """A runner for ``args`` and the function that releases it."""
+    if args.local:
+        runner = LocalRunner(spec)
+        return runner, runner.close
+    client = connect(args)
+    return DaemonRunner(client, spec), client.close
+
+
+
+def stylize_targets(
+    images: list[Path], output: str | None, label: str, style_images: list[Path]
+) -> list[Task]:
+    """One output per picture; refused before anything is written if an output would
+    replace any input of the run (a picture or a painting), or two outputs coincide."""
+
+    def default_name(src: Path) -> str:
+        return f"{src.stem}-{label}.png"
+
+    if output is None:
+        tasks = [Task(src, src.with_name(default_name(src))) for src in images]
+    else:
+        out = Path(output).expanduser()
+        as_dir = len(images) > 1 or out.is_dir() or output.endswith(("/", os.sep))
+        if as_dir:
+            out.mkdir(parents=True, exist_ok=True)
+            tasks = [Task(src, out / default_name(src)) for src in images]
+        else:
+            tasks = [Task(images[0], out)]
+    seen: dict[Path, Path] = {}
+    for task in tasks:
+        if not task.source.is_file():
+            raise ImageError(f"{task.source}: no such file")
+        output_format(task.target)
+        key = task.target.resolve()
+        if key in seen:
+            raise CommandError(
+                f"{seen[key]} and {task.source} would both be written to {task.target}",
+                hint="give them different names or stylise them separately",
+            )
+        seen[key] = task.source
+    refuse_input_clash([t.target for t in tasks], [*images, *style_images])
+    return tasks
+
+
+def refuse_input_clash(targets: list[Path], inputs: list[Path]) -> None:
+    clash = input_clash(targets, inputs)
+    if clash is not None:
+        target, source = clash
+        same = "is" if target.resolve() == source.resolve() else "is the same file as"
+        raise CommandError(
+            f"{target} {same} the input {source}: writing it would destroy that input; "
+            "nothing was written",
+            hint="choose another output name or folder with -o",
+            exit_code=EXIT_USAGE,
+        )
+

@@ -1,0 +1,139 @@
+"""What the terminal shows: tqdm bars fed by progress events, and status text."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nst_core.progress import Progress
+
+
+class StepBar:
+    """A tqdm bar for the steps of one job, created on its first progress event."""
+
+    def __init__(self, desc: str, position: int = 0, leave: bool = False) -> None:
+        self.desc, self.position, self.leave = desc, position, leave
+        self.bar: Any = None
+
+    def __call__(self, event: dict[str, Any] | Progress) -> None:
+        if not isinstance(event, dict):  # in-process: an nst_core Progress
+            event = vars(event)
+        total = int(event.get("total") or 0)
+        if total <= 1:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc=self.desc,
+                unit="step",
+                position=self.position,
+                leave=self.leave,
+                disable=None,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        if total != self.bar.total:
+            self.bar.reset(total)  # a new stage (e.g. the next scale of a Gatys run)
+        self.bar.update(int(event.get("step") or 0) - self.bar.n)
+        losses = event.get("losses") or {}
+        stage = event.get("stage") or ""
+        post = {k: f"{v:.3g}" for k, v in losses.items() if isinstance(v, int | float)}
+        if stage:
+            post = {"stage": stage, **post}
+        eta = event.get("eta_s")
+        if eta is not None:  # the engine's estimate knows that later steps cost more
+            self.bar.bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+            minutes, seconds = divmod(round(eta), 60)
+            post["left"] = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        self.bar.set_postfix(post)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+
+def style_row(info: dict[str, Any]) -> tuple[str, ...]:
+    def text(key: str) -> str:
+        value = info.get(key)
+        return "" if value is None else str(value)
+
+    return (text("name"), text("title"), text("artist"), text("year"), text("source"))
+
+
+
+def job_line(job: dict[str, Any]) -> str:
+    text = f"{job.get('job_id', '?')} {job.get('method', '')} {job.get('state', '')}"
+    if job.get("total"):
+        text += f" {job.get('step', 0)}/{job['total']}"
+    if job.get("stage"):
+        text += f" ({job['stage']})"
+    return text
+
+
+def format_status(endpoint: str, status: dict[str, Any]) -> str:
+    """The daemon's ``status`` reply as a few readable lines."""
+    uptime = float(status.get("uptime_s") or 0)
+    models = status.get("models") or {}
+    memory = status.get("memory") or {}
+    lines = [
+        f"daemon   {endpoint} (pid {status.get('pid', '?')}, up {uptime / 60:.1f} min)",
+        f"device   {status.get('device', '?')}"
+        + (
+            f", {memory['allocated'] / 2**20:.0f} MiB of {memory['total'] / 2**20:.0f} MiB used"
+            if memory.get("total")
+            else ""
+        ),
+        f"models   VGG {'loaded' if models.get('vgg') else 'not loaded'}; fast styles: "
+        + (", ".join(models.get("fast") or []) or "none loaded"),
+        "running  " + ("; ".join(job_line(j) for j in status.get("running") or []) or "idle"),
+        "queued   " + ("; ".join(job_line(j) for j in status.get("queue") or []) or "none"),
+        f"clients  {status.get('clients', 0)}",
+    ]
+    if status.get("vgg_weights"):  # older daemons do not say
+        lines.insert(3, f"weights  {format_weights(status['vgg_weights'])}")
+    return "\n".join(lines)
+
+
+def format_weights(info: dict[str, Any]) -> str:
+    """A ``vgg_weights`` entry of hello/status (``nst_core.weights.weights_info``) in words."""
+    source = info.get("source", "?")
+    if source == "missing":
+        return f"missing ({info.get('error') or 'no VGG weights found'})"
+    if source == "bundled":
+        return f"bundled {info.get('name', '')}".rstrip()
+    label = {"data_dir": "imported/fetched", "explicit": "--vgg-weights",
+             "torchvision_cache": "torchvision's cache"}.get(source, source)
+    return f"{label} {info.get('path', '')}".rstrip()
+
+
+
+class ByteBar:
+    """tqdm bar for a download reported as ``Progress(step=bytes, total=bytes)``."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: Any = None
+
+    def __call__(self, progress: Any) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=progress.total or None,
+                desc=self.desc,
+                unit="B",
+                unit_scale=True,
+                disable=None,
+                file=sys.stderr,
+            )
+        self.bar.update(progress.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
