@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from nst_core.color import COLOR_MODES, apply_colors, blend
+from nst_core.devices import release_memory, resolve_device
 from nst_core.errors import ImageError, OutOfMemoryError, ParameterError
 from nst_core.images import resize
-from nst_core.memory import is_out_of_memory, release_freed_memory
+from nst_core.memory import is_out_of_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.tiling import tiled
 from nst_core.transformer_net import StyleModel, TransformerNet
@@ -85,18 +86,6 @@ def _subpixel_kernel(weight: torch.Tensor) -> torch.Tensor:
         for a, b in _PHASES
     ]
     return torch.cat(kernels).float()
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError as exc:
-        raise ParameterError(f"unknown device {device!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device 'cuda' asked for, but no CUDA GPU is available")
-    return device
 
 
 class FastRunner:
@@ -274,12 +263,6 @@ def runner_for(
     return per_device[device]
 
 
-def _free_cached_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    release_freed_memory()
-
-
 def stylize_tiled(
     runner: FastRunner,
     image: torch.Tensor,
@@ -335,7 +318,7 @@ def _stylize_network(
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            _free_cached_memory(runner.device)
+            release_memory(runner.device)
             out_of_memory = True
             tile_size = min(DEFAULT_TILE, max(height, width) // 2)
     tile = max(MIN_TILE, tile_size or DEFAULT_TILE)
@@ -348,7 +331,7 @@ def _stylize_network(
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            _free_cached_memory(runner.device)
+            release_memory(runner.device)
             out_of_memory = True
             if tile <= MIN_TILE:
                 raise OutOfMemoryError(

@@ -62,6 +62,7 @@ from nst_core.fast import (
     stylize_tiled,
 )
 from nst_core.images import resize
+from nst_core.pipeline import processing_size
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.transformer_net import StyleModel, TransformerNet
 
@@ -486,13 +487,6 @@ class VideoStylizer:
         return _mix(styled, carried, weight, cons.restore)
 
 
-def _processing_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
-    if not max_size or max(height, width) <= max_size:
-        return height, width
-    factor = max_size / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
 def stylize_frames(
     frames: Iterable[torch.Tensor],
     model: StyleModel | TransformerNet,
@@ -532,7 +526,7 @@ def stylize_frames(
     def network_size(frame: torch.Tensor) -> torch.Tensor:
         if frame.dim() != 4 or frame.shape[:2] != (1, 3) or min(frame.shape[-2:]) < 1:
             raise ImageError(f"expected an RGB frame [1, 3, H, W], got {list(frame.shape)}")
-        return resize(frame, _processing_size(*frame.shape[-2:], max_size))
+        return resize(frame, processing_size(*frame.shape[-2:], max_size))
 
     if cons.stats == "clip" and isinstance(frames, Sequence) and frames:
         count = min(len(frames), cons.clip_samples)

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from nst_core.atomic import atomic_write
+from nst_core.devices import resolve_device
 from nst_core.errors import Cancelled, ImageError, ParameterError
 from nst_core.images import from_pixels, load_image, resize, save_image
 from nst_core.losses import (
@@ -253,9 +254,7 @@ class _Trainer:
         self.config = config
         self.progress = progress
         self.cancel = cancel
-        self.device = torch.device(
-            config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = resolve_device(config.device)
         self.amp = self.device.type == "cuda"
         self.files = _photo_files(config.data_dir)
         self.vgg_path = resolve_weights("vgg16", config.vgg_weights)

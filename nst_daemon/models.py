@@ -15,37 +15,10 @@ from typing import Any
 
 import torch
 
-from nst_core.memory import keep_freed_memory, release_freed_memory
+from nst_core.devices import release_memory, resolve_device
+from nst_core.memory import keep_freed_memory
 from nst_core.transformer_net import StyleModel, load_style_model
 from nst_core.vgg import VGGFeatures
-
-
-def default_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
-
-
-def memory_info(device: torch.device) -> dict[str, int]:
-    """Bytes allocated/reserved/total on a CUDA device; empty for other devices."""
-    if device.type != "cuda":
-        return {}
-    free, total = torch.cuda.mem_get_info(device)
-    return {
-        "allocated": torch.cuda.memory_allocated(device),
-        "reserved": torch.cuda.memory_reserved(device),
-        "free": free,
-        "total": total,
-    }
 
 
 class _LRU(OrderedDict[str, Any]):
@@ -75,7 +48,7 @@ class Models:
         targets_capacity: int = 16,
         vgg_weights: str | Path | None = None,
     ) -> None:
-        self.device = torch.device(device or default_device())
+        self.device = resolve_device(device)
         keep_freed_memory()  # activations of one size reuse warm pages, job after job
         self.vgg_weights = vgg_weights
         self._fast = _LRU(fast_capacity)  # StyleModel by file and mtime
@@ -125,6 +98,4 @@ class Models:
 
     def release_memory(self) -> None:
         """Give cached, unused device and host memory back (when idle, and after an OOM)."""
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        release_freed_memory()
+        release_memory(self.device)

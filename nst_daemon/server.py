@@ -43,6 +43,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
+from nst_core.devices import describe_device, memory_info
 from nst_core.errors import NSTError
 from nst_core.styles import new_style_path
 from nst_core.weights import weights_info
@@ -51,7 +52,7 @@ from . import __version__, protocol
 from .connections import Connections
 from .jobs import MIB, Job, JobQueue, QueueLimits, Worker
 from .lifecycle import DaemonRunning, PidLock, setup_logging
-from .models import Models, describe_device, memory_info
+from .models import Models
 from .protocol import Limits, ProtocolError
 
 log = logging.getLogger("nst_daemon.server")
