@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from nst_client.names import slug, style_name_problem
 from nst_core import paths
 from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
-from nst_core.names import slug, style_name_problem
 from nst_core.transformer_net import load_style_model, save_style_model
 
 SUFFIX = ".safetensors"

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from nst_client.names import style_name_problem
 from nst_core.atomic import atomic_write
 from nst_core.devices import resolve_device
 from nst_core.errors import Cancelled, ImageError, ParameterError
@@ -37,7 +38,6 @@ from nst_core.losses import (
     style_loss,
     total_variation,
 )
-from nst_core.names import style_name_problem
 from nst_core.precision import loss_network_features
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.styles import new_style_path

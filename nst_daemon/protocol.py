@@ -21,7 +21,7 @@ from typing import Any
 
 import msgpack
 
-from nst_core.names import looks_like_path, style_name_problem
+from nst_client.names import looks_like_path, style_name_problem
 
 PROTOCOL_VERSION: tuple[int, int] = (1, 0)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:47811"

@@ -3,8 +3,8 @@
 A style name is also a file name (``<name>.safetensors`` in a styles folder), so it must
 never be a path: letters and digits first, then letters, digits, ``_``, ``.`` or ``-``,
 at most 64 characters, no ``..``, no trailing dot and no control characters (``"nl\\n"``
-is refused, not written to disk and then never found). Standard library only: the GIMP
-plug-in carries this module with the protocol.
+is refused, not written to disk and then never found). Standard library only: the
+engine (``nst_core.styles``, ``nst_core.train``) and the GIMP plug-in both use this module.
 """
 
 from __future__ import annotations
