@@ -4,7 +4,8 @@ Which file is used (``choose_weights``, the one place this rule lives):
 
 1. an explicit path (``--vgg-weights``, ``TrainConfig.vgg_weights``);
 2. weights you imported or fetched into the data dir
-   (``weights_dir()/<arch>_features.safetensors``, written by ``nst weights import|fetch``);
+   (``weights_dir()/<arch>_features.safetensors``, written by ``import_weights`` and
+   ``fetch_weights``);
 3. the bundled VGG16 (``nst_core/bundled_vgg/``: the Oxford weights as fp16, CC BY 4.0);
 4. torchvision's download cache (``torch.hub.get_dir()/checkpoints/vgg16-397923af.pth``),
    which only matters for VGG19 or an install without the bundled file.
@@ -50,12 +51,6 @@ OFFICIAL_FILES = {
 }
 DOWNLOAD_BASE = "https://download.pytorch.org/models/"
 
-MISSING_HINT = (
-    "Run `nst weights fetch` to download them, or `nst weights import FILE` "
-    "to use a file you already have."
-)
-
-
 # The weights shipped in the package (see bundled_vgg/LICENCE.txt for the credit).
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled_vgg"
 BUNDLED_FILES = {"vgg16": "vgg16_features.safetensors"}
@@ -66,8 +61,8 @@ BUNDLED_NAME = "Oxford VGG16 (K. Simonyan and A. Zisserman), fp16, CC BY 4.0"
 
 # ``source`` values of ``WeightsChoice`` and what they mean, in the order they are tried.
 SOURCES = {
-    "explicit": "the file given explicitly (--vgg-weights)",
-    "data_dir": "imported or fetched into the data dir (nst weights import|fetch)",
+    "explicit": "the file given explicitly",
+    "data_dir": "imported or fetched into the data dir",
     "bundled": "bundled with the package",
     "torchvision_cache": "torchvision's download cache",
 }
@@ -131,7 +126,7 @@ def choose_weights(arch: str = "vgg16", explicit: str | Path | None = None) -> W
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise WeightsMissingError(f"VGG weights file not found: {path}. {MISSING_HINT}")
+            raise WeightsMissingError(f"VGG weights file not found: {path}")
         return WeightsChoice(arch, path, "explicit")
     candidates = [
         ("data_dir", stored_path(arch)),
@@ -143,7 +138,7 @@ def choose_weights(arch: str = "vgg16", explicit: str | Path | None = None) -> W
             return WeightsChoice(arch, path, source)
     raise WeightsMissingError(
         f"No {arch.upper()} weights found (looked in {weights_dir()} and "
-        f"{torchvision_cache_path(arch).parent}). {MISSING_HINT}"
+        f"{torchvision_cache_path(arch).parent})"
     )
 
 

@@ -26,10 +26,11 @@ from typing import Any
 
 import torch
 
-from nst_core.errors import Cancelled, NSTError, OutOfMemoryError
+from nst_core.errors import Cancelled, NSTError, OutOfMemoryError, WeightsMissingError
 from nst_core.memory import is_out_of_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback
 
+from .advice import with_advice
 from .models import Models
 from .protocol import Image, ProtocolError, StylizeRequest, TrainRequest
 
@@ -46,9 +47,12 @@ IDLE_RELEASE_S = 30.0
 
 @contextlib.contextmanager
 def engine_errors() -> Iterator[None]:
-    """Turn the device's out-of-memory errors into ``OutOfMemoryError`` (code out_of_memory)."""
+    """Turn the device's out-of-memory errors into ``OutOfMemoryError`` (code out_of_memory)
+    and add the advice to a ``WeightsMissingError``."""
     try:
         yield
+    except WeightsMissingError as exc:
+        raise WeightsMissingError(with_advice(exc.code, str(exc))) from exc
     except torch.cuda.OutOfMemoryError as exc:
         raise OutOfMemoryError(
             "the GPU ran out of memory; use params.max_size, params.tile_size or a smaller image"

@@ -46,9 +46,9 @@ from zmq.utils.monitor import recv_monitor_message
 from nst_core.devices import describe_device, memory_info
 from nst_core.errors import NSTError
 from nst_core.styles import new_style_path
-from nst_core.weights import weights_info
 
 from . import __version__, protocol
+from .advice import weights_status
 from .connections import Connections
 from .jobs import MIB, Job, JobQueue, QueueLimits, Worker
 from .lifecycle import DaemonRunning, PidLock, setup_logging
@@ -151,7 +151,7 @@ class Server:
         self.config = config
         self.context = zmq.Context()
         # The VGG file is chosen once (nst_core.weights.choose_weights), named in hello/status.
-        self.vgg_weights = weights_info("vgg16", config.vgg_weights)
+        self.vgg_weights = weights_status("vgg16", config.vgg_weights)
         self.models = Models(config.device,
                              vgg_weights=self.vgg_weights["path"] or config.vgg_weights)
         self.queue = JobQueue(config.queue)

@@ -28,6 +28,7 @@ from nst_core.weights import (
     stored_path,
     torchvision_cache_path,
 )
+from nst_daemon.advice import with_advice
 
 
 @pytest.fixture
@@ -79,7 +80,9 @@ def test_resolution_order(homes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cached.unlink()
     with pytest.raises(WeightsMissingError) as info:
         resolve_weights("vgg16")
-    assert "nst weights fetch" in str(info.value) and "nst weights import" in str(info.value)
+    assert "`nst " not in str(info.value)  # the engine names no command: front-ends add it
+    advised = with_advice(info.value.code, str(info.value))  # what the daemon and CLI say
+    assert "nst weights fetch" in advised and "nst weights import" in advised
     assert bundled_path("vgg19") is None
     with pytest.raises(WeightsMissingError):
         resolve_weights("vgg19")

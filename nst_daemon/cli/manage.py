@@ -144,19 +144,24 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The options and commands behind each ``nst_core.weights.SOURCES`` entry.
+SOURCE_OPTIONS = {"explicit": "--vgg-weights", "data_dir": "nst weights import|fetch"}
+
+
 def cmd_weights_show(args: argparse.Namespace) -> int:
     from nst_core.weights import (
         SOURCES,
         bundled_path,
         stored_path,
         torchvision_cache_path,
-        weights_info,
     )
+    from nst_daemon.advice import weights_status
 
-    info = weights_info(args.arch)
+    info = weights_status(args.arch)
     print(f"{args.arch} weights in use: {format_weights(info)}")
     if info["source"] != "missing":
-        print(f"  ({SOURCES[info['source']]})")
+        how = SOURCE_OPTIONS.get(info["source"])
+        print(f"  ({SOURCES[info['source']]}{f' ({how})' if how else ''})")
     print("looked at, in this order (--vgg-weights FILE comes first when given):")
     for source, path in (("data_dir", stored_path(args.arch)),
                          ("bundled", bundled_path(args.arch)),
