@@ -45,6 +45,7 @@ def main() -> None:
     from nst_core.fast import stylize_fast
     from nst_core.images import load_image
     from nst_core.paths import bundled_styles_dir
+    from nst_core.pillow_modes import is_picture_file
     from nst_core.transformer_net import load_style_model
 
     from machine import SHARED, describe
@@ -59,7 +60,7 @@ def main() -> None:
                                  SHARED / "models" / "pytorch-examples" / "udnie.pth"])
     args = parser.parse_args()
     print(describe())
-    photos = sorted(p for p in args.content_dir.iterdir() if p.suffix in (".png", ".jpg"))
+    photos = sorted(p for p in args.content_dir.iterdir() if is_picture_file(p))
     images = [fit(load_image(p)[0], args.size) for p in photos[: args.photos]]
     print(f"{len(images)} photos at {args.size} px\n\n| model | grid score |\n| --- | ---: |")
     photo_score = sum(grid_score(i) for i in images) / len(images)

@@ -38,13 +38,14 @@ from nst_core.losses import (
     style_loss,
     total_variation,
 )
+from nst_core.pillow_modes import IMAGE_EXTENSIONS
 from nst_core.precision import loss_network_features
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.styles import new_style_path
 from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
 from nst_core.vgg import VGGFeatures, resolve_weights
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS  # the one list of picture files
 CHECKPOINT_VERSION = 1
 
 

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nst_core.errors import ImageError
+from nst_core.pillow_modes import is_picture_file
 from nst_daemon import protocol
 from nst_daemon.imagefile import read_image, write_image
 from nst_daemon.protocol import Image
 
 ProgressHandler = Callable[[dict[str, Any]], None]
 
-# What ``nst batch`` picks up in a folder (lower-case extensions).
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
 
 @dataclass
@@ -134,7 +133,7 @@ def plan_batch(input_dir: Path, output_dir: Path) -> tuple[list[Task], list[Task
     one-to-one; an existing output means the input is done.
     """
     sources = sorted(
-        p for p in input_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        p for p in input_dir.iterdir() if p.is_file() and is_picture_file(p)
     )
     tasks = [Task(p, output_dir / p.name) for p in sources]
     done = [t for t in tasks if t.target.exists()]

@@ -44,8 +44,8 @@ from typing import Any
 
 from nst_core.atomic import PARTIAL_SUFFIX, partial_name, remove_partials
 from nst_core.errors import ImageError, NSTError
+from nst_core.pillow_modes import IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT
 from nst_daemon.batch import (
-    IMAGE_EXTENSIONS,
     LocalRunner,
     Runner,
     StyleSpec,
@@ -489,7 +489,7 @@ def cmd_batch_ray(args: Any) -> int:
         )
     if not tasks:
         raise CommandError(
-            f"{source_text}: no pictures (.png, .jpg, .tif, .webp, .bmp) found"
+            f"{source_text}: no pictures ({IMAGE_EXTENSIONS_TEXT}) found"
         )
     if job.done:
         say(f"{len(job.done)} of {len(tasks)} already done, skipped")

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from nst_client.client import START_TIMEOUT_S
 from nst_core.paths import data_dir
 
 from .client import Client, DaemonError
@@ -34,7 +35,6 @@ else:
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_BACKUPS = 3
-START_TIMEOUT_S = 90.0
 
 
 class DaemonRunning(RuntimeError):

@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import torch
 import zmq
@@ -43,6 +42,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
+from nst_client.client import is_local_endpoint
 from nst_core.devices import describe_device, memory_info
 from nst_core.errors import NSTError
 from nst_core.styles import new_style_path
@@ -104,15 +104,10 @@ def default_max_connections(fd_limit: int) -> int:
 
 
 def is_loopback_endpoint(endpoint: str) -> bool:
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    host = urlsplit(endpoint.replace("*", "0.0.0.0")).hostname or ""
-    if host in ("localhost", "lo"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # an interface name or host name: treat as reachable from outside
+    """Whether binding ``endpoint`` exposes the daemon to this machine only: the one rule
+    of what is local (``nst_client.client.is_local_endpoint``, which clients use to
+    decide whether they may start a daemon)."""
+    return is_local_endpoint(endpoint)
 
 
 def _peer_is_local(endpoint: str, frame: zmq.Frame) -> bool:

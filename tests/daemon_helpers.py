@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 import torch
 import zmq
 
+from nst_client.client import START_TIMEOUT_S
 from nst_core.transformer_net import TransformerNet, save_style_model
 from nst_daemon import protocol
 from nst_daemon.client import Client, DaemonError
 from nst_daemon.protocol import Image
 
 T = TypeVar("T")
-START_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from nst_core.atomic import remove_partials
+from nst_core.pillow_modes import IMAGE_EXTENSIONS_TEXT
 from nst_daemon.batch import Task, plan_batch, run_tasks
 from nst_daemon.cli.errors import CommandError, say
 from nst_daemon.cli.options import (
@@ -60,7 +61,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     style_images = [Path(p).expanduser() for p in args.style_image]
     refuse_input_clash([t.target for t in tasks], [t.source for t in tasks] + style_images)
     if not todo and not done:
-        raise CommandError(f"{input_dir}: no pictures (.png, .jpg, .tif, .webp, .bmp) found")
+        raise CommandError(f"{input_dir}: no pictures ({IMAGE_EXTENSIONS_TEXT}) found")
     if done:
         say(f"{len(done)} of {len(done) + len(todo)} already done, skipped")
     if not todo:
