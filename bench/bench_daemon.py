@@ -44,7 +44,7 @@ def random_picture(width: int, height: int, channels: int, seed: int):
     import torch
     import torch.nn.functional as F
 
-    from nst_daemon.protocol import Image
+    from nst_client.protocol import Image
 
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, channels, height // 16 + 1, width // 16 + 1, generator=g)
@@ -75,8 +75,8 @@ def bench_start(env: dict[str, str], starts: int) -> list[float]:
 
 def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], list[float]]:
     """(in-process times, daemon round trips, round trip - daemon's job time) in seconds."""
-    from nst_daemon import protocol
-    from nst_daemon.client import Client
+    from nst_client.client import Client
+    from nst_client.protocol import StylizeRequest
     from nst_daemon.jobs import execute_stylize
     from nst_daemon.models import Models
 
@@ -85,8 +85,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
 
     def in_process() -> float:
         started = time.perf_counter()
-        msg = protocol.make_request("stylize", image=image.to_wire(), style=STYLE)
-        execute_stylize(protocol.parse_stylize(msg), models)
+        execute_stylize(StylizeRequest(image, STYLE), models)
         return time.perf_counter() - started
 
     local, remote, overhead = [], [], []
@@ -96,7 +95,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
             started = time.perf_counter()
             result = client.stylize(image, style=STYLE)
             elapsed = time.perf_counter() - started
-            return elapsed, elapsed - result["timings"]["total_s"]
+            return elapsed, elapsed - result.timings["total_s"]
 
         in_process()  # warm up both: model loads, allocator, first-call costs
         round_trip()
@@ -110,7 +109,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
 
 def bench_batch(env: dict[str, str], endpoint: str, count: int, work: Path) -> tuple[float, float]:
     """(nst batch seconds, in-process loop seconds) over ``count`` 512x512 pictures."""
-    from nst_daemon import protocol
+    from nst_client.protocol import StylizeRequest
     from nst_daemon.imagefile import read_image, write_image
     from nst_daemon.jobs import execute_stylize
     from nst_daemon.models import Models
@@ -126,8 +125,7 @@ def bench_batch(env: dict[str, str], endpoint: str, count: int, work: Path) -> t
     models = Models()
     started = time.perf_counter()
     for path in sorted(src.iterdir()):
-        msg = protocol.make_request("stylize", image=read_image(path).to_wire(), style=STYLE)
-        result = execute_stylize(protocol.parse_stylize(msg), models)
+        result = execute_stylize(StylizeRequest(read_image(path), STYLE), models)
         write_image(out / path.name, result["image"])
     in_process = time.perf_counter() - started
     return with_daemon, in_process

@@ -1,4 +1,5 @@
-"""The plug-in's side of the daemon: config, client, style list, plain-word errors.
+"""The plug-in's side of the daemon: config, client, style list; the typed replies and
+their plain words come from the vendored ``nst_client`` (``protocol``, ``text``).
 
 No GIMP imports here, so this module also runs (and is tested) outside GIMP.
 """
@@ -31,41 +32,25 @@ STYLES_TIMEOUT = 15.0
 if VENDOR_DIR.is_dir() and str(VENDOR_DIR) not in sys.path:
     sys.path.insert(0, str(VENDOR_DIR))
 
-from nst_daemon.client import Client, DaemonError, DaemonUnavailable  # noqa: E402
-from nst_daemon.protocol import Image, ProtocolError  # noqa: E402
+from nst_client.client import Client  # noqa: E402
+from nst_client.errors import DaemonError, DaemonUnavailable  # noqa: E402
+from nst_client.protocol import (  # noqa: E402
+    Accepted,
+    Image,
+    JobEvent,
+    Progress,
+    Result,
+    Status,
+    StyleEntry,
+)
+from nst_client.text import describe_error, progress_text, status_text  # noqa: E402
 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable", "connect", "known_styles",
            "describe_error", "progress_text", "status_text", "load_config", "Style",
-           "ONLINE", "SLOW", "DOWN", "log_event", "short_name"]
+           "ONLINE", "SLOW", "DOWN", "log_event", "short_name", "Accepted", "Image",
+           "JobEvent", "Progress", "Result", "Status"]
 
 ONLINE, SLOW, DOWN = "online", "slow", "down"  # what the daemon did when asked for styles
-
-MESSAGES = {
-    "daemon_unavailable": "The Neural Style daemon is not running and could not be started: "
-                          "see Filters > Neural Style > Daemon Status.",
-    "daemon_stopped": "The Neural Style daemon stopped during the job, so the job is lost: "
-                      "try again (the daemon is started anew), or see Filters > Neural "
-                      "Style > Daemon Status.",
-    "shutting_down": "The Neural Style daemon was shutting down and ended the job: try "
-                     "again in a moment.",
-    "unknown_style": "The daemon does not know this style. Pick another one, or import the "
-                     "model with 'nst styles import FILE'.",
-    "too_large": "The image is too large for the daemon. Lower 'Output size limit', or "
-                 "select a smaller area.",
-    "out_of_memory": "The daemon ran out of memory. Lower 'Output size limit' or select a "
-                     "smaller area.",
-    "weights_missing": "Paint Like cannot run: the daemon has no VGG network weights; "
-                       "reinstall Neural Style to restore the bundled ones.",
-    "busy": "The daemon's queue is full. Wait for the running jobs to finish.",
-    "timeout": "The daemon stopped answering.",
-    "cancelled": "The job was cancelled.",
-    "unsupported_version": "The plug-in and the daemon are from different versions. "
-                           "Re-run install.sh.",
-}
-
-
-#: the advice says it all: no detail after it
-SELF_EXPLAINED = {"weights_missing", "shutting_down"}
 
 
 def load_config() -> dict[str, Any]:
@@ -104,14 +89,9 @@ class Style:
     preview: Image | None = None  # 96 x 96 RGB thumbnail, when the daemon sent one
 
     @classmethod
-    def from_reply(cls, entry: dict[str, Any]) -> Style:
-        preview = None
-        if entry.get("preview") is not None:
-            with contextlib.suppress(ProtocolError, TypeError, ValueError):
-                preview = Image.from_wire(entry["preview"])
-        return cls(str(entry["name"]), str(entry.get("title") or entry["name"]),
-                   str(entry.get("artist") or ""), str(entry.get("year") or ""),
-                   str(entry.get("source") or ""), preview)
+    def from_reply(cls, entry: StyleEntry) -> Style:
+        return cls(entry.name, entry.title or entry.name, entry.artist, entry.year,
+                   entry.source, entry.preview)
 
     @classmethod
     def from_cache(cls, entry: Any) -> Style:
@@ -156,7 +136,7 @@ def known_styles() -> tuple[list[Style], str]:
     try:
         with connect(autostart=False, timeout=STYLES_TIMEOUT) as client:
             try:
-                client.info = client.request("hello", timeout=PROBE_TIMEOUT)
+                client.probe(PROBE_TIMEOUT)
             except DaemonError as exc:
                 if exc.code == "timeout":
                     return cached, DOWN
@@ -195,67 +175,3 @@ def log_event(kind: str, **fields: Any) -> None:
     fields = {"event": kind, "time": time.monotonic(), **fields}
     with contextlib.suppress(OSError), open(path, "a") as out:
         out.write(json.dumps(fields, default=str) + "\n")
-
-
-def describe_error(error: Exception) -> str:
-    """A message in plain words for a failed request."""
-    if isinstance(error, DaemonUnavailable):
-        # the client says "closed during the job" when the daemon died under a job
-        stopped = "during the job" in (error.message or "")
-        return MESSAGES["daemon_stopped" if stopped else "daemon_unavailable"]
-    if isinstance(error, DaemonError):
-        advice = MESSAGES.get(error.code)
-        if advice and error.code in SELF_EXPLAINED:
-            return advice
-        detail = error.message or error.code
-        return f"{advice}\n({detail})" if advice else f"Neural Style failed: {detail}"
-    return f"Neural Style failed: {error}"
-
-
-#: what the engine's stage names say to a user (others are shown as they come)
-STAGES = {"loading": "Loading the style", "stylize": "Stylising", "tiles": "Stylising"}
-
-
-def progress_text(event: dict[str, Any]) -> str:
-    """Status line for a progress event: stage, step (or tile) and time left."""
-    stage = str(event.get("stage") or "working")
-    text = STAGES.get(stage, stage.replace("_", " ").capitalize())
-    total = event.get("total") or 0
-    if stage in ("stylize", "tiles"):
-        if total > 1:
-            text += f", tile {min(event.get('step', 0) + 1, total)} of {total}"
-    elif total:
-        text += f", step {event.get('step', 0)} of {total}"
-    eta = event.get("eta_s")
-    if eta is not None and eta >= 1:
-        minutes, seconds = divmod(round(eta), 60)
-        left = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-        text += f", about {left} left"
-    return text
-
-
-def _job_line(job: dict[str, Any]) -> str:
-    line = f"  {job.get('method', 'job')} {job.get('state', '')}".rstrip()
-    if job.get("total"):
-        line += f", step {job.get('step', 0)}/{job['total']}"
-    return line
-
-
-def status_text(status: dict[str, Any] | None) -> str:
-    """The daemon's status reply as a few readable lines (None: not running)."""
-    if status is None:
-        return "The daemon is not running. Press Start to start it."
-    models = status.get("models") or {}
-    fast = ", ".join(str(m) for m in models.get("fast") or []) or "none"
-    lines = [
-        f"Device: {status.get('device', 'unknown')}",
-        f"Running jobs: {len(status.get('running') or [])}",
-        *(_job_line(job) for job in status.get("running") or []),
-        f"Waiting jobs: {len(status.get('queue') or [])}",
-        f"VGG network loaded: {'yes' if models.get('vgg') else 'no'}",
-        f"Fast styles loaded: {fast}",
-    ]
-    if status.get("uptime_s") is not None:
-        minutes = round(status["uptime_s"] / 60)
-        lines.append(f"Running for {minutes} min (process {status.get('pid', '?')})")
-    return "\n".join(lines)

@@ -24,7 +24,7 @@ import daemon_link  # noqa: E402
 from daemon_link import DOWN, SLOW, DaemonError, Style  # noqa: E402
 from gi.repository import GdkPixbuf, Gimp, GimpUi, GLib, GObject, Gtk, Pango  # noqa: E402
 
-from nst_daemon.protocol import Image  # noqa: E402
+from nst_client.protocol import Image, Progress, Result  # noqa: E402
 
 #: a change of the options waits this long for the next one before a preview is asked for
 DEBOUNCE_MS = 120
@@ -143,8 +143,8 @@ def run_job(client, superseded: Callable[[], bool], image: Image, **kwargs) -> I
         for event in events:
             if superseded():
                 return None
-            if event["type"] == "result":
-                return event["image"]
+            if isinstance(event, Result):
+                return event.image
     finally:
         events.close()
     return None
@@ -550,11 +550,11 @@ class DraftPreview:
                 for event in events:
                     if superseded():
                         return None
-                    if event["type"] == "progress":
+                    if isinstance(event, Progress):
                         GLib.idle_add(status.set_text,
                                       "Draft: " + daemon_link.progress_text(event))
-                    elif event["type"] == "result":
-                        return event["image"]
+                    elif isinstance(event, Result):
+                        return event.image
             finally:
                 events.close()
             return None

@@ -2,9 +2,10 @@
 """Install the Neural Style plug-in into GIMP 3 (system and Flatpak). Standard library only.
 
 The plug-in folder gets: ``neural_style.py`` (executable) and its helper modules, the
-torch-free ``nst_daemon`` client (``vendor/nst_daemon``, with the style-name rule
-``vendor/nst_core/names.py``), pyzmq and msgpack wheels built for GIMP's own Python
-(``vendor/``), and ``config.json`` saying how to reach and start the daemon.
+torch-free ``nst_client`` package whole (``vendor/nst_client``: the protocol's typed
+messages, the client, the wording of errors and the style-name rule), pyzmq and msgpack
+wheels built for GIMP's own Python (``vendor/``), and ``config.json`` saying how to reach
+and start the daemon.
 
 Usage:
     install_plugin.py [--daemon-command NST] [--endpoint EP]
@@ -31,8 +32,8 @@ REPO = HERE.parent
 PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py",
                 "dialogs.py"]
 HELP_DIR = "help"  # the help page and GIMP's map of help ids to it
-CLIENT_FILES = ["__init__.py", "protocol.py", "client.py"]
-ENGINE_FILES = ["__init__.py", "names.py"]  # torch-free modules the protocol imports
+CLIENT_PACKAGE = "nst_client"  # vendored whole; it imports nothing of the engine's
+STALE_PACKAGES = ["nst_daemon", "nst_core"]  # what older versions vendored
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
 FLATPAK_APP = "org.gimp.GIMP"
 INTERP_GLOBS = [f"{prefix}{lib}/gimp/3.0/interpreters/*.interp"
@@ -131,7 +132,7 @@ def vendor_packages(vendor: Path, python_version: str) -> None:
         print(f"    pyzmq and msgpack for Python {python_version} already in {vendor}")
         return
     for child in vendor.iterdir() if vendor.is_dir() else []:
-        if child.name not in ("nst_daemon", "nst_core"):
+        if child.name != CLIENT_PACKAGE:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
            "--upgrade", "--target", str(vendor), "--only-binary=:all:",
@@ -146,6 +147,18 @@ def vendor_packages(vendor: Path, python_version: str) -> None:
             "\nCheck the network connection, or give GIMP's Python version with --python-version."
         )
     stamp.write_text(wanted + "\n")
+
+
+def vendor_client(vendor: Path) -> None:
+    """Copy the ``nst_client`` package (its modules, afresh) into ``vendor``."""
+    source = REPO / CLIENT_PACKAGE
+    if not (source / "__init__.py").is_file():
+        raise InstallError(f"missing client package {source}; is the checkout complete?")
+    for name in [CLIENT_PACKAGE, *STALE_PACKAGES]:
+        shutil.rmtree(vendor / name, ignore_errors=True)
+    (vendor / CLIENT_PACKAGE).mkdir(parents=True)
+    for module in sorted(source.glob("*.py")):
+        shutil.copy2(module, vendor / CLIENT_PACKAGE / module.name)
 
 
 def known_styles() -> list[list[str]] | None:
@@ -169,17 +182,7 @@ def install(target: Target, daemon_command: list[str] | None, endpoint: str | No
         shutil.copy(HERE / name, folder / name)  # a new mtime: GIMP registers it again
     (folder / "neural_style.py").chmod(0o755)
     shutil.copytree(HERE / HELP_DIR, folder / HELP_DIR, dirs_exist_ok=True)
-    client_dir = folder / "vendor" / "nst_daemon"
-    client_dir.mkdir(parents=True, exist_ok=True)
-    for name in CLIENT_FILES:
-        source = REPO / "nst_daemon" / name
-        if not source.is_file():
-            raise InstallError(f"missing client file {source}; is the checkout complete?")
-        shutil.copy2(source, client_dir / name)
-    engine_dir = folder / "vendor" / "nst_core"  # the protocol's torch-free name rule
-    engine_dir.mkdir(parents=True, exist_ok=True)
-    for name in ENGINE_FILES:
-        shutil.copy2(REPO / "nst_core" / name, engine_dir / name)
+    vendor_client(folder / "vendor")
     vendor_packages(folder / "vendor", target.python_version)
     config = {"endpoint": endpoint, "daemon_command": daemon_command}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")

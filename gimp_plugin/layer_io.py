@@ -10,7 +10,7 @@ from daemon_link import DaemonError  # noqa: E402
 from gi.repository import Gegl, Gimp  # noqa: E402
 from regions import Rect, region_to_send  # noqa: E402
 
-from nst_daemon.protocol import Image  # noqa: E402
+from nst_client.protocol import Image  # noqa: E402
 
 BABL_TYPE = {"u8": "u8", "u16": "u16", "f32": "float"}
 

@@ -119,23 +119,21 @@ class ProgressBar:
         Gimp.progress_set_text(text)
         daemon_link.log_event("progress", text=text)
 
-    def event(self, event: dict) -> None:
-        if event.get("type") == "accepted":
-            position = event.get("position", 0)
-            if position:
-                self.set_text(f"Waiting in the daemon's queue (position {position})")
+    def event(self, event: daemon_link.JobEvent) -> None:
+        if isinstance(event, daemon_link.Accepted):
+            if event.position:
+                self.set_text(f"Waiting in the daemon's queue (position {event.position})")
             else:
                 self.set_text("Starting")
-        elif event.get("type") == "progress":
-            total = event.get("total") or 0
+        elif isinstance(event, daemon_link.Progress):
             self.set_text(daemon_link.progress_text(event))
-            if total:
-                fraction = min(event.get("step", 0) / total, 1.0)
+            if event.total:
+                fraction = min(event.step / event.total, 1.0)
                 Gimp.progress_update((self.index + fraction) / self.count)
             else:
                 Gimp.progress_pulse()
-            if self.previews and event.get("preview") is not None:
-                self.show_preview(event["preview"])
+            if self.previews and event.preview is not None:
+                self.show_preview(event.preview)
 
     def show_preview(self, picture) -> None:
         if self.preview_window is None:
@@ -165,7 +163,7 @@ def stylise_sources(
             for event in client.submit(source.pixels(), **request_for(index)):
                 progress.event(event)
             progress.job_done()
-            results.append(event["image"])
+            results.append(event.image if isinstance(event, daemon_link.Result) else None)
     for source, result in zip(sources, results, strict=True):
         source.check_result(result)
     return results
@@ -421,20 +419,22 @@ def run_train(procedure, run_mode, image, drawables, config, data):
     if config.get_property("title"):
         params["title"] = config.get_property("title")
     progress = ProgressBar(f"Neural Style: training '{name}'", 1)
-    event: dict = {}
+    trained = name
     try:
         with daemon_link.connect() as client:
             for event in client.train(flat_rgb(drawables[0]), name=name, params=params):
                 progress.event(event)
+                if isinstance(event, daemon_link.Result):
+                    trained = event.style or name
     except (DaemonError, OSError) as exc:
         return fail(procedure, daemon_link.describe_error(exc))
     finally:
         progress.end()
     daemon_link.known_styles()  # GIMP lists the new style from its next start
-    return success(procedure, GObject.Value(GObject.TYPE_STRING, event.get("style", name)))
+    return success(procedure, GObject.Value(GObject.TYPE_STRING, trained))
 
 
-def daemon_action(action: str) -> dict | None:
+def daemon_action(action: str) -> daemon_link.Status | None:
     """Run ``action`` (show/start/stop); the daemon's status afterwards, None when down."""
     if action == "stop":
         try:
@@ -485,7 +485,8 @@ def run_status(procedure, run_mode, image, drawables, config, data):
         status = daemon_action(config.get_property("action"))
     except DaemonError as exc:
         return fail(procedure, daemon_link.describe_error(exc))
-    return success(procedure, GObject.Value(GObject.TYPE_STRING, json.dumps(status, default=str)))
+    reply = status.to_wire("") if status is not None else None
+    return success(procedure, GObject.Value(GObject.TYPE_STRING, json.dumps(reply, default=str)))
 
 
 # ------------------------------------------------------------------------------------------

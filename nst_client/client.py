@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -338,7 +338,7 @@ class Client:
         self.request(ShutdownRequest())
 
     def run(self, request: StylizeRequest | TrainRequest, timeout: float | None = None
-            ) -> Iterator[JobEvent]:
+            ) -> Generator[JobEvent, None, None]:
         """Submit a job; yield ``Accepted`` and ``Progress`` events, last the ``Result``.
 
         Raises ``DaemonError`` on an error reply or on timeout; closing the generator
@@ -356,7 +356,7 @@ class Client:
         mask: Image | None = None,
         params: Params | Mapping[str, Any] | None = None,
         timeout: float | None = None,
-    ) -> Iterator[JobEvent]:
+    ) -> Generator[JobEvent, None, None]:
         """``run`` for a ``StylizeRequest``, or for its fields given one by one; these
         are sent as they are, for the daemon to check (a ``params`` map included)."""
         if isinstance(image, StylizeRequest):
@@ -399,7 +399,7 @@ class Client:
         params: TrainParams | Mapping[str, Any] | None = None,
         overwrite: bool = False,
         timeout: float | None = None,
-    ) -> Iterator[JobEvent]:
+    ) -> Generator[JobEvent, None, None]:
         """Train a fast-style model; yields events like ``submit``, last the ``Result``.
 
         ``overwrite`` lets the new style replace a user style of the same name.
@@ -423,7 +423,8 @@ class Client:
                 on_progress(event)
         raise DaemonError("internal", "the daemon ended the job without a result")
 
-    def _job(self, msg: dict[str, Any], timeout: float | None) -> Iterator[JobEvent]:
+    def _job(self, msg: dict[str, Any], timeout: float | None
+             ) -> Generator[JobEvent, None, None]:
         self.connect()
         rid = msg["id"]
         self._inbox[rid] = deque()
@@ -432,7 +433,8 @@ class Client:
         self._send(msg)  # before the generator starts: size errors raise at once
         return self._events(rid, self.timeout if timeout is None else timeout, connection)
 
-    def _events(self, rid: str, timeout: float, connection: int) -> Iterator[JobEvent]:
+    def _events(self, rid: str, timeout: float, connection: int
+                ) -> Generator[JobEvent, None, None]:
         job_id = None
         finished = False
         try:

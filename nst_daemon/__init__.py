@@ -1,7 +1,7 @@
-"""Neural style daemon: wire protocol, client library, server, CLI.
+"""Neural style daemon: server, job queue, CLI, batch, cluster and video runs.
 
-``nst_daemon``, ``nst_daemon.protocol`` and ``nst_daemon.client`` import only pyzmq,
-msgpack and the standard library (never torch): the GIMP plug-in vendors these three.
+The wire protocol's messages and the client library are the torch-free ``nst_client``
+package (which the GIMP plug-in vendors); this package is the daemon side.
 """
 
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 """Running stylize jobs over image files: in the daemon or in-process, resumable.
 
-A *runner* turns one wire image into its stylised version; ``DaemonRunner`` sends it to
-the daemon, ``LocalRunner`` runs the daemon's own job function in this process. The
+A *runner* turns one image into its stylised version; ``DaemonRunner`` sends it to the
+daemon, ``LocalRunner`` hands the same ``StylizeRequest`` to the daemon's own job
+function in this process. The
 batch loop skips inputs whose output already exists and writes each output atomically
 (``imagefile.write_image``), so a run killed at any point can simply be run again: it
 finishes the rest, never redoes a finished file and never leaves a half-written one.
@@ -11,29 +12,37 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nst_client.params import FastParams, GatysParams
+from nst_client.protocol import Image, Limits, Progress, Result, StylizeRequest
 from nst_core.errors import ImageError
 from nst_core.pillow_modes import is_picture_file
-from nst_daemon import protocol
 from nst_daemon.imagefile import read_image, write_image
-from nst_daemon.protocol import Image
 
-ProgressHandler = Callable[[dict[str, Any]], None]
+ProgressHandler = Callable[[Any], None]  # a Progress reply, or the engine's own in-process
 
 
 
 @dataclass
 class StyleSpec:
-    """What to paint with: the parts of a stylize request that every image shares."""
+    """What to paint with: the parts of a stylize request that every image shares (the
+    params' type is the method)."""
 
     style: str | None = None
     style_images: list[Image] = field(default_factory=list)
-    method: str = "fast"
-    params: dict[str, Any] = field(default_factory=dict)
+    params: FastParams | GatysParams = field(default_factory=FastParams)
+
+    @property
+    def method(self) -> str:
+        return "gatys" if isinstance(self.params, GatysParams) else "fast"
+
+    def request(self, image: Image) -> StylizeRequest:
+        """The request for one picture (checked as the daemon checks it)."""
+        return StylizeRequest(image, self.style, tuple(self.style_images), None, self.params)
 
 
 class PictureJob(Protocol):
@@ -49,30 +58,20 @@ class Runner(Protocol):
 
 
 class _DaemonJob:
-    def __init__(self, events: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, events: Generator[Any, None, None]) -> None:
         self.events = events
 
     def result(self, on_progress: ProgressHandler | None = None) -> Image:
         with contextlib.closing(self.events):  # leaving early (Ctrl-C) cancels the job
             for event in self.events:
-                if event.get("type") == "result":
-                    return event["image"]
-                if event.get("type") == "progress" and on_progress is not None:
+                if isinstance(event, Result) and event.image is not None:
+                    return event.image
+                if isinstance(event, Progress) and on_progress is not None:
                     on_progress(event)
         raise RuntimeError("the daemon ended the job without a result")
 
     def close(self) -> None:
         self.events.close()
-
-
-def stylize_fields(spec: StyleSpec) -> dict[str, Any]:
-    """The request fields of ``spec`` as the client's ``submit`` takes them."""
-    return {
-        "style": spec.style,
-        "style_image": spec.style_images or None,
-        "method": spec.method,
-        "params": spec.params or None,
-    }
 
 
 class DaemonRunner:
@@ -83,7 +82,7 @@ class DaemonRunner:
         self.spec = spec
 
     def start(self, image: Image) -> PictureJob:
-        return _DaemonJob(self.client.submit(image, **stylize_fields(self.spec)))
+        return _DaemonJob(self.client.run(self.spec.request(image)))
 
 
 class LocalRunner:
@@ -109,11 +108,7 @@ class _LocalJob:
     def result(self, on_progress: ProgressHandler | None = None) -> Image:
         from nst_daemon.jobs import execute_stylize
 
-        fields = stylize_fields(self.runner.spec)
-        if fields["style_image"]:
-            fields["style_image"] = [s.to_wire() for s in fields["style_image"]]
-        msg = protocol.make_request("stylize", image=self.image.to_wire(), **fields)
-        request = protocol.parse_stylize(msg)
+        request = self.runner.spec.request(self.image).check_limits(Limits())
         return execute_stylize(request, self.runner.models, on_progress)["image"]
 
     def close(self) -> None:

@@ -5,8 +5,8 @@ The driver lists the inputs and plans the work with the local batch's rules
 output means done), then hands the remaining pictures to Ray Data: ``from_items`` holds
 one row per picture and ``map_batches`` runs :class:`StylizeWorker`, a callable class that
 Ray starts as a pool of actors. Each actor loads the style model once and stylises its
-pictures with the daemon's own job function (``LocalRunner``: ``protocol.parse_stylize``
-then ``jobs.execute_stylize``), reading and writing with ``imagefile.read_image`` and
+pictures with the daemon's own job function (``LocalRunner``: the run's ``StylizeRequest``
+straight to ``jobs.execute_stylize``), reading and writing with ``imagefile.read_image`` and
 ``write_image``, so the pixels are those of a local run.
 
 Guarantees, as for the local batch:
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nst_client.protocol import Image
 from nst_core.atomic import PARTIAL_SUFFIX, partial_name, remove_partials
 from nst_core.errors import ImageError, NSTError
 from nst_core.pillow_modes import IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT
@@ -54,7 +55,6 @@ from nst_daemon.batch import (
     plan_batch,
 )
 from nst_daemon.imagefile import read_image, write_image
-from nst_daemon.protocol import Image
 
 RAY_MISSING = (
     "--ray needs Ray, which is not installed: install the cluster extra, "

@@ -13,10 +13,10 @@ from pathlib import Path
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from nst_client.protocol import Image
 from nst_core.atomic import atomic_write
 from nst_core.errors import ImageError
 from nst_core.pillow_modes import has_alpha
-from nst_daemon.protocol import Image
 
 _MODE_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 _CHANNELS_MODE = {v: k for k, v in _MODE_CHANNELS.items()}

@@ -26,13 +26,24 @@ from typing import Any
 
 import torch
 
+from nst_client.errors import ProtocolError
+from nst_client.params import FastParams
+from nst_client.protocol import (
+    Error,
+    Image,
+    JobInfo,
+    Reply,
+    Result,
+    StylizeRequest,
+    TrainRequest,
+)
+from nst_client.protocol import Progress as ProgressReply
 from nst_core.errors import Cancelled, NSTError, OutOfMemoryError, WeightsMissingError
 from nst_core.memory import is_out_of_memory
 from nst_core.progress import CancelToken, Progress, ProgressCallback
 
 from .advice import with_advice
 from .models import Models
-from .protocol import Image, ProtocolError, StylizeRequest, TrainRequest
 
 log = logging.getLogger("nst_daemon.jobs")
 
@@ -87,7 +98,7 @@ def _report(progress: ProgressCallback | None, stage: str) -> None:
 def _fast_styled(
     content: torch.Tensor,
     style: str,
-    params: dict[str, Any],
+    params: FastParams,
     models: Models,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
@@ -99,12 +110,12 @@ def _fast_styled(
     if not models.has_fast_model(path):
         _report(progress, "loading")
     model = models.fast_model(path)
-    if params.get("clip") is not None:  # a frame of a video, consistent with the clip's last
+    if params.clip is not None:  # a frame of a video, consistent with the clip's last
         from .video import clip_frame
 
         return clip_frame(model, path, content, params, models.device, cancel)
     return stylize_fast(
-        model, content, tile_size=params.get("tile_size"), device=models.device,
+        model, content, tile_size=params.tile_size, device=models.device,
         progress=progress, cancel=cancel,
     )
 
@@ -119,18 +130,21 @@ def _gatys_styled(
     from nst_core.gatys import GatysParams, style_cache_key, stylize_gatys
 
     params = request.params
+    assert not isinstance(params, FastParams)  # a gatys request has GatysParams
     names = ("iterations", "style_strength", "style_scale", "optimizer", "seed", "preview_every")
-    overrides: dict[str, Any] = {k: params[k] for k in names if k in params}
-    if params.get("init", "content") != "fast":
-        overrides["init"] = params.get("init", "content")
-    gatys_params = GatysParams.preset(params.get("quality", "balanced"), **overrides)
-    weights = params.get("style_weights") or [1.0] * len(request.style_images)
+    overrides: dict[str, Any] = {k: getattr(params, k) for k in names}
+    if params.iterations is None:  # the quality preset's
+        del overrides["iterations"]
+    if params.init != "fast":
+        overrides["init"] = params.init
+    gatys_params = GatysParams.preset(params.quality, **overrides)
+    weights = params.style_weights or [1.0] * len(request.style_images)
     styles = [(_tensors(s)[0], w) for s, w in zip(request.style_images, weights, strict=True)]
     init = None
-    if params.get("init") == "fast":
-        init_style = params.get("init_style") or request.style
-        assert init_style is not None  # checked by protocol.parse_stylize
-        init = _fast_styled(content, init_style, {}, models, None, cancel)
+    if params.init == "fast":
+        init_style = params.init_style or request.style
+        assert init_style is not None  # checked by StylizeRequest
+        init = _fast_styled(content, init_style, FastParams(), models, None, cancel)
     if not models.has_vgg:
         _report(progress, "loading")
     vgg = models.vgg()
@@ -162,18 +176,18 @@ def execute_stylize(
     with engine_errors():
         rgb, alpha = _tensors(image)
         mask = _tensors(request.mask)[0][:, :1] if request.mask is not None else None
-        size = processing_size(image.height, image.width, params.get("max_size"))
+        size = processing_size(image.height, image.width, params.max_size)
         content = resize(rgb, size)
         decoded = time.perf_counter()
-        if request.method == "fast":
-            assert request.style is not None  # checked by protocol.parse_stylize
+        if isinstance(params, FastParams):
+            assert request.style is not None  # checked by StylizeRequest
             styled = _fast_styled(content, request.style, params, models, progress, cancel)
         else:
             styled = _gatys_styled(content, request, models, progress, cancel)
         ran = time.perf_counter()
         styled = resize(styled.detach().cpu().float(), (image.height, image.width))
-        styled = apply_colors(styled, rgb, params.get("preserve_colors"))
-        styled = blend(styled, rgb, params.get("strength", 1.0), mask)
+        styled = apply_colors(styled, rgb, params.preserve_colors)
+        styled = blend(styled, rgb, params.strength, mask)
         data = to_pixels(styled, alpha, image.channels, image.dtype)
     done = time.perf_counter()
     result = Image(image.width, image.height, image.channels, data, image.dtype)
@@ -192,8 +206,8 @@ def execute_train(
     from nst_core.images import save_image
     from nst_core.train import TrainConfig, train
 
-    params = dict(request.params)
-    dataset = Path(params.pop("dataset"))
+    params = request.params.engine_options()
+    dataset = Path(request.params.dataset)
     started = time.perf_counter()
     with engine_errors(), tempfile.TemporaryDirectory(prefix="nst-train-") as tmp:
         style_path = save_image(Path(tmp) / "style.png", _tensors(request.style_image)[0])
@@ -209,7 +223,7 @@ def execute_train(
 
 # --------------------------------------------------------------------------- queue
 
-Emit = Callable[["Job", dict[str, Any]], None]
+Emit = Callable[["Job", Reply], None]
 _job_ids = itertools.count(1)
 
 
@@ -246,9 +260,9 @@ class Job:
             self.stop_reason = (code, message)
         self.cancel.cancel()
 
-    def stopped_reply(self) -> dict[str, Any]:
+    def stopped_reply(self) -> Error:
         code, message = self.stop_reason
-        return {"type": "error", "code": code, "message": message}
+        return Error(code, message, job_id=self.id)
 
     @property
     def method(self) -> str:
@@ -258,13 +272,12 @@ class Job:
     def lane(self) -> str:
         return "fast" if self.method == "fast" else "slow"
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JobInfo:
         state = "cancelling" if self.cancel.cancelled and self.state == "running" else self.state
-        info: dict[str, Any] = {"job_id": self.id, "method": self.method, "state": state}
-        if self.progress is not None:
-            info.update(step=self.progress.step, total=self.progress.total,
-                        stage=self.progress.stage)
-        return info
+        p = self.progress
+        if p is None:
+            return JobInfo(self.id, self.method, state)
+        return JobInfo(self.id, self.method, state, p.step, p.total, p.stage)
 
 
 MIB = 1 << 20
@@ -414,10 +427,9 @@ class Worker(threading.Thread):
             else:
                 result = execute_stylize(job.request, self.models, self._progress(job),
                                          job.cancel)
-            result["timings"]["queued_s"] = job.started - job.submitted
-            if isinstance(result.get("image"), Image):
-                result["image"] = result["image"].to_wire()
-            self.emit(job, {"type": "result", **result})
+            timings = {**result["timings"], "queued_s": job.started - job.submitted}
+            self.emit(job, Result(job.id, result.get("image"), timings, result.get("style"),
+                                  result.get("path")))
             log.info("job %s done in %.2f s", job.id, time.monotonic() - job.started)
         except NSTError as exc:
             level = logging.INFO if isinstance(exc, Cancelled) else logging.WARNING
@@ -427,11 +439,11 @@ class Worker(threading.Thread):
             if isinstance(exc, Cancelled) and job.cancel.cancelled:
                 self.emit(job, job.stopped_reply())
             else:
-                self.emit(job, {"type": "error", "code": exc.code, "message": str(exc)})
+                self.emit(job, Error(exc.code, str(exc), job_id=job.id))
         except Exception as exc:
             log.exception("job %s failed", job.id)
-            self.emit(job, {"type": "error", "code": "internal",
-                            "message": f"internal error: {exc} (see the daemon log)"})
+            self.emit(job, Error("internal", f"internal error: {exc} (see the daemon log)",
+                                 job_id=job.id))
         finally:
             job.state = "done"
             self.running.remove(job)
@@ -447,7 +459,7 @@ class Worker(threading.Thread):
             if p.preview is not None or final or p.stage == "loading" or \
                     now - last_sent >= PROGRESS_INTERVAL_S:
                 last_sent = now
-                self.emit(job, progress_message(p, job.started or now))
+                self.emit(job, progress_message(p, job.started or now, job.id))
             if job.lane == "slow":
                 self._run_fast_jobs()
 
@@ -459,17 +471,16 @@ class Worker(threading.Thread):
             self.run_job(job)
 
 
-def progress_message(p: Progress, started: float) -> dict[str, Any]:
+def progress_message(p: Progress, started: float, job_id: str) -> ProgressReply:
+    """The ``progress`` reply for the engine's report ``p`` of a job started at ``started``."""
     from nst_core.images import to_pixels
 
     elapsed = time.monotonic() - started
-    msg: dict[str, Any] = {
-        "type": "progress", "step": p.step, "total": p.total, "stage": p.stage,
-        "losses": {k: float(v) for k, v in p.losses.items()},
-        "eta_s": p.eta_s if p.eta_s is not None else
-        elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None,
-    }
+    eta = p.eta_s if p.eta_s is not None else \
+        elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None
+    preview = None
     if p.preview is not None:
         h, w = p.preview.shape[-2:]
-        msg["preview"] = Image(w, h, 3, to_pixels(p.preview, None, 3)).to_wire()
-    return msg
+        preview = Image(w, h, 3, to_pixels(p.preview, None, 3))
+    return ProgressReply(job_id, p.step, p.total, p.stage,
+                         {k: float(v) for k, v in p.losses.items()}, eta, preview)

@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from nst_client.client import START_TIMEOUT_S
+from nst_client.client import START_TIMEOUT_S, Client
+from nst_client.errors import DaemonError
+from nst_client.protocol import DEFAULT_ENDPOINT, Hello, ShutdownRequest
 from nst_core.paths import data_dir
-
-from .client import Client, DaemonError
-from .protocol import DEFAULT_ENDPOINT
 
 if sys.platform == "win32":  # pragma: no cover - no flock; the bind itself refuses a 2nd daemon
     fcntl = None
@@ -147,11 +146,11 @@ def setup_logging(endpoint: str, level: int = logging.INFO, stderr: bool = False
     return path
 
 
-def probe(endpoint: str, timeout: float = 1.0) -> dict | None:
+def probe(endpoint: str, timeout: float = 1.0) -> Hello | None:
     """The daemon's ``hello`` reply, or ``None`` when nothing answers in time."""
     with Client(endpoint, autostart=False, timeout=timeout) as client:
         try:
-            return client.request("hello", timeout=timeout)
+            return client.probe(timeout)
         except DaemonError as exc:
             if exc.code == "timeout":
                 return None
@@ -175,7 +174,7 @@ def _serving_pid(endpoint: str) -> int | None:
     info = probe(endpoint, timeout=0.5)
     if info is None:
         return None
-    return int(info.get("pid") or pid or 0) or None
+    return int(info.pid or pid or 0) or None
 
 
 def start(
@@ -215,7 +214,7 @@ def stop(endpoint: str, timeout: float = 10.0) -> bool:
     answered = False
     with Client(endpoint, autostart=False, timeout=2.0) as client:
         try:
-            client.request("shutdown", timeout=2.0)
+            client.request(ShutdownRequest(), timeout=2.0)
             answered = True
         except DaemonError:
             pass

@@ -32,9 +32,8 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import torch
 import zmq
@@ -42,18 +41,37 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
+from nst_client import protocol
 from nst_client.client import is_local_endpoint
+from nst_client.errors import ProtocolError
+from nst_client.protocol import (
+    Accepted,
+    Cancel,
+    Error,
+    Heartbeat,
+    Hello,
+    Limits,
+    ModelsInfo,
+    Ok,
+    Reply,
+    Request,
+    Result,
+    Status,
+    StyleEntry,
+    Styles,
+    StylizeRequest,
+    TrainRequest,
+)
 from nst_core.devices import describe_device, memory_info
 from nst_core.errors import NSTError
 from nst_core.styles import new_style_path
 
-from . import __version__, protocol
+from . import __version__
 from .advice import weights_status
 from .connections import Connections
 from .jobs import MIB, Job, JobQueue, QueueLimits, Worker
 from .lifecycle import DaemonRunning, PidLock, setup_logging
 from .models import Models
-from .protocol import Limits, ProtocolError
 
 log = logging.getLogger("nst_daemon.server")
 
@@ -121,7 +139,7 @@ def _peer_is_local(endpoint: str, frame: zmq.Frame) -> bool:
         return False
 
 
-def style_entries(preview_size: int = 96) -> list[dict[str, Any]]:
+def style_entries(preview_size: int = 96) -> list[StyleEntry]:
     """The catalogue for ``styles`` replies, each with a small preview (cached per file)."""
     from nst_core.images import to_pixels
     from nst_core.styles import list_styles, style_preview
@@ -131,13 +149,13 @@ def style_entries(preview_size: int = 96) -> list[dict[str, Any]]:
         try:
             preview = style_preview(info.path, preview_size)
             h, w = preview.shape[-2:]
-            wire = protocol.Image(w, h, 3, to_pixels(preview, None, 3)).to_wire()
+            image = protocol.Image(w, h, 3, to_pixels(preview, None, 3))
         except NSTError as exc:
             log.warning("no preview for style %s: %s", info.name, exc)
-            wire = None
-        entries.append({"name": info.name, "title": info.title, "artist": info.artist,
-                        "year": info.year, "licence": info.licence, "source": info.source,
-                        "preview": wire})
+            image = None
+        entries.append(StyleEntry(info.name, info.title or "", info.artist or "",
+                                  info.year or "", info.licence or "", info.source or "",
+                                  image))
     return entries
 
 
@@ -239,22 +257,22 @@ class Server:
 
     # ------------------------------------------------------------------ replies
 
-    def _emit(self, job: Job, msg: dict[str, Any]) -> None:
-        """Send a job's message to its client; callable from any thread."""
-        kind = msg.pop("type")
-        reply = protocol.make_reply(kind, job.request_id, job_id=job.id, **msg)
-        final = b"1" if kind in ("result", "error") else b""
+    def _emit(self, job: Job, reply: Reply) -> None:
+        """Send a job's reply to its client; callable from any thread."""
+        final = b"1" if isinstance(reply, Result | Error) else b""
         sock = getattr(self._local, "push", None)
         if sock is None:
             sock = self._local.push = self.context.socket(zmq.PUSH)
             sock.linger = 1000
             sock.connect(self._outbox_address)
-        sock.send_multipart([job.owner, job.id.encode(), final, protocol.encode(reply)])
+        payload = protocol.encode(reply.to_wire(job.request_id))
+        sock.send_multipart([job.owner, job.id.encode(), final, payload])
 
-    def _send(self, identity: bytes, reply: dict[str, Any]) -> None:
+    def _send(self, identity: bytes, rid: str, reply: Reply) -> None:
         assert self.router is not None
         try:
-            self.router.send_multipart([identity, protocol.encode(reply)], flags=zmq.NOBLOCK)
+            payload = protocol.encode(reply.to_wire(rid))
+            self.router.send_multipart([identity, payload], flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # the client's queue is full or it is gone
             log.warning("reply to %s dropped: %s", identity.hex(), exc)
 
@@ -282,65 +300,63 @@ class Server:
             self.fds[identity] = fd = frames[-1].get(zmq.SRCFD)
             self.connections.message(fd, (len(f) for f in frames[1:]), time.monotonic())
         rid = ""
+        reply: Reply
         try:
             if len(frames) != 2:
                 raise ProtocolError("bad_request", f"expected one frame, got {len(frames) - 1}")
             msg = protocol.decode(frames[1].buffer)
             rid = protocol.request_id(msg)
-            kind = protocol.check_envelope(msg)
-            reply = getattr(self, f"_on_{kind}")(identity, msg, frames[1])
+            request = protocol.parse_request(msg, self.config.limits)
+            reply = getattr(self, f"_on_{request.TYPE}")(identity, rid, request, frames[1])
         except ProtocolError as exc:
             log.warning("refused a request from %s: %s: %s", identity.hex(), exc.code, exc)
-            reply = protocol.make_error(rid, exc.code, exc.message)
+            reply = Error(exc.code, exc.message)
         except NSTError as exc:
             log.warning("request from %s failed: %s: %s", identity.hex(), exc.code, exc)
-            reply = protocol.make_error(rid, exc.code, str(exc))
+            reply = Error(exc.code, str(exc))
         except Exception as exc:
             log.exception("request from %s failed", identity.hex())
-            reply = protocol.make_error(rid, "internal", f"internal error: {exc}")
-        if reply is not None:
-            self._send(identity, reply)
+            reply = Error("internal", f"internal error: {exc}")
+        self._send(identity, rid, reply)
 
-    def hello_info(self) -> dict[str, Any]:
-        return {
-            "protocol": list(protocol.PROTOCOL_VERSION),
-            "version": __version__,
-            "torch": torch.__version__,
-            "device": describe_device(self.models.device),
-            "capabilities": CAPABILITIES,
-            "limits": {"max_pixels": self.config.limits.max_pixels,
-                       "max_message_bytes": self.config.limits.max_message_bytes},
-            "heartbeat": {"ping_interval_s": protocol.PING_INTERVAL_S,
-                          "client_silence_s": self.config.client_silence_s},
-            "pid": os.getpid(),
-            "vgg_weights": self.vgg_weights,
-        }
+    def hello_info(self) -> Hello:
+        return Hello(
+            protocol=protocol.PROTOCOL_VERSION,
+            version=__version__,
+            torch=torch.__version__,
+            device=describe_device(self.models.device),
+            capabilities=tuple(CAPABILITIES),
+            limits=self.config.limits,
+            heartbeat=Heartbeat(protocol.PING_INTERVAL_S, self.config.client_silence_s),
+            pid=os.getpid(),
+            vgg_weights=self.vgg_weights,
+        )
 
-    def _on_hello(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        return protocol.make_reply("hello", msg["id"], **self.hello_info())
+    def _on_hello(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        return self.hello_info()
 
-    def _on_ping(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        return protocol.make_reply("ok", msg["id"])
+    def _on_ping(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        return Ok()
 
-    def _on_styles(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        return protocol.make_reply("styles", msg["id"], styles=style_entries())
+    def _on_styles(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        return Styles(tuple(style_entries()))
 
-    def _on_status(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+    def _on_status(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
         queued = self.queue.queued()
-        return protocol.make_reply(
-            "status", msg["id"],
-            running=[job.describe() for job in list(self.worker.running)],
-            queue=[{**job.describe(), "position": i} for i, job in enumerate(queued)],
+        loaded = self.models.loaded()
+        return Status(
+            running=tuple(job.describe() for job in list(self.worker.running)),
+            queue=tuple(replace(job.describe(), position=i) for i, job in enumerate(queued)),
             device=describe_device(self.models.device),
             memory=memory_info(self.models.device),
-            models=self.models.loaded(),
+            models=ModelsInfo(loaded["vgg"], tuple(loaded["fast"]), loaded["style_targets"]),
             clients=len(self.last_seen),
             uptime_s=time.monotonic() - self.started,
             pid=os.getpid(),
             vgg_weights=self.vgg_weights,
         )
 
-    def _submit(self, identity: bytes, msg: dict, job: Job) -> dict:
+    def _submit(self, identity: bytes, job: Job) -> Reply:
         if self._stopping.is_set():
             raise ProtocolError("shutting_down", "the daemon is shutting down")
         job.owner = identity
@@ -348,33 +364,35 @@ class Server:
         self.jobs[job.id] = job
         log.info("job %s (%s) queued for %s at position %d", job.id, job.method,
                  identity.hex(), position)
-        return protocol.make_reply("accepted", msg["id"], job_id=job.id, position=position)
+        return Accepted(job.id, position)
 
-    def _on_stylize(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        request = protocol.parse_stylize(msg, self.config.limits)
-        return self._submit(identity, msg, Job(request, msg["id"]))
+    def _on_stylize(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        assert isinstance(request, StylizeRequest)
+        return self._submit(identity, Job(request, rid))
 
-    def _on_train(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        request = protocol.parse_train(msg, self.config.limits)
+    def _on_train(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        assert isinstance(request, TrainRequest)
         new_style_path(request.name, overwrite=request.overwrite)  # a taken name: refused now
-        return self._submit(identity, msg, Job(request, msg["id"]))
+        return self._submit(identity, Job(request, rid))
 
-    def _on_cancel(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
-        job_id = protocol.parse_cancel(msg)
+    def _on_cancel(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
+        assert isinstance(request, Cancel)
+        job_id = request.job_id
         job = self.jobs.get(job_id)
         # job ids are visible to every client (status): only the submitter may cancel
         if job is None or job.owner != identity or \
                 not self.cancel_job(job_id, "cancelled on request"):
             raise ProtocolError("unknown_job", f"no queued or running job {job_id!r} "
                                 "submitted by this client")
-        return protocol.make_reply("ok", msg["id"], job_id=job_id)
+        return Ok(job_id)
 
-    def _on_shutdown(self, identity: bytes, msg: dict, frame: zmq.Frame) -> dict:
+    def _on_shutdown(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame
+                     ) -> Reply:
         if not _peer_is_local(self.config.endpoint, frame):
             raise ProtocolError("forbidden", "shutdown is only accepted from this machine")
         log.info("shutdown requested by %s", identity.hex())
         self._stopping.set()
-        return protocol.make_reply("ok", msg["id"])
+        return Ok()
 
     # ------------------------------------------------------------------ cancellation
 
@@ -462,7 +480,7 @@ class Server:
         poller.register(self.monitor, zmq.POLLIN)
         next_housekeeping = 0.0
         while not self._stopping.is_set():
-            events = dict(poller.poll(HOUSEKEEPING_S * 1000))
+            events = dict(poller.poll(round(HOUSEKEEPING_S * 1000)))
             if self.monitor in events:  # before new messages: a reused descriptor is new
                 self._on_monitor_events()
                 if len(self.connections.open) > self.connections.max_open:

@@ -28,11 +28,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nst_client.params import FastParams
 from nst_core.errors import ImageError, ParameterError
 
 if TYPE_CHECKING:
@@ -62,11 +63,11 @@ def clip_frame(
     model: Any,
     style_path: Path,
     content: torch.Tensor,
-    params: dict[str, Any],
+    params: FastParams,
     device: Any,
     cancel: Any = None,
 ) -> torch.Tensor:
-    """Stylise one frame of the clip ``params["clip"]``, consistent with its previous one.
+    """Stylise one frame of the clip ``params.clip``, consistent with its previous one.
 
     Frame 0 (or a frame that does not follow the last one seen, another style, another
     consistency) starts the clip afresh, so a lost or repeated frame never mixes clips.
@@ -75,9 +76,9 @@ def clip_frame(
     from nst_core.progress import check
 
     check(cancel)
-    clip_id = str(params["clip"])
-    index = int(params.get("clip_frame", 0))
-    consistency = consistency_of(params.get("consistency", "full"))
+    clip_id = str(params.clip)
+    index = params.clip_frame
+    consistency = consistency_of(params.consistency)
     now = time.monotonic()
     with _clips_lock:
         for stale in [k for k, v in _clips.items() if now - v.used > CLIP_IDLE_S]:
@@ -89,7 +90,7 @@ def clip_frame(
             or state.stylizer.consistency != consistency
             or state.stylizer.model is not model
         ):
-            state = _ClipState(VideoStylizer(model, consistency, device, params.get("tile_size")),
+            state = _ClipState(VideoStylizer(model, consistency, device, params.tile_size),
                                style_path, 0, now)
         if index != state.next_frame:
             state.stylizer.reset()
@@ -351,10 +352,10 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from nst_client.protocol import Image
     from nst_daemon.batch import StyleSpec
     from nst_daemon.cli.errors import CommandError, say
     from nst_daemon.cli.options import make_runner, refuse_input_clash, style_spec
-    from nst_daemon.protocol import Image
 
     source: Path = args.input.expanduser()
     target: Path = args.output.expanduser()
@@ -370,11 +371,11 @@ def cmd_video(args: argparse.Namespace) -> int:
         say(f"{target.suffix} holds no sound: the audio track is left out")
     args.style_image, args.method, args.iterations, args.quality = [], "fast", None, None
     spec: StyleSpec = style_spec(args)
-    params = dict(spec.params, clip=uuid.uuid4().hex, consistency=args.consistency)
+    params = replace(spec.params, clip=uuid.uuid4().hex, consistency=args.consistency)
     runner, close = make_runner(args, spec)
 
     def stylize(data: bytes, width: int, height: int, index: int) -> bytes:
-        runner.spec = StyleSpec(spec.style, [], "fast", dict(params, clip_frame=index))
+        runner.spec = StyleSpec(spec.style, [], replace(params, clip_frame=index))
         job = runner.start(Image(width, height, 3, data))
         try:
             return job.result().data

@@ -23,11 +23,19 @@ from typing import Any, TypeVar
 import torch
 import zmq
 
-from nst_client.client import START_TIMEOUT_S
+from nst_client.client import START_TIMEOUT_S, Client
+from nst_client.errors import DaemonError
+from nst_client.params import FastParams
+from nst_client.protocol import (
+    HelloRequest,
+    Image,
+    Result,
+    ShutdownRequest,
+    Status,
+    StatusRequest,
+    StylizeRequest,
+)
 from nst_core.transformer_net import TransformerNet, save_style_model
-from nst_daemon import protocol
-from nst_daemon.client import Client, DaemonError
-from nst_daemon.protocol import Image
 
 T = TypeVar("T")
 
@@ -67,12 +75,11 @@ def noise_image(width: int, height: int, channels: int, seed: int) -> Image:
     return Image(width, height, channels, data.numpy().tobytes())
 
 
-def stylize_request(image: Image, style: str = "rand", **params: Any) -> dict[str, Any]:
-    return protocol.make_request("stylize", image=image.to_wire(), method="fast", style=style,
-                                 params=params or None)
+def stylize_request(image: Image, style: str = "rand", **params: Any) -> StylizeRequest:
+    return StylizeRequest(image, style, params=FastParams(**params))
 
 
-def request_pool(count: int, styles: Sequence[str] = ("rand", "other")) -> list[dict[str, Any]]:
+def request_pool(count: int, styles: Sequence[str] = ("rand", "other")) -> list[StylizeRequest]:
     """Distinct requests: sides 16 to 96 px, gray to RGBA, two strengths, several styles."""
     pool = []
     for i in range(count):
@@ -84,29 +91,28 @@ def request_pool(count: int, styles: Sequence[str] = ("rand", "other")) -> list[
 
 
 def pipeline(
-    client: Client, requests: Sequence[tuple[int, dict[str, Any]]], in_flight: int
-) -> Iterator[tuple[int, dict[str, Any]]]:
+    client: Client, requests: Sequence[tuple[int, StylizeRequest]], in_flight: int
+) -> Iterator[tuple[int, Result]]:
     """Run ``(tag, stylize request)`` pairs on one client with ``in_flight`` jobs
     outstanding (their replies interleave on its socket); yields ``(tag, result)``."""
-    pending: deque[tuple[int, Iterator[dict[str, Any]]]] = deque()
+    pending: deque[tuple[int, Iterator[Any]]] = deque()
 
-    def finish() -> tuple[int, dict[str, Any]]:
+    def finish() -> tuple[int, Result]:
         tag, events = pending.popleft()
         for event in events:
-            if event["type"] == "result":
+            if isinstance(event, Result):
                 return tag, event
         raise AssertionError("a job ended without a result")
 
     for tag, req in requests:
-        pending.append((tag, client.submit(Image.from_wire(req["image"]), style=req["style"],
-                                           params=req["params"])))
+        pending.append((tag, client.run(req)))
         if len(pending) >= in_flight:
             yield finish()
     while pending:
         yield finish()
 
 
-def reference_results(home: Path, requests: Sequence[dict[str, Any]]) -> list[bytes]:
+def reference_results(home: Path, requests: Sequence[StylizeRequest]) -> list[bytes]:
     """The pixels the daemon must return, computed in this process, single-threaded, with
     ``home`` as the data dir (the daemon's job function on the same model files)."""
     from nst_daemon.jobs import execute_stylize
@@ -117,8 +123,7 @@ def reference_results(home: Path, requests: Sequence[dict[str, Any]]) -> list[by
     os.environ["NST_HOME"] = str(home)
     try:
         models = Models("cpu")
-        return [execute_stylize(protocol.parse_stylize(r), models)["image"].data
-                for r in requests]
+        return [execute_stylize(r, models)["image"].data for r in requests]
     finally:
         torch.set_num_threads(threads)
         if saved is None:
@@ -185,7 +190,7 @@ class DaemonProcess:
                 if proc.poll() is not None:
                     raise RuntimeError(f"the daemon exited ({proc.returncode}): {self.output()}")
                 with contextlib.suppress(DaemonError):
-                    client.request("hello", timeout=0.5)
+                    client.request(HelloRequest(), timeout=0.5)
                     return self
         self.kill()
         raise RuntimeError(f"the daemon did not answer within {timeout} s: {self.output()}")
@@ -208,9 +213,11 @@ class DaemonProcess:
         return Client(self.endpoint, autostart=False, timeout=timeout,
                       **{**self.client_options, **kwargs})
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         with self.client(timeout=5.0) as client:
-            return client.request("status")
+            reply = client.request(StatusRequest())
+            assert isinstance(reply, Status)
+            return reply
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.alive():
@@ -230,7 +237,7 @@ class DaemonProcess:
             return
         assert self.proc is not None
         with contextlib.suppress(DaemonError), self.client(timeout=5.0) as client:
-            client.request("shutdown")
+            client.request(ShutdownRequest())
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -18,13 +18,15 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
+from nst_client import protocol
+from nst_client.errors import ProtocolError
+from nst_client.params import MIN_TILE_SIZE
+from nst_client.protocol import Image, StylizeRequest, TrainRequest
 from nst_core import fast, train
 from nst_core.errors import ImageError, ModelFormatError, ParameterError
 from nst_core.styles import import_style, new_style_path
 from nst_core.transformer_net import load_style_model, save_style_model
-from nst_daemon import protocol
 from nst_daemon.imagefile import read_image
-from nst_daemon.protocol import Image, ProtocolError
 
 from daemon_helpers import DaemonProcess, dealer, random_net, save_random_style
 
@@ -56,38 +58,38 @@ def test_unhashable_or_odd_dtypes_are_bad_requests(dtype: object) -> None:
 def test_unhashable_enum_params_are_bad_parameters(field: str, value: object) -> None:
     msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
                                 style_image=rgb().to_wire(), params={field: value})
-    assert refusal(protocol.parse_stylize, msg).code == "bad_parameter"
+    assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
 
 
 def test_the_protocols_ranges_are_the_engines() -> None:
-    assert protocol.MIN_TILE_SIZE == fast.MIN_TILE
+    assert MIN_TILE_SIZE == fast.MIN_TILE
     for tile in (64, 255):
         msg = protocol.make_request("stylize", image=rgb().to_wire(), style="udnie",
                                     params={"tile_size": tile})
-        assert "256" in refusal(protocol.parse_stylize, msg).message
+        assert "256" in refusal(StylizeRequest.from_wire, msg).message
     for value in (0, 0.0):
         msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
                                     style_image=rgb().to_wire(),
                                     params={"style_strength": value})
-        assert refusal(protocol.parse_stylize, msg).code == "bad_parameter"
+        assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
     msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
                                 style_image=[rgb().to_wire()] * 2,
                                 params={"style_weights": [0, 0]})
-    assert refusal(protocol.parse_stylize, msg).code == "bad_parameter"
+    assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
 
 
 @pytest.mark.parametrize("dataset", ["", ".", "photos", "./photos"])
 def test_train_needs_an_absolute_dataset(dataset: str) -> None:
     msg = protocol.make_request("train", name="mine", style_image=rgb().to_wire(),
                                 params={"dataset": dataset})
-    assert "absolute" in refusal(protocol.parse_train, msg).message
+    assert "absolute" in refusal(TrainRequest.from_wire, msg).message
 
 
 @pytest.mark.parametrize("name", ["nl\n", "bad name", ".x", "x" * 65, "trailing."])
 def test_train_names_follow_the_one_rule(name: str) -> None:
     msg = protocol.make_request("train", name=name, style_image=rgb().to_wire(),
                                 params={"dataset": "/photos"})
-    assert refusal(protocol.parse_train, msg).code == "bad_parameter"
+    assert refusal(TrainRequest.from_wire, msg).code == "bad_parameter"
 
 
 # --------------------------------------------------------------------------- engine

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from nst_client.protocol import Image
 from nst_core.atomic import PARTIAL_SUFFIX, remove_partials
 from nst_core.errors import ImageError
 from nst_daemon.batch import Task, plan_batch, run_tasks
 from nst_daemon.imagefile import output_format, read_image, write_image
-from nst_daemon.protocol import Image
 
 
 def _picture(path: Path, mode: str = "RGB", size: tuple[int, int] = (8, 6)) -> Path:

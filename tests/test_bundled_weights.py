@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from nst_client.client import Client
 from nst_core.images import load_image
 from nst_core.vgg import VGGFeatures, make_features
 from nst_core.weights import (
@@ -31,7 +32,6 @@ from nst_core.weights import (
     stored_path,
 )
 from nst_daemon import lifecycle
-from nst_daemon.client import Client
 from nst_daemon.server import Server, ServerConfig
 
 from daemon_helpers import environment, free_endpoint, wait_until
@@ -209,8 +209,8 @@ def test_gatys_through_a_daemon_names_the_bundled_weights(fresh, monkeypatch) ->
     assert wait_until(lambda: lifecycle.running_pid(endpoint) is None, 20)
     expected = {"arch": "vgg16", "source": "bundled", "name": BUNDLED_NAME,
                 "path": str(BUNDLED_VGG16)}
-    assert hello["vgg_weights"] == expected and reply["vgg_weights"] == expected
-    assert reply["models"]["vgg"]  # the Gatys job loaded it
+    assert hello.vgg_weights == expected and reply.vgg_weights == expected
+    assert reply.models.vgg  # the Gatys job loaded it
     assert not (folder / "home" / "weights").exists()
 
 

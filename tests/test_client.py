@@ -11,9 +11,10 @@ from collections.abc import Callable
 import pytest
 import zmq
 
-from nst_daemon import protocol
-from nst_daemon.client import Client, DaemonError, DaemonUnavailable, is_local_endpoint
-from nst_daemon.protocol import Image
+from nst_client import protocol
+from nst_client.client import Client, is_local_endpoint
+from nst_client.errors import DaemonError, DaemonUnavailable
+from nst_client.protocol import Image
 
 
 def free_endpoint() -> str:
@@ -49,8 +50,7 @@ class ScriptedDaemon(threading.Thread):
             msg = protocol.decode(payload)
             self.received.append(msg)
             if msg["type"] == "hello":
-                reply = protocol.make_reply("hello", msg["id"], protocol=[1, 0],
-                                            limits=self.limits)
+                reply = reply_map("hello", msg["id"], protocol=[1, 0], limits=self.limits)
                 router.send_multipart([identity, protocol.encode(reply)])
             else:
                 self.script(router, identity, msg)
@@ -64,8 +64,13 @@ class ScriptedDaemon(threading.Thread):
         return [m["type"] for m in self.received]
 
 
+def reply_map(kind: str, rid: str, **fields) -> dict:
+    """A reply as a raw wire map (what any 1.x daemon may send)."""
+    return {"v": list(protocol.PROTOCOL_VERSION), "id": rid, "type": kind, **fields}
+
+
 def send(router: zmq.Socket, identity: bytes, msg: dict, kind: str, **fields) -> None:
-    reply = protocol.make_reply(kind, msg["id"], **fields)
+    reply = reply_map(kind, msg["id"], **fields)
     router.send_multipart([identity, protocol.encode(reply)])
 
 
@@ -93,9 +98,9 @@ def test_job_events_are_decoded_and_progress_reported():
     with Client(fake.endpoint, autostart=False, timeout=5) as client:
         result = client.stylize(small_image(), style="x", on_progress=events.append)
     fake.stop()
-    assert result["image"] == small_image()
-    assert [e["type"] for e in events] == ["accepted", "progress"]
-    assert events[1]["preview"] == small_image()
+    assert result.image == small_image()
+    assert [e.TYPE for e in events] == ["accepted", "progress"]
+    assert events[1].preview == small_image()
 
 
 def test_error_reply_raises_with_code():
@@ -138,7 +143,7 @@ def test_closing_the_event_generator_cancels_the_job():
     fake = ScriptedDaemon(script)
     with Client(fake.endpoint, autostart=False, timeout=5) as client:
         events = client.submit(small_image(), style="x")
-        assert next(events)["position"] == 3
+        assert next(events).position == 3
         events.close()
         time.sleep(0.3)
     fake.stop()

@@ -19,12 +19,15 @@ import zmq
 import zmq.auth
 from conftest import BUNDLED_VGG16
 
+from nst_client import protocol
+from nst_client.client import Client
+from nst_client.errors import DaemonError, DaemonUnavailable
+from nst_client.params import FastParams
+from nst_client.protocol import Accepted, Image, Progress, StylizeRequest
 from nst_core.transformer_net import TransformerNet, save_style_model
-from nst_daemon import lifecycle, protocol
-from nst_daemon.client import Client, DaemonError, DaemonUnavailable
+from nst_daemon import lifecycle
 from nst_daemon.jobs import execute_stylize
 from nst_daemon.models import Models
-from nst_daemon.protocol import Image
 
 from daemon_helpers import DaemonProcess, free_endpoint
 
@@ -68,11 +71,11 @@ def pattern(width: int, height: int, channels: int = 3, seed: int = 0) -> Image:
 
 def in_process(daemon: DaemonProcess, image: Image, **fields) -> Image:
     """The same request run by the CLI's ``--local`` path (same job function)."""
-    msg = protocol.make_request("stylize", image=image.to_wire(), style=STYLE, **fields)
+    request = StylizeRequest(image, STYLE, params=FastParams(**fields.get("params", {})))
     old = os.environ.get("NST_HOME")
     os.environ["NST_HOME"] = str(daemon.home)
     try:
-        return execute_stylize(protocol.parse_stylize(msg), Models("cpu"))["image"]
+        return execute_stylize(request, Models("cpu"))["image"]
     finally:
         if old is None:
             del os.environ["NST_HOME"]
@@ -97,32 +100,32 @@ def gatys_fields(size: int = 64, iterations: int = 5, **params) -> dict:
 def test_hello_and_styles(daemon):
     with daemon.client() as client:
         hello = client.hello()
-        styles = {s["name"]: s for s in client.styles()}
-    assert hello["protocol"] == list(protocol.PROTOCOL_VERSION) and hello["device"] == "cpu"
-    assert hello["limits"]["max_message_bytes"] == 8 << 20
+        styles = {s.name: s for s in client.styles()}
+    assert hello.protocol == protocol.PROTOCOL_VERSION and hello.device == "cpu"
+    assert hello.limits.max_message_bytes == 8 << 20
     entry = styles[STYLE]
-    assert (entry["title"], entry["source"], entry["licence"]) == ("Test Style", "user", "CC0")
-    assert Image.from_wire(entry["preview"]).width == 96
+    assert (entry.title, entry.source, entry.licence) == ("Test Style", "user", "CC0")
+    assert entry.preview is not None and entry.preview.width == 96
 
 
 def test_fast_job_streams_progress_and_matches_in_process(daemon):
     image = pattern(64, 48)
-    events: list[dict] = []
+    events: list = []
     with daemon.client() as client:
         result = client.stylize(image, style=STYLE, on_progress=events.append)
-    assert events[0]["type"] == "accepted" and events[0]["job_id"] == result["job_id"]
-    assert any(e["type"] == "progress" for e in events)
-    assert result["timings"]["total_s"] > 0
-    assert result["image"].data != image.data
-    assert max_difference(result["image"], in_process(daemon, image)) <= 1
+    assert isinstance(events[0], Accepted) and events[0].job_id == result.job_id
+    assert any(isinstance(e, Progress) for e in events)
+    assert result.timings["total_s"] > 0
+    assert result.image.data != image.data
+    assert max_difference(result.image, in_process(daemon, image)) <= 1
 
 
 def test_alpha_gray_mask_and_max_size(daemon):
     gray_alpha = pattern(40, 30, channels=2, seed=1)
     nothing_selected = Image(40, 30, 1, bytes(40 * 30))
     with daemon.client() as client:
-        out = client.stylize(gray_alpha, style=STYLE, params={"max_size": 16})["image"]
-        masked = client.stylize(gray_alpha, style=STYLE, mask=nothing_selected)["image"]
+        out = client.stylize(gray_alpha, style=STYLE, params={"max_size": 16}).image
+        masked = client.stylize(gray_alpha, style=STYLE, mask=nothing_selected).image
     assert (out.width, out.height, out.channels) == (40, 30, 2)
     assert out.data[1::2] == gray_alpha.data[1::2]  # alpha passed through
     assert out.data[0::2] != gray_alpha.data[0::2]
@@ -136,7 +139,7 @@ def test_concurrent_clients_get_their_own_results(daemon):
 
     def run(i: int) -> None:
         with daemon.client() as client:
-            results[i] = client.stylize(images[i], style=STYLE)["image"]
+            results[i] = client.stylize(images[i], style=STYLE).image
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
     for t in threads:
@@ -180,7 +183,7 @@ def test_malformed_messages_get_errors_while_a_good_job_completes(daemon):
 
     def good_job() -> None:
         with daemon.client() as client:
-            outcome["image"] = client.stylize(image, style=STYLE)["image"]
+            outcome["image"] = client.stylize(image, style=STYLE).image
 
     worker = threading.Thread(target=good_job)
     worker.start()
@@ -226,7 +229,7 @@ def test_oversized_frames_are_dropped_and_the_daemon_keeps_serving(daemon):
     assert raw_reply(sock, timeout=1) is None
     sock.close()
     with daemon.client() as client:
-        assert client.hello()["type"] == "hello"
+        assert client.hello().TYPE == "hello"
 
 
 # --------------------------------------------------------------------------- long jobs
@@ -234,15 +237,15 @@ def test_oversized_frames_are_dropped_and_the_daemon_keeps_serving(daemon):
 
 @needs_vgg
 def test_gatys_job_streams_losses_and_previews(daemon):
-    events: list[dict] = []
+    events: list = []
     with daemon.client() as client:
         result = client.stylize(pattern(64, 64), on_progress=events.append,
                                 **gatys_fields(iterations=4, preview_every=2))
-    progress = [e for e in events if e["type"] == "progress" and e["total"]]
-    assert progress[-1]["step"] == progress[-1]["total"]
-    assert all(e["losses"] for e in progress)
-    assert any(isinstance(e.get("preview"), Image) for e in progress)
-    assert (result["image"].width, result["image"].height) == (64, 64)
+    progress = [e for e in events if isinstance(e, Progress) and e.total]
+    assert progress[-1].step == progress[-1].total
+    assert all(e.losses for e in progress)
+    assert any(isinstance(e.preview, Image) for e in progress)
+    assert (result.image.width, result.image.height) == (64, 64)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05):
@@ -258,13 +261,12 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
 def active_ids(daemon: DaemonProcess) -> set[str]:
     """Jobs queued or running and not being cancelled."""
     status = daemon.status()
-    return {j["job_id"] for j in status["running"] + status["queue"]
-            if j["state"] != "cancelling"}
+    return {j.job_id for j in status.running + status.queue if j.state != "cancelling"}
 
 
 def running_ids(daemon: DaemonProcess) -> set[str]:
     status = daemon.status()
-    return {j["job_id"] for j in status["running"] + status["queue"]}
+    return {j.job_id for j in status.running + status.queue}
 
 
 @needs_vgg
@@ -273,11 +275,11 @@ def test_fast_jobs_pass_a_long_job_and_cancel_stops_it(daemon):
 
     def quick_job() -> None:
         with daemon.client() as quick:
-            widths.append(quick.stylize(pattern(32, 32), style=STYLE)["image"].width)
+            widths.append(quick.stylize(pattern(32, 32), style=STYLE).image.width)
 
     with daemon.client() as slow:
         events = slow.submit(pattern(96, 96), **gatys_fields(96, iterations=2000))
-        job_id = next(events)["job_id"]
+        job_id = next(events).job_id
         next(events)  # first progress: the long job is running
         quick = threading.Thread(target=quick_job)
         quick.start()
@@ -296,13 +298,13 @@ def test_fast_jobs_pass_a_long_job_and_cancel_stops_it(daemon):
 
 CLIENT_SCRIPT = """
 import sys
-from nst_daemon.client import Client
-from nst_daemon.protocol import Image
+from nst_client.client import Client
+from nst_client.protocol import Image
 client = Client(sys.argv[1], autostart=False)
 style = Image(96, 96, 3, bytes(range(256)) * 108)
 events = client.submit(Image(96, 96, 3, bytes(96 * 96 * 3)), method="gatys",
                        style_image=style, params={"iterations": 2000, "quality": "draft"})
-print(next(events)["job_id"], flush=True)
+print(next(events).job_id, flush=True)
 for event in events:
     pass
 """
@@ -315,8 +317,8 @@ def test_a_killed_client_has_its_job_cancelled(daemon):
     job_id = proc.stdout.readline().strip()
 
     def optimising() -> bool:  # past loading: the network is resident
-        jobs = {j["job_id"]: j for j in daemon.status()["running"]}
-        return job_id in jobs and jobs[job_id].get("step", 0) > 0
+        jobs = {j.job_id: j for j in daemon.status().running}
+        return job_id in jobs and (jobs[job_id].step or 0) > 0
 
     assert wait_for(optimising, 60)
     proc.kill()
@@ -404,7 +406,7 @@ def test_curve_rejects_unknown_client_keys(tmp_path):
                      str(allowed), client_options=keys)
     try:
         with Client(d.endpoint, autostart=False, timeout=5, **keys) as ok:
-            assert ok.hello()["type"] == "hello"
+            assert ok.hello().TYPE == "hello"
         with Client(d.endpoint, autostart=False, timeout=2, curve_server_key=server_public,
                     curve_client_keys=zmq.auth.load_certificate(stranger_secret_file)) as bad, \
                 pytest.raises(DaemonUnavailable):
@@ -423,6 +425,6 @@ def test_autostart(tmp_path, monkeypatch):
     with Client(endpoint, on_status=statuses.append, timeout=30) as client:
         hello = client.hello()
         assert statuses[0] == "starting daemon…"
-        assert lifecycle.running_pid(endpoint) == hello["pid"]
+        assert lifecycle.running_pid(endpoint) == hello.pid
         client.shutdown()
     assert wait_for(lambda: lifecycle.running_pid(endpoint) is None, 20)

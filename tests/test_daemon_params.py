@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+from nst_client.protocol import Image
 from nst_core.color import rgb_to_yiq
 from nst_core.fast import stylize_fast
 from nst_core.gatys import GatysParams, stylize_gatys
@@ -24,7 +25,6 @@ from nst_core.paths import bundled_styles_dir
 from nst_core.styles import preview_pattern
 from nst_core.transformer_net import load_style_model
 from nst_core.vgg import VGGFeatures, make_features
-from nst_daemon.protocol import Image
 
 from daemon_helpers import DaemonProcess, noise_image
 
@@ -76,7 +76,7 @@ def daemon(world: dict[str, Any]) -> Iterator[DaemonProcess]:
 
 def run(daemon: DaemonProcess, image: Image, **request: Any) -> Image:
     with daemon.client(timeout=300) as client:
-        return client.stylize(image, **request)["image"]
+        return client.stylize(image, **request).image
 
 
 def gatys(daemon: DaemonProcess, world: dict[str, Any], styles: list[str],

@@ -17,12 +17,12 @@ import torch
 from test_cli import assert_clean_error, picture
 
 from nst_client.names import is_style_name, slug
+from nst_client.protocol import Image
 from nst_core import atomic
 from nst_core.atomic import PARTIAL_SUFFIX, atomic_write
 from nst_core.images import save_image
 from nst_core.transformer_net import save_style_model
 from nst_daemon.imagefile import read_image, write_image
-from nst_daemon.protocol import Image
 
 from daemon_helpers import environment, free_endpoint, random_net
 

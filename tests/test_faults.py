@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import torch
 
+from nst_client.errors import DaemonError
+from nst_client.protocol import Image, Progress
 from nst_core.images import load_image, resize, to_pixels
 from nst_core.transformer_net import save_style_model
-from nst_daemon.client import DaemonError
 from nst_daemon.lifecycle import state_file
-from nst_daemon.protocol import Image
 
 from daemon_helpers import (
     DaemonProcess,
@@ -50,8 +50,8 @@ EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "lighthouse.p
 # keeps consuming events (and pinging) until it is killed or frozen.
 CLIENT_SCRIPT = """
 import sys
-from nst_daemon.client import Client
-from nst_daemon.protocol import Image
+from nst_client.client import Client
+from nst_client.protocol import Image, Progress
 
 client = Client(sys.argv[1], autostart=False, timeout=120)
 image = Image(64, 64, 3, bytes(range(256)) * 48)
@@ -59,7 +59,7 @@ params = {"iterations": 100000, "optimizer": "adam"}
 jobs = [client.submit(image, method="gatys", style_image=image, params=params)
         for _ in range(2)]
 for event in jobs[0]:
-    if event["type"] == "progress" and event.get("step", 0) >= 1:
+    if isinstance(event, Progress) and event.step >= 1:
         print("running", flush=True)
         break
 for event in jobs[0]:
@@ -107,12 +107,12 @@ def daemon(home: Path) -> Iterator[DaemonProcess]:
 def small_job_works(daemon: DaemonProcess, timeout: float = 30) -> bool:
     with daemon.client(timeout=timeout) as client:
         result = client.stylize(noise_image(24, 20, 3, seed=5), style="rand")
-    return result["image"].width == 24
+    return result.image is not None and result.image.width == 24
 
 
 def idle(daemon: DaemonProcess) -> bool:
     status = daemon.status()
-    return not status["running"] and not status["queue"]
+    return not status.running and not status.queue
 
 
 def start_client_process(daemon: DaemonProcess) -> subprocess.Popen:
@@ -126,7 +126,7 @@ def start_client_process(daemon: DaemonProcess) -> subprocess.Popen:
     line = proc.stdout.readline()
     assert line.strip() == "running", proc.communicate()
     status = daemon.status()
-    assert len(status["running"]) == 1 and len(status["queue"]) == 1, status
+    assert len(status.running) == 1 and len(status.queue) == 1, status
     return proc
 
 
@@ -135,7 +135,7 @@ def test_killed_client_jobs_are_cancelled_on_disconnect(daemon: DaemonProcess) -
     60 s bound were cancelled because the connection went away, not by the silence rule.
     The time it took is printed (docs/reliability.md), not asserted."""
     with daemon.client() as client:
-        assert client.request("hello")["heartbeat"]["client_silence_s"] == LONG_SILENCE_S
+        assert client.hello().heartbeat.client_silence_s == LONG_SILENCE_S
     proc = start_client_process(daemon)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -158,7 +158,7 @@ def test_frozen_client_jobs_are_cancelled_after_its_silence(tmp_path: Path) -> N
         try:
             time.sleep(2 * SHORT_SILENCE_S)
             status = daemon.status()  # a live client's jobs are never cancelled
-            assert len(status["running"]) == 1 and len(status["queue"]) == 1, status
+            assert len(status.running) == 1 and len(status.queue) == 1, status
             assert proc.poll() is None
             proc.send_signal(signal.SIGSTOP)
             assert wait_until(lambda: idle(daemon), timeout=60.0), daemon.status()
@@ -203,7 +203,7 @@ def test_real_memory_cap_gets_a_clean_reply_and_the_daemon_serves_on(
         with daemon.client(timeout=120) as client:
             try:
                 result = client.stylize(noise_image(1400, 1400, 3, seed=3), style="rand")
-                outcome["result"] = result["image"].width, result["image"].height
+                outcome["result"] = result.image.width, result.image.height
             except DaemonError as exc:
                 outcome["error"] = exc.code, exc.message
         assert small_job_works(daemon)  # still under the cap
@@ -265,13 +265,13 @@ def test_out_of_memory_falls_back_to_tiles_that_match_the_untiled_result(
     image = lighthouse(1060, 240)
     request = stylize_request(image, style=STYLE)
     [untiled] = reference_results(tmp_path, [request])
-    events: list[dict[str, Any]] = []
+    events: list[Any] = []
     with OutOfMemoryAbove(tmp_path, 245_000) as daemon, daemon.client(timeout=120) as client:
-        result = client.stylize(image, style=STYLE, on_progress=events.append)["image"]
-        small = client.stylize(noise_image(24, 20, 3, seed=5), style=STYLE)["image"]
+        result = client.stylize(image, style=STYLE, on_progress=events.append).image
+        small = client.stylize(noise_image(24, 20, 3, seed=5), style=STYLE).image
         assert small.width == 24  # and the daemon serves on
-    tiles = [(e["step"], e["total"]) for e in events
-             if e["type"] == "progress" and e["stage"] == "stylize"]
+    tiles = [(e.step, e.total) for e in events
+             if isinstance(e, Progress) and e.stage == "stylize"]
     assert tiles and tiles[-1][0] == tiles[-1][1] >= 3, events  # the last tile of several
     diff = (torch.frombuffer(bytearray(result.data), dtype=torch.uint8).float()
             - torch.frombuffer(bytearray(untiled), dtype=torch.uint8).float()).abs()

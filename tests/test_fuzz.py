@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,11 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from nst_client import protocol
+from nst_client.errors import DaemonError, ErrorCode, ProtocolError
+from nst_client.params import CommonParams, GatysParams, TrainParams
+from nst_client.protocol import Image, StylizeRequest
 from nst_core.transformer_net import save_style_model
-from nst_daemon import protocol
-from nst_daemon.client import DaemonError
-from nst_daemon.protocol import Image
 
 from daemon_helpers import (
     DaemonProcess,
@@ -186,7 +188,8 @@ def path_styles(outside: Path) -> st.SearchStrategy[str]:
 
 
 def params(outside: Path) -> st.SearchStrategy[Any]:
-    names = sorted({*protocol.GATYS_PARAMS, *protocol.TRAIN_PARAMS, "bogus", ""})
+    gatys_only = {f.name for f in fields(GatysParams)} - {f.name for f in fields(CommonParams)}
+    names = sorted({*gatys_only, *(f.name for f in fields(TrainParams)), "bogus", ""})
     value = bad_numbers | junk | path_styles(outside)
     return st.dictionaries(st.sampled_from(names) | st.text(max_size=8), value, max_size=4) | junk
 
@@ -407,15 +410,15 @@ def pump(sock: zmq.Socket, messages: list[list[bytes]], window: int = 256,
     return replies
 
 
-def valid_jobs(daemon: DaemonProcess, request: dict[str, Any], expected: bytes,
+def valid_jobs(daemon: DaemonProcess, request: StylizeRequest, expected: bytes,
                stop: threading.Event, outcome: dict[str, Any]) -> None:
     """Run the same valid job again and again until ``stop``; record any difference."""
-    image = Image.from_wire(request["image"])
+    image = request.image
     with daemon.client(timeout=60) as client:
         while not stop.is_set() or outcome["jobs"] == 0:
             started = time.monotonic()
             try:
-                result = client.stylize(image, style="rand", params=request["params"])
+                result = client.stylize(image, style="rand", params=request.params)
             except DaemonError as exc:
                 if exc.code == "busy":  # the fuzzers' valid jobs fill the queue: back off
                     outcome["busy"] += 1
@@ -425,7 +428,7 @@ def valid_jobs(daemon: DaemonProcess, request: dict[str, Any], expected: bytes,
                 return
             outcome["jobs"] += 1
             outcome["spans"].append((started, time.monotonic()))
-            if result["image"].data != expected:
+            if result.image.data != expected:
                 outcome["errors"].append("a valid job came back with other pixels")
 
 
@@ -438,8 +441,8 @@ def run_concurrently(fn: Callable[[], None]) -> threading.Thread:
 def protocol_valid(frames: list[bytes]) -> bool:
     """Whether the daemon's protocol accepts this stylize request (torch-free, as it does)."""
     try:
-        protocol.parse_stylize(msgpack.unpackb(frames[0], raw=False))
-    except protocol.ProtocolError:
+        StylizeRequest.from_wire(msgpack.unpackb(frames[0], raw=False))
+    except ProtocolError:
         return False
     return True
 
@@ -448,7 +451,7 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     home, outside = world["home"], world["outside"]
     request = stylize_request(noise_image(40, 30, 4, seed=3), strength=0.8)
     [expected] = reference_results(home, [request])
-    messages = fuzz_messages(outside, protocol.encode(request))
+    messages = fuzz_messages(outside, protocol.encode(request.to_wire()))
     hostile = [m for m in messages if m[0] not in PARAM_KINDS]
     param_jobs = [m for m in messages if m[0] in PARAM_KINDS]
     assert len(hostile) >= 10_000 and len(param_jobs) == FAST_JOBS + GATYS_JOBS
@@ -514,11 +517,11 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
         if ids_of.get(reply.get("id")) in must_fail:
             assert reply["type"] == "error", reply
         if reply["type"] == "error":
-            assert reply["code"] in protocol.ERROR_CODES and reply["message"], reply
+            assert reply["code"] in list(ErrorCode) and reply["message"], reply
         if reply["type"] == "result":
             assert not is_magenta(Image.from_wire(reply["image"])), "the outside model was used"
-    assert SENTINEL not in status["models"]["fast"], status["models"]
-    assert status["running"] == [] and status["queue"] == []
+    assert SENTINEL not in status.models.fast, status.models
+    assert status.running == () and status.queue == ()
 
     # well-formed jobs with fuzzed parameters: what the protocol accepts, the engine runs
     # (an image of the request's size and channels); what it refuses is an error
@@ -573,4 +576,4 @@ def test_hostile_style_names_get_clear_refusals(world: dict[str, Any]) -> None:
             client.stylize(image, method="gatys", style_image=image,
                            params={"init": "fast", "init_style": names[0]})
         assert caught.value.code == "bad_parameter"
-        assert SENTINEL not in client.status()["models"]["fast"]
+        assert SENTINEL not in client.status().models.fast

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from nst_client.protocol import Image, Progress, Result
 from nst_core.gatys import GatysParams, min_side, stylize_gatys
 from nst_core.vgg import VGGFeatures, make_features
-from nst_daemon.protocol import Image
 
 from daemon_helpers import DaemonProcess, noise_image
 
@@ -77,10 +77,10 @@ def test_tiny_selection_through_the_daemon(daemon: DaemonProcess, width, height)
             params={"quality": "draft", "iterations": 2},
         ))
     result = events[-1]
-    assert result["type"] == "result", result
-    out = result["image"]
+    assert isinstance(result, Result), result
+    out = result.image
     assert isinstance(out, Image) and (out.width, out.height, out.channels) == (width, height, 4)
     assert out.data[3::4] == image.data[3::4]
-    steps = [e for e in events if e["type"] == "progress" and e.get("total")]
-    assert steps and {e["total"] for e in steps} == {steps[-1]["step"]}
-    assert {e["stage"] for e in steps} <= {"painting", "rough layout", "refining", "details"}
+    steps = [e for e in events if isinstance(e, Progress) and e.total]
+    assert steps and {e.total for e in steps} == {steps[-1].step}
+    assert {e.stage for e in steps} <= {"painting", "rough layout", "refining", "details"}

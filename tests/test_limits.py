@@ -26,9 +26,10 @@ import pytest
 import zmq
 from test_faults import save_random_vgg
 
+from nst_client.client import Client
+from nst_client.errors import DaemonError
+from nst_client.protocol import Image, Progress
 from nst_daemon import lifecycle
-from nst_daemon.client import Client, DaemonError
-from nst_daemon.protocol import Image
 
 from daemon_helpers import (
     DaemonProcess,
@@ -56,7 +57,7 @@ def gatys(client: Client, image: Image, **params: Any) -> Iterator[dict[str, Any
                          params={**ENDLESS, **params})
 
 
-def first_event(events: Iterator[dict[str, Any]]) -> dict[str, Any] | DaemonError:
+def first_event(events: Iterator[Any]) -> Any:
     """The job's ``accepted`` event, or the error that refused it."""
     try:
         return next(events)
@@ -64,15 +65,15 @@ def first_event(events: Iterator[dict[str, Any]]) -> dict[str, Any] | DaemonErro
         return exc
 
 
-def wait_running(events: Iterator[dict[str, Any]]) -> None:
+def wait_running(events: Iterator[Any]) -> None:
     for event in events:
-        if event["type"] == "progress" and event.get("step", 0) >= 1:
+        if isinstance(event, Progress) and event.step >= 1:
             return
 
 
 def idle(daemon: DaemonProcess) -> bool:
     status = daemon.status()
-    return not status["running"] and not status["queue"]
+    return not status.running and not status.queue
 
 
 # --------------------------------------------------------------------------- queue quotas
@@ -118,7 +119,7 @@ def test_one_client_cannot_fill_the_queue_for_others(quota_daemon: DaemonProcess
         theirs = gatys(other, small)
         accepted = first_event(theirs)
         assert not isinstance(accepted, DaemonError), accepted
-        assert accepted["type"] == "accepted"
+        assert accepted.TYPE == "accepted"
         print(f"\none client: {len(jobs)} queued, then busy: {refusal.message}")
         for events in [*jobs, theirs]:
             events.close()
@@ -142,7 +143,7 @@ def test_queued_image_memory_is_bounded_per_client_and_in_total(
                          "c": ["accepted", "busy"]}, codes
         assert "--max-queued-mb-per-client" in answers["a"][2].message
         assert "(--max-queued-mb)" in answers["c"][1].message
-        queued = quota_daemon.status()["queue"]
+        queued = quota_daemon.status().queue
         assert len(queued) == 5
         print(f"\nper client: {answers['a'][2].message}\ntotal: {answers['c'][1].message}")
         for events in sum(jobs.values(), []):
@@ -201,11 +202,11 @@ def test_idle_connections_do_not_lock_out_a_real_client(home: Path) -> None:
             time.sleep(1.0)  # let the daemon accept what it can
             attacked = time.monotonic()
             with daemon.client(timeout=30) as client:
-                hello = client.request("hello", timeout=20)
+                hello = client.probe(timeout=20)
                 result = client.stylize(noise_image(24, 20, 3, seed=4), style="rand")
             served_after = time.monotonic() - attacked
-            assert hello["pid"] == daemon.pid
-            assert result["image"].width == 24
+            assert hello.pid == daemon.pid
+            assert result.image.width == 24
             fds = open_fds(daemon.pid)
             assert fds < FD_LIMIT, fds
             print(f"\n300 idle connections against a {FD_LIMIT}-descriptor daemon "
@@ -269,7 +270,7 @@ def test_stalled_partial_frames_are_dropped_beyond_the_budget(home: Path) -> Non
             assert closed, f"{still_open} of 8 stalled frames still held"
             with daemon.client(timeout=30) as client:
                 result = client.stylize(noise_image(24, 20, 3, seed=5), style="rand")
-            assert result["image"].width == 24
+            assert result.image.width == 24
             print(f"\n8 stalled 40-MiB partial frames, 96 MiB budget: {8 - still_open} "
                   f"dropped, {still_open} held; RSS {rss_before >> 10} -> {rss_after >> 10} MiB")
         finally:
@@ -289,7 +290,7 @@ def start_job_then(daemon: DaemonProcess, sig: int) -> tuple[DaemonError, float]
         job = gatys(client, noise_image(32, 32, 3, seed=6))
         wait_running(job)
         queued = gatys(client, noise_image(32, 32, 3, seed=7))
-        assert next(queued)["type"] == "accepted"
+        assert next(queued).TYPE == "accepted"
         daemon.kill(sig)
         signalled = time.monotonic()
         with pytest.raises(DaemonError) as caught:
@@ -339,7 +340,7 @@ def test_concurrent_starts_print_the_pid_of_the_serving_daemon(tmp_path: Path) -
             serving = lifecycle.running_pid(endpoint)
             info = lifecycle.probe(endpoint, timeout=10)
         assert info is not None
-        assert pids == {serving} == {info["pid"]}, (pids, serving, info["pid"])
+        assert pids == {serving} == {info.pid}, (pids, serving, info.pid)
         print(f"\n3 concurrent starts all printed pid {serving}")
     finally:
         subprocess.run([sys.executable, "-m", "nst_daemon", "daemon", "stop",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from nst_client.protocol import Result, StylizeRequest
 
 from daemon_helpers import (
     DaemonProcess,
@@ -30,8 +31,8 @@ WARM_UP_JOBS = 80  # RSS is compared from here on
 RSS_GROWTH_LIMIT_KB = 24 * 1024  # allocator noise; a leak of even 60 KiB a job exceeds it
 
 
-def run_client(daemon: DaemonProcess, index: int, pool: list[dict[str, Any]],
-               done: list[int], out: list[tuple[int, dict[str, Any]]]) -> None:
+def run_client(daemon: DaemonProcess, index: int, pool: list[StylizeRequest],
+               done: list[int], out: list[tuple[int, Result]]) -> None:
     """50 jobs with ``IN_FLIGHT`` outstanding; ``out`` gets (pool index, result) pairs."""
     picks = [(index * 13 + j * 7) % len(pool) for j in range(JOBS_PER_CLIENT)]
     with daemon.client(timeout=120) as client:
@@ -51,7 +52,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_eight_clients_get_exactly_their_own_results(home: Path) -> None:
     pool = request_pool(24)
     expected = reference_results(home, pool)
-    outputs: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(CLIENTS)]
+    outputs: list[list[tuple[int, Result]]] = [[] for _ in range(CLIENTS)]
     done = [0]
     errors: list[str] = []
     samples: list[tuple[int, int]] = []  # (jobs done, daemon RSS in KiB)
@@ -79,10 +80,10 @@ def test_eight_clients_get_exactly_their_own_results(home: Path) -> None:
     for i, results in enumerate(outputs):
         assert len(results) == JOBS_PER_CLIENT, f"client {i} got {len(results)} results"
         for pick, result in results:
-            assert result["image"].data == expected[pick], f"client {i}: wrong pixels"
-            job_ids.append(result["job_id"])
+            assert result.image.data == expected[pick], f"client {i}: wrong pixels"
+            job_ids.append(result.job_id)
     assert len(set(job_ids)) == CLIENTS * JOBS_PER_CLIENT  # none duplicated
-    assert status["running"] == [] and status["queue"] == []
+    assert status.running == () and status.queue == ()
 
     warm = [rss for jobs, rss in samples if jobs >= WARM_UP_JOBS]
     assert len(warm) >= 5, "too few memory samples after warm-up"

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nst_client.client import Client
 from nst_core.images import load_image
 from nst_daemon import lifecycle
-from nst_daemon.client import Client
 
 from daemon_helpers import environment, free_endpoint, wait_until
 
@@ -48,7 +48,7 @@ def test_readme_main_command_stylises_the_example(tmp_path, monkeypatch):
     finally:
         with Client(endpoint, autostart=False, timeout=10) as client:
             # the command started a daemon and left it running for the next picture
-            assert lifecycle.running_pid(endpoint) == client.hello()["pid"]
+            assert lifecycle.running_pid(endpoint) == client.hello().pid
             client.shutdown()
     assert wait_until(lambda: lifecycle.running_pid(endpoint) is None, 20)
 

@@ -19,13 +19,15 @@ import torch
 import zmq
 import zmq.auth
 
+from nst_client import protocol
+from nst_client.client import Client
+from nst_client.errors import DaemonError
+from nst_client.protocol import HelloRequest, Result, ShutdownRequest, StatusRequest
 from nst_core.errors import ModelFormatError
 from nst_core.styles import import_style
 from nst_core.transformer_net import load_style_model
 from nst_core.vgg import VGGFeatures
 from nst_core.weights import import_weights
-from nst_daemon import protocol
-from nst_daemon.client import Client, DaemonError
 from nst_daemon.server import Server, ServerConfig, StartupError, is_loopback_endpoint
 
 from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_style
@@ -181,14 +183,14 @@ def test_shutdown_is_refused_from_another_machine(curve_daemon) -> None:
     daemon, keys, remote = curve_daemon
     local = remote.replace(remote.split("//")[1].split(":")[0], "127.0.0.1")
     with Client(remote, autostart=False, timeout=60, **keys) as client:
-        assert client.request("hello")["type"] == "hello"  # waits for the daemon to start
+        assert client.request(HelloRequest()).TYPE == "hello"  # waits for the daemon to start
         with pytest.raises(DaemonError) as caught:
-            client.request("shutdown")
+            client.request(ShutdownRequest())
         assert caught.value.code == "forbidden"
         assert "this machine" in caught.value.message
-        assert client.request("status")["type"] == "status"  # still serving
+        assert client.request(StatusRequest()).TYPE == "status"  # still serving
     with Client(local, autostart=False, timeout=10, **keys) as client:
-        assert client.request("shutdown")["type"] == "ok"
+        assert client.request(ShutdownRequest()).TYPE == "ok"
     assert daemon.proc is not None and daemon.proc.wait(timeout=30) == 0
 
 
@@ -254,8 +256,8 @@ def test_daemon_refuses_malicious_style_and_weights(tmp_path: Path) -> None:
         with pytest.raises(DaemonError) as caught:
             client.stylize(image, method="gatys", style_image=image, params={"iterations": 1})
         assert caught.value.code == "bad_model" and str(weights) in caught.value.message
-        assert "evil" not in [s["name"] for s in client.styles()]
-        assert client.stylize(image, style="rand")["image"].width == 32
+        assert "evil" not in [s.name for s in client.styles()]
+        assert client.stylize(image, style="rand").image.width == 32
     assert not marker.exists()
 
 
@@ -265,13 +267,13 @@ def test_a_client_cannot_cancel_another_clients_job(tmp_path: Path) -> None:
     image = noise_image(400, 400, 3, seed=1)
     with DaemonProcess(tmp_path) as daemon, daemon.client() as owner, daemon.client() as other:
         events = owner.submit(image, style="rand", params={"tile_size": 256})
-        job_id = next(events)["job_id"]
+        job_id = next(events).job_id
         with pytest.raises(DaemonError) as caught:
             other.cancel(job_id)
         assert caught.value.code == "unknown_job"
-        assert [e for e in events if e["type"] == "result"]  # ran to the end
+        assert [e for e in events if isinstance(e, Result)]  # ran to the end
         events = owner.submit(image, style="rand", params={"tile_size": 256})
-        job_id = next(events)["job_id"]
+        job_id = next(events).job_id
         owner.cancel(job_id)
         with pytest.raises(DaemonError) as caught:
             list(events)

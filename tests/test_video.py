@@ -18,8 +18,11 @@ import torch
 av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
 np = pytest.importorskip("numpy")
 
+from nst_client import protocol  # noqa: E402
+from nst_client.errors import ProtocolError  # noqa: E402
+from nst_client.protocol import StylizeRequest  # noqa: E402
 from nst_core.motion_clips import make_clip  # noqa: E402
-from nst_daemon import protocol, video  # noqa: E402
+from nst_daemon import video  # noqa: E402
 
 from daemon_helpers import DaemonProcess, environment, free_endpoint, save_random_style  # noqa: E402
 
@@ -193,12 +196,12 @@ def test_clip_parameters_are_checked():
 
     def parse(**params):
         msg = protocol.make_request("stylize", image=image, style="rand", params=params)
-        return protocol.parse_stylize(msg)
+        return StylizeRequest.from_wire(msg)
 
-    assert parse(clip="abc", clip_frame=3, consistency="stats").params["clip"] == "abc"
+    assert parse(clip="abc", clip_frame=3, consistency="stats").params.clip == "abc"
     for bad in ({"clip": ""}, {"clip": "x" * 65}, {"clip": 5}, {"clip_frame": -1},
                 {"consistency": "smooth"}):
-        with pytest.raises(protocol.ProtocolError) as err:
+        with pytest.raises(ProtocolError) as err:
             parse(**bad)
         assert err.value.code == "bad_parameter"
 

@@ -16,18 +16,18 @@ import os
 import traceback
 from collections.abc import Sequence
 
+from nst_client.errors import ProtocolError
+from nst_client.text import cli_hint
 from nst_core.errors import NSTError, ParameterError
 from nst_daemon.cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
-    HINTS,
     CommandError,
     report,
     say,
 )
 from nst_daemon.cli.parser import build_parser
-from nst_daemon.protocol import ProtocolError
 
 __all__ = ["build_parser", "main"]
 
@@ -48,22 +48,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(str(exc), None)
         return EXIT_USAGE
     except ProtocolError as exc:  # --local: the request checks the daemon would apply
-        report(exc.message, HINTS.get(exc.code))
+        report(exc.message, cli_hint(exc.code))
         return EXIT_USAGE if exc.code in ("bad_parameter", "bad_request") else EXIT_FAILURE
     except NSTError as exc:
-        report(str(exc), HINTS.get(exc.code))
+        report(str(exc), cli_hint(exc.code))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         say("interrupted")
         return EXIT_INTERRUPTED
     except MemoryError:
-        report("out of memory", HINTS["out_of_memory"])
+        report("out of memory", cli_hint("out_of_memory"))
         return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a trace
-        from nst_daemon.client import DaemonError
+        from nst_client.errors import DaemonError
 
         if isinstance(exc, DaemonError):
-            report(exc.message, HINTS.get(exc.code))
+            report(exc.message, cli_hint(exc.code))
             return EXIT_USAGE if exc.code in ("bad_parameter", "bad_request") else EXIT_FAILURE
         if isinstance(exc, OSError):
             report(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), None)

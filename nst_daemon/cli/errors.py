@@ -1,4 +1,5 @@
-"""Exit codes, the advice appended to each error code, and the one-line error report."""
+"""Exit codes and the one-line error report (the advice for each error code is
+``nst_client.text.cli_hint``)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3  # `nst daemon status` when no daemon answers (as LSB init scripts do)
 EXIT_INTERRUPTED = 130
-
-# What to do about each stable error code; appended to the message on stderr.
-HINTS = {
-    "unknown_style": "list styles with `nst styles`, or add a model with `nst styles import FILE`",
-    "weights_missing": "run `nst weights fetch`, or `nst weights import FILE` for a file you have",
-    "bad_model": "use a .pth from PyTorch's fast_neural_style example or an nst .safetensors model",
-    "out_of_memory": "try a smaller --max-size",
-    "too_large": "try a smaller --max-size",
-    "daemon_unavailable": "start it with `nst daemon start` (see its log), check --endpoint "
-    "or NST_ENDPOINT, or run in-process with --local",
-    "timeout": "check the daemon with `nst daemon status`; its log is in the data dir",
-    "busy": "the daemon's queue is full; try again when `nst status` shows fewer jobs",
-    "internal": "see the daemon's log (`nst daemon status` shows where)",
-    "unsupported_version": "the daemon is another version of nst; restart it: "
-    "`nst daemon stop && nst daemon start`",
-}
 
 
 class CommandError(Exception):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from nst_client.names import style_name_problem
-from nst_daemon import protocol
+from nst_client.params import TrainParams
+from nst_client.protocol import Limits, Progress, Result, TrainRequest
+from nst_client.text import status_report, weights_text
 from nst_daemon.cli.errors import EXIT_NOT_RUNNING, EXIT_USAGE, CommandError, say
 from nst_daemon.cli.options import connect, endpoint_of
-from nst_daemon.cli.render import ByteBar, StepBar, format_status, format_weights, style_row
+from nst_daemon.cli.render import ByteBar, StepBar, style_row
 from nst_daemon.imagefile import read_image
 
 
@@ -22,7 +23,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
         rows = [style_row(vars(info)) for info in list_styles()]
     else:
         with connect(args) as client:
-            rows = [style_row(s) for s in client.styles()]
+            rows = [style_row(vars(s)) for s in client.styles()]
     if not rows:
         say("no styles; add one with `nst styles import FILE`")
         return 0
@@ -48,7 +49,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     with connect(args, autostart=False) as client:
         status = client.status()
-    print(format_status(endpoint_of(args), status))
+    print(status_report(endpoint_of(args), status))
     return 0
 
 
@@ -67,34 +68,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
     }
-    params = {k: v for k, v in options.items() if v is not None}
+    params = TrainParams(**{k: v for k, v in options.items() if v is not None})
     image = read_image(args.style_image.expanduser())
+    request = TrainRequest(args.name, image, params, args.overwrite)
     bar = StepBar(f"training {args.name}", leave=True)
-    result: dict[str, Any] = {}
+    path: str | None = None
     try:
         if args.local:
             from nst_daemon.jobs import execute_train
             from nst_daemon.models import Models
 
-            msg = protocol.make_request(
-                "train", style_image=image.to_wire(), name=args.name, params=params,
-                overwrite=args.overwrite or None,
-            )
-            result = execute_train(protocol.parse_train(msg), Models(), bar)
+            path = execute_train(request.check_limits(Limits()), Models(), bar)["path"]
         else:
             with connect(args) as client:
-                events = client.train(
-                    image, name=args.name, params=params, overwrite=args.overwrite
-                )
+                events = client.run(request)
                 with contextlib.closing(events):  # leaving early (Ctrl-C) cancels the job
                     for event in events:
-                        if event.get("type") == "progress":
+                        if isinstance(event, Progress):
                             bar(event)
-                        elif event.get("type") == "result":
-                            result = event
+                        elif isinstance(event, Result):
+                            path = event.path
     finally:
         bar.close()
-    print(f"trained style {args.name!r} ({result.get('path', '')}); use --style {args.name}")
+    print(f"trained style {args.name!r} ({path or ''}); use --style {args.name}")
     return 0
 
 
@@ -135,11 +131,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             hint=f"see {lifecycle.state_file(endpoint, 'log')}, or `nst daemon stop`",
         )
     print(
-        f"running at {endpoint} (pid {info.get('pid', pid)}), nst {info.get('version', '?')}, "
-        f"torch {info.get('torch', '?')}, device {info.get('device', '?')}"
+        f"running at {endpoint} (pid {info.pid or pid}), nst {info.version or '?'}, "
+        f"torch {info.torch or '?'}, device {info.device or '?'}"
     )
-    if info.get("vgg_weights"):
-        print(f"VGG weights: {format_weights(info['vgg_weights'])}")
+    if info.vgg_weights:
+        print(f"VGG weights: {weights_text(info.vgg_weights)}")
     print(f"log: {lifecycle.state_file(endpoint, 'log')}")
     return 0
 
@@ -158,7 +154,7 @@ def cmd_weights_show(args: argparse.Namespace) -> int:
     from nst_daemon.advice import weights_status
 
     info = weights_status(args.arch)
-    print(f"{args.arch} weights in use: {format_weights(info)}")
+    print(f"{args.arch} weights in use: {weights_text(info)}")
     if info["source"] != "missing":
         how = SOURCE_OPTIONS.get(info["source"])
         print(f"  ({SOURCES[info['source']]}{f' ({how})' if how else ''})")

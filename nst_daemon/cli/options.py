@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from nst_client.names import slug
+from nst_client.params import METHOD_PARAMS
+from nst_client.protocol import default_endpoint
 from nst_core.errors import ImageError
 from nst_daemon.batch import DaemonRunner, LocalRunner, Runner, StyleSpec, Task, input_clash
 from nst_daemon.cli.errors import EXIT_USAGE, CommandError, say
 from nst_daemon.imagefile import output_format, read_image
-from nst_daemon.protocol import default_endpoint
 
 
 def endpoint_of(args: argparse.Namespace) -> str:
@@ -23,7 +24,7 @@ def endpoint_of(args: argparse.Namespace) -> str:
 
 
 def connect(args: argparse.Namespace, *, autostart: bool = True) -> Any:
-    from nst_daemon.client import Client
+    from nst_client.client import Client
 
     return Client(endpoint_of(args), autostart=autostart, on_status=say)
 
@@ -58,7 +59,7 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
     """The part of the request every picture shares."""
     style_images = [read_image(p) for p in args.style_image]
     method = args.method or ("gatys" if style_images else "fast")
-    params = {
+    given = {
         key: value
         for key, value in (
             ("strength", args.strength),
@@ -69,6 +70,7 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
         )
         if value is not None
     }
+    params = METHOD_PARAMS[method].from_wire(given)  # the daemon's checks and messages
     style = args.style
     if style and looks_like_path(style):
         path = Path(style).expanduser()
@@ -78,7 +80,7 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
                 hint="give a style name (see `nst styles`) or an existing model file",
             )
         if not args.local:
-            from nst_daemon.client import is_local_endpoint
+            from nst_client.client import is_local_endpoint
 
             if not is_local_endpoint(endpoint_of(args)):
                 raise CommandError(
@@ -87,7 +89,7 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
                     "then use --style NAME",
                 )
         style = import_style_file(path)
-    return StyleSpec(style, style_images, method, params)
+    return StyleSpec(style, style_images, params)
 
 
 def import_style_file(path: Path) -> str:

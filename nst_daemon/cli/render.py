@@ -1,4 +1,5 @@
-"""What the terminal shows: tqdm bars fed by progress events, and status text."""
+"""What the terminal shows: tqdm bars fed by progress events, and the style table's rows
+(status text is ``nst_client.text.status_report``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nst_client.protocol import Progress as ProgressReply
     from nst_core.progress import Progress
 
 
@@ -16,8 +18,8 @@ class StepBar:
         self.desc, self.position, self.leave = desc, position, leave
         self.bar: Any = None
 
-    def __call__(self, event: dict[str, Any] | Progress) -> None:
-        if not isinstance(event, dict):  # in-process: an nst_core Progress
+    def __call__(self, event: dict[str, Any] | Progress | ProgressReply) -> None:
+        if not isinstance(event, dict):  # a progress reply, or in-process an nst_core Progress
             event = vars(event)
         total = int(event.get("total") or 0)
         if total <= 1:
@@ -63,52 +65,6 @@ def style_row(info: dict[str, Any]) -> tuple[str, ...]:
         return "" if value is None else str(value)
 
     return (text("name"), text("title"), text("artist"), text("year"), text("source"))
-
-
-
-def job_line(job: dict[str, Any]) -> str:
-    text = f"{job.get('job_id', '?')} {job.get('method', '')} {job.get('state', '')}"
-    if job.get("total"):
-        text += f" {job.get('step', 0)}/{job['total']}"
-    if job.get("stage"):
-        text += f" ({job['stage']})"
-    return text
-
-
-def format_status(endpoint: str, status: dict[str, Any]) -> str:
-    """The daemon's ``status`` reply as a few readable lines."""
-    uptime = float(status.get("uptime_s") or 0)
-    models = status.get("models") or {}
-    memory = status.get("memory") or {}
-    lines = [
-        f"daemon   {endpoint} (pid {status.get('pid', '?')}, up {uptime / 60:.1f} min)",
-        f"device   {status.get('device', '?')}"
-        + (
-            f", {memory['allocated'] / 2**20:.0f} MiB of {memory['total'] / 2**20:.0f} MiB used"
-            if memory.get("total")
-            else ""
-        ),
-        f"models   VGG {'loaded' if models.get('vgg') else 'not loaded'}; fast styles: "
-        + (", ".join(models.get("fast") or []) or "none loaded"),
-        "running  " + ("; ".join(job_line(j) for j in status.get("running") or []) or "idle"),
-        "queued   " + ("; ".join(job_line(j) for j in status.get("queue") or []) or "none"),
-        f"clients  {status.get('clients', 0)}",
-    ]
-    if status.get("vgg_weights"):  # older daemons do not say
-        lines.insert(3, f"weights  {format_weights(status['vgg_weights'])}")
-    return "\n".join(lines)
-
-
-def format_weights(info: dict[str, Any]) -> str:
-    """A ``vgg_weights`` entry of hello/status (``nst_core.weights.weights_info``) in words."""
-    source = info.get("source", "?")
-    if source == "missing":
-        return f"missing ({info.get('error') or 'no VGG weights found'})"
-    if source == "bundled":
-        return f"bundled {info.get('name', '')}".rstrip()
-    label = {"data_dir": "imported/fetched", "explicit": "--vgg-weights",
-             "torchvision_cache": "torchvision's cache"}.get(source, source)
-    return f"{label} {info.get('path', '')}".rstrip()
 
 
 

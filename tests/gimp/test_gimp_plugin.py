@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from nst_daemon.client import Client, DaemonError
-from nst_daemon.protocol import Image
+from nst_client.client import Client
+from nst_client.errors import DaemonError
+from nst_client.protocol import Image
 
 from .conftest import (
     CHROOT_HOME,
@@ -58,12 +59,7 @@ def case(name, image, layer, fmt, drawables=None):
 # Filters > Repeat after a Paint Like dialog was cancelled: the last values have no painting
 img = new_image(48, 32)
 layer = add_layer(img, "photo", "R'G'B' u8", 48, 32, read_input("small.raw"))
-proc = PDB.lookup_procedure("{PAINT_LIKE}")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [layer])
-repeat = proc.run(config)
+repeat = run_procedure("{PAINT_LIKE}", Gimp.RunMode.WITH_LAST_VALS, img, [layer])
 record("repeat", {{"status": repeat.index(0).value_nick, "error": str(repeat.index(1)),
                   "tree": tree(img)}})
 
@@ -195,7 +191,7 @@ def stylized(endpoint: str, width: int, height: int, channels: int, data: bytes)
     with Client(endpoint, autostart=False, timeout=60) as client:
         result = client.stylize(Image(width, height, channels, data), style=STYLE_NAME,
                                 params=PLUGIN_PARAMS)
-    return result["image"].data
+    return result.image.data
 
 
 def max_difference(a: bytes, b: bytes) -> int:
@@ -362,7 +358,7 @@ def test_16_bit_image(main_run, daemon):
     sent = (folder / source["pixels"]).read_bytes()
     with Client(daemon, autostart=False, timeout=60) as client:
         expected = client.stylize(Image(64, 48, 3, sent, "u16"), style=STYLE_NAME,
-                                  params=PLUGIN_PARAMS)["image"]
+                                  params=PLUGIN_PARAMS).image
     assert expected.dtype == "u16"
     got = (folder / new["pixels"]).read_bytes()
     assert len(got) == 64 * 48 * 3 * 2
@@ -447,9 +443,9 @@ record("ended", {{"status": status, "error": error, "tree": tree(img)}})
 """
 
 
-def running_jobs(endpoint: str) -> list:
+def running_jobs(endpoint: str) -> tuple:
     with Client(endpoint, autostart=False, timeout=10) as client:
-        return client.status()["running"]
+        return client.status().running
 
 
 def test_killed_plugin_gets_its_job_cancelled(gimp_chroot: GimpChroot, installed_plugin: Path,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from nst_daemon.client import Client, DaemonError
+from nst_client.client import Client
+from nst_client.errors import DaemonError
 
 from .conftest import CHROOT_HOME, STYLE_NAME, VGG_WEIGHTS, GimpChroot
 from .pixels import write_inputs
@@ -62,22 +63,12 @@ for index in range(3):
     add_layer(img, "Frame %d" % (index + 1), "R'G'B' u8", 64, 48, read_input("rgb.raw"))
 Gimp.Display.new(img)
 Gimp.displays_flush()
-proc = PDB.lookup_procedure("python-fu-neural-style-fast")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [img.get_layers()[0]])
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("python-fu-neural-style-fast", img, [img.get_layers()[0]])
 record("closed", {"status": result.index(0).value_nick, "tree": tree(img)})
 """
 
 STATUS_SCRIPT = """
-proc = PDB.lookup_procedure("python-fu-neural-style-status")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("python-fu-neural-style-status")
 record("closed", {"status": result.index(0).value_nick})
 """
 
@@ -87,13 +78,7 @@ layer = add_layer(img, "Background", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
 img.resize_to_layers()
 Gimp.Display.new(img)
 Gimp.displays_flush()
-proc = PDB.lookup_procedure("%s")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [layer])
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("%s", img, [layer])
 record("closed", {"status": result.index(0).value_nick, "tree": tree(img)})
 """
 
@@ -103,16 +88,9 @@ layer = add_layer(img, "photo", "R'G'B' u8", 64, 48, read_input("rgb.raw"))
 img.scale(128, 96)  # big enough that the run lasts a while
 Gimp.Display.new(img)
 Gimp.displays_flush()
-proc = PDB.lookup_procedure("python-fu-neural-style-paint-like")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [layer])
-config.set_property("style-file", Gio.File.new_for_path(OUT + "/style.png"))
-config.set_property("quality", "custom")
-config.set_property("iterations", 300)
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("python-fu-neural-style-paint-like", img, [layer],
+                     style_file=Gio.File.new_for_path(OUT + "/style.png"), quality="custom",
+                     iterations=300)
 failed = result.index(0) != Gimp.PDBStatusType.SUCCESS and result.length() > 1
 error = str(result.index(1)) if failed else None
 record("closed", {"status": result.index(0).value_nick, "error": error, "tree": tree(img)})
@@ -126,13 +104,7 @@ layer.scale(96, 72, False)
 Gimp.Display.new(img)
 Gimp.displays_flush()
 img.clean_all()  # any undo step from now on makes the image dirty
-proc = PDB.lookup_procedure("python-fu-neural-style-fast")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [layer])
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("python-fu-neural-style-fast", img, [layer])
 status = result.index(0).value_nick
 record("closed", {"status": status, "tree": tree(img), "dirty": img.is_dirty()})
 if status == "success":
@@ -155,14 +127,7 @@ Gimp.Display.new(img)
 Gimp.displays_flush()
 img.clean_all()  # any undo step from now on makes the image dirty
 painting_img.clean_all()
-proc = PDB.lookup_procedure("python-fu-neural-style-paint-like")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [layer])
-config.set_property("style-layer", painting)
-record("opening", True)
-result = proc.run(config)
+result = open_dialog("python-fu-neural-style-paint-like", img, [layer], style_layer=painting)
 record("closed", {"status": result.index(0).value_nick, "tree": tree(img),
                   "dirty": img.is_dirty(), "painting": tree(painting_img),
                   "painting_dirty": painting_img.is_dirty()})
@@ -174,16 +139,9 @@ layer = photo.get_layers()[0]
 Gimp.Display.new(photo)
 Gimp.displays_flush()
 for name, props in (("fast", {"style": "starry-night"}),
-                    ("paint-like", {"style-file": painting, "quality": "balanced"})):
-    proc = PDB.lookup_procedure("python-fu-neural-style-" + name)
-    config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-    config.set_property("image", photo)
-    config.set_core_object_array("drawables", [layer])
-    for key, value in props.items():
-        config.set_property(key, value)
-    record(name + "-opening", True)
-    result = proc.run(config)
+                    ("paint-like", {"style_file": painting, "quality": "balanced"})):
+    result = open_dialog("python-fu-neural-style-" + name, photo, [layer],
+                         opening=name + "-opening", **props)
     record(name + "-closed", {"status": result.index(0).value_nick, "tree": tree(photo)})
 """
 
@@ -574,7 +532,7 @@ def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Pat
         pytest.skip("set NST_GIMP_SCREENSHOTS=DIR to make the screenshots for the docs")
     from PIL import Image as Picture
 
-    from nst_daemon.protocol import Image
+    from nst_client.protocol import Image
 
     folder = gimp_chroot.host_path(workdir)
     examples = Path(__file__).resolve().parents[2] / "examples"
@@ -589,7 +547,7 @@ def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Pat
             scene = picture.convert("RGB").resize((320, 240), Picture.LANCZOS)
         with docs_daemon.client(timeout=120) as client:
             painted = client.stylize(Image(320, 240, 3, scene.tobytes()),
-                                     style="starry-night")["image"]
+                                     style="starry-night").image
         painting = Picture.frombytes("RGB", (320, 240), bytes(painted.data))
         painting.save(folder / "starry-lighthouse.png")
         proc = gimp_chroot.start_gui(DOCS_SCRIPT, workdir, endpoint, display)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nst_daemon.client import DaemonError, DaemonUnavailable
+from nst_client.errors import DaemonError, DaemonUnavailable
+from nst_client.protocol import Progress, Status
 
 PLUGIN_SRC = Path(__file__).resolve().parents[2] / "gimp_plugin"
 sys.path.insert(0, str(PLUGIN_SRC))
@@ -44,12 +45,12 @@ def test_selection_beside_the_layer_gives_nothing():
 
 
 def test_progress_text_names_stage_step_and_time_left():
-    text = daemon_link.progress_text({"stage": "rough layout", "step": 3, "total": 10,
-                                      "eta_s": 75})
+    text = daemon_link.progress_text(Progress(stage="rough layout", step=3, total=10,
+                                              eta_s=75))
     assert text == "Rough layout, step 3 of 10, about 1 min 15 s left"
-    assert daemon_link.progress_text({"stage": "loading"}) == "Loading the style"
-    assert daemon_link.progress_text({"stage": "stylize", "step": 0, "total": 1}) == "Stylising"
-    tiles = daemon_link.progress_text({"stage": "stylize", "step": 2, "total": 6})
+    assert daemon_link.progress_text(Progress(stage="loading")) == "Loading the style"
+    assert daemon_link.progress_text(Progress(stage="stylize", step=0, total=1)) == "Stylising"
+    tiles = daemon_link.progress_text(Progress(stage="stylize", step=2, total=6))
     assert tiles == "Stylising, tile 3 of 6"
 
 
@@ -69,7 +70,7 @@ def test_a_daemon_that_stops_mid_job_is_not_called_not_running(tmp_path):
                             style_image=noise_image(16, 16, 3, seed=2),
                             params={"iterations": 100000, "optimizer": "adam"})
         for event in job:
-            if event["type"] == "progress" and event.get("step", 0) >= 1:
+            if isinstance(event, Progress) and event.step >= 1:
                 break
         daemon.kill(signal.SIGKILL)
         with pytest.raises(DaemonError) as caught:
@@ -120,8 +121,10 @@ def test_installer_copies_plugin_client_and_config(tmp_path):
     for name in ("layer_io.py", "daemon_link.py", "regions.py", "dialogs.py",
                  "help/en/index.html", "help/en/gimp-help.xml"):
         assert (folder / name).is_file()
-    for name in ("__init__.py", "protocol.py", "client.py"):
-        assert (vendor / "nst_daemon" / name).is_file()
+    for name in ("__init__.py", "protocol.py", "client.py", "names.py", "text.py"):
+        assert (vendor / "nst_client" / name).is_file()
+    assert sorted(p.name for p in (vendor / "nst_client").glob("*.py")) == \
+        sorted(p.name for p in (PLUGIN_SRC.parent / "nst_client").glob("*.py"))  # whole
     config = json.loads((folder / "config.json").read_text())
     assert config == {"endpoint": "tcp://127.0.0.1:5555",
                       "daemon_command": ["/opt/nst/bin/nst", "daemon", "start"]}
@@ -155,10 +158,11 @@ def test_wheel_platforms_are_manylinux_tags(machine, monkeypatch):
 
 
 def test_status_text_summarises_the_daemon():
-    status = {"device": "cuda:0", "running": [{"method": "gatys", "state": "running",
-                                               "step": 5, "total": 100}],
-              "queue": [{}, {}], "models": {"vgg": True, "fast": ["starry-night"]},
-              "uptime_s": 600, "pid": 42}
+    status = Status.read({"device": "cuda:0", "running": [{"method": "gatys",
+                                                           "state": "running", "step": 5,
+                                                           "total": 100}],
+                          "queue": [{}, {}], "models": {"vgg": True, "fast": ["starry-night"]},
+                          "uptime_s": 600, "pid": 42})
     text = daemon_link.status_text(status)
     assert "Device: cuda:0" in text
     assert "gatys running, step 5/100" in text
