@@ -2,20 +2,28 @@
 
 A style is a project safetensors file named ``<name>.safetensors``; its metadata holds
 the title, artist, year and licence of the painting it was trained on.
+
+The import policy lives here too, for every front-end: which files are models
+(``MODEL_SUFFIXES``), which names a new style may take (``new_style_path``: never a
+bundled style's, another user style's only when overwriting), and how a model file
+given in place of a style name is used (``use_model_file``). Importing this module
+does not import torch.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from nst_client.names import slug, style_name_problem
 from nst_core import paths
 from nst_core.errors import ModelFormatError, ParameterError, StyleNotFoundError
-from nst_core.transformer_net import load_style_model, save_style_model
+
+if TYPE_CHECKING:
+    import torch
 
 SUFFIX = ".safetensors"
 MODEL_SUFFIXES = (SUFFIX, ".pth", ".pt")
@@ -123,6 +131,8 @@ def import_style(path: str | Path, name: str | None = None) -> Path:
 
     The model must load; its metadata records the source file's name.
     """
+    from nst_core.transformer_net import load_style_model, save_style_model
+
     path = Path(path)
     model = load_style_model(path)
     name = _check_name(name or slug(path.stem))
@@ -132,8 +142,50 @@ def import_style(path: str | Path, name: str | None = None) -> Path:
     return save_style_model(target, model.net, meta)
 
 
+class StyleNameTakenError(ParameterError):
+    """A model file's name is the name of a style that holds another network."""
+
+    def __init__(self, name: str, existing: Path) -> None:
+        super().__init__(f"a different style called {name!r} exists already ({existing})")
+        self.name, self.existing = name, existing
+
+
+def looks_like_model_file(arg: str) -> bool:
+    """Whether a ``--style`` argument names a model file rather than a style: it holds a
+    path separator or ends with a model file's extension (``MODEL_SUFFIXES``)."""
+    return os.sep in arg or "/" in arg or Path(arg).suffix in MODEL_SUFFIXES
+
+
+def same_network(a: Path, b: Path) -> bool:
+    """Whether two model files hold the same weights (up to fp16 storage rounding)."""
+    from nst_core.transformer_net import load_style_model
+
+    sa, sb = (load_style_model(p).net.state_dict() for p in (a, b))
+    return sa.keys() == sb.keys() and all(sa[k].half().equal(sb[k].half()) for k in sa)
+
+
+def use_model_file(path: Path) -> tuple[str, bool]:
+    """The style name under which the model file ``path`` is used: ``(name, imported)``.
+
+    The name is the file's name without extension (made a valid style name). The file
+    is imported under it when no style has that name; when one does, it is reused if it
+    holds the same network (the same file used again), else ``StyleNameTakenError``.
+    """
+    name = slug(path.stem)
+    try:
+        existing = find_style(name)
+    except StyleNotFoundError:
+        import_style(path, name)
+        return name, True
+    if not same_network(existing, path):
+        raise StyleNameTakenError(name, existing)
+    return name, False
+
+
 def preview_pattern(size: int) -> torch.Tensor:
     """A procedural picture (sky gradient, sun, hills, a striped field) in ``[1, 3, s, s]``."""
+    import torch
+
     t = torch.linspace(0.0, 1.0, size)
     y, x = t[:, None].expand(size, size), t[None, :].expand(size, size)
     sky = torch.stack([0.35 + 0.3 * y, 0.55 + 0.3 * y, 0.95 - 0.2 * y])
@@ -155,5 +207,6 @@ def style_preview(path: str | Path, size: int = 96) -> torch.Tensor:
 @lru_cache(maxsize=64)
 def _preview(path: Path, mtime_ns: int, size: int) -> torch.Tensor:
     from nst_core.fast import stylize_fast
+    from nst_core.transformer_net import load_style_model
 
     return stylize_fast(load_style_model(path), preview_pattern(size), device="cpu")

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nst_client.names import slug
 from nst_client.params import METHOD_PARAMS
 from nst_client.protocol import default_endpoint
 from nst_core.errors import ImageError
@@ -30,7 +29,9 @@ def connect(args: argparse.Namespace, *, autostart: bool = True) -> Any:
 
 
 def looks_like_path(style: str) -> bool:
-    return os.sep in style or "/" in style or Path(style).suffix in (".pth", ".safetensors", ".pt")
+    from nst_core.styles import looks_like_model_file  # torch-free
+
+    return looks_like_model_file(style)
 
 
 def file_label(text: str) -> str:
@@ -93,38 +94,21 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
 
 
 def import_style_file(path: Path) -> str:
-    """Import a model file into the user styles so the daemon can load it by name.
+    """Import a model file into the user styles so the daemon can load it by name
+    (``nst_core.styles.use_model_file`` decides the name and whether it is reused)."""
+    from nst_core.styles import StyleNameTakenError, use_model_file
 
-    The name is the file's stem; when a style of that name exists already it is used if
-    it holds the same network (a second run with the same file), refused otherwise.
-    """
-    from nst_core.errors import StyleNotFoundError
-    from nst_core.styles import find_style, import_style
-
-    name = slug(path.stem)
     try:
-        existing = find_style(name)
-    except StyleNotFoundError:
-        import_style(path, name)
-        say(f"imported {path} as style {name!r} (see `nst styles`)")
-        return name
-    if not same_network(existing, path):
+        name, imported = use_model_file(path)
+    except StyleNameTakenError as exc:
         raise CommandError(
-            f"a different style called {name!r} exists already ({existing})",
+            str(exc),
             hint=f"import the file under another name: `nst styles import {path} --name NEW`, "
             "then use --style NEW",
-        )
+        ) from None
+    if imported:
+        say(f"imported {path} as style {name!r} (see `nst styles`)")
     return name
-
-
-def same_network(a: Path, b: Path) -> bool:
-    """Whether two model files hold the same weights (up to fp16 storage rounding)."""
-    from nst_core.transformer_net import load_style_model
-
-    sa, sb = (load_style_model(p).net.state_dict() for p in (a, b))
-    return sa.keys() == sb.keys() and all(
-        sa[k].half().equal(sb[k].half()) for k in sa
-    )
 
 
 def make_runner(args: argparse.Namespace, spec: StyleSpec) -> tuple[Runner, Callable[[], None]]:
