@@ -77,7 +77,7 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
     """(in-process times, daemon round trips, round trip - daemon's job time) in seconds."""
     from nst_client.client import Client
     from nst_client.protocol import StylizeRequest
-    from nst_daemon.jobs import execute_stylize
+    from nst_daemon.execute import execute_stylize
     from nst_daemon.models import Models
 
     image = random_picture(1024, 1024, 4, seed=1)
@@ -110,8 +110,8 @@ def bench_latency(endpoint: str, runs: int) -> tuple[list[float], list[float], l
 def bench_batch(env: dict[str, str], endpoint: str, count: int, work: Path) -> tuple[float, float]:
     """(nst batch seconds, in-process loop seconds) over ``count`` 512x512 pictures."""
     from nst_client.protocol import StylizeRequest
+    from nst_daemon.execute import execute_stylize
     from nst_daemon.imagefile import read_image, write_image
-    from nst_daemon.jobs import execute_stylize
     from nst_daemon.models import Models
 
     src = work / "in"

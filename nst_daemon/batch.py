@@ -54,6 +54,8 @@ class PictureJob(Protocol):
 
 
 class Runner(Protocol):
+    spec: StyleSpec  # what it paints with (``nst video`` sets one per frame)
+
     def start(self, image: Image) -> PictureJob: ...
 
 
@@ -106,7 +108,7 @@ class _LocalJob:
         self.runner, self.image = runner, image
 
     def result(self, on_progress: ProgressHandler | None = None) -> Image:
-        from nst_daemon.jobs import execute_stylize
+        from nst_daemon.execute import execute_stylize
 
         request = self.runner.spec.request(self.image).check_limits(Limits())
         return execute_stylize(request, self.runner.models, on_progress)["image"]

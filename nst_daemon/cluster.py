@@ -6,7 +6,7 @@ output means done), then hands the remaining pictures to Ray Data: ``from_items`
 one row per picture and ``map_batches`` runs :class:`StylizeWorker`, a callable class that
 Ray starts as a pool of actors. Each actor loads the style model once and stylises its
 pictures with the daemon's own job function (``LocalRunner``: the run's ``StylizeRequest``
-straight to ``jobs.execute_stylize``), reading and writing with ``imagefile.read_image`` and
+straight to ``execute.execute_stylize``), reading and writing with ``imagefile.read_image`` and
 ``write_image``, so the pixels are those of a local run.
 
 Guarantees, as for the local batch:

@@ -1,8 +1,8 @@
-"""Jobs: turning validated requests into engine calls, the queue, and the device worker.
+"""Jobs: the queue and the device worker.
 
-``execute_stylize`` / ``execute_train`` are the only place where a request becomes an
-engine call and the engine's output becomes a reply; the daemon's worker and the CLI's
-``--local`` mode both call them.
+The worker runs each job with ``execute.execute_stylize`` / ``execute.execute_train``
+(the functions the CLI's ``--local`` mode and ``nst batch`` call too) and turns the
+outcome into a reply.
 
 Scheduling: one ``Worker`` per device takes jobs from a ``JobQueue`` with two lanes.
 ``fast`` stylisations go before long jobs (Gatys, training), and while a long job runs,
@@ -12,22 +12,15 @@ preview never waits for a 10-minute optimisation to finish.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import torch
 
 from nst_client.errors import ProtocolError
-from nst_client.params import FastParams
 from nst_client.protocol import (
     Error,
     Image,
@@ -38,11 +31,10 @@ from nst_client.protocol import (
     TrainRequest,
 )
 from nst_client.protocol import Progress as ProgressReply
-from nst_core.errors import Cancelled, NSTError, OutOfMemoryError, WeightsMissingError
-from nst_core.memory import is_out_of_memory
+from nst_core.errors import Cancelled, NSTError, OutOfMemoryError
 from nst_core.progress import CancelToken, Progress, ProgressCallback
 
-from .advice import with_advice
+from .execute import execute_stylize, execute_train
 from .models import Models
 
 log = logging.getLogger("nst_daemon.jobs")
@@ -51,174 +43,6 @@ PROGRESS_INTERVAL_S = 0.1  # at most ten progress messages a second per job
 #: Cached device memory and freed host memory are kept this long after the last job, so
 #: that jobs in a row reuse warm memory, then given back to the system.
 IDLE_RELEASE_S = 30.0
-
-
-# --------------------------------------------------------------------------- execution
-
-
-@contextlib.contextmanager
-def engine_errors() -> Iterator[None]:
-    """Turn the device's out-of-memory errors into ``OutOfMemoryError`` (code out_of_memory)
-    and add the advice to a ``WeightsMissingError``."""
-    try:
-        yield
-    except WeightsMissingError as exc:
-        raise WeightsMissingError(with_advice(exc.code, str(exc))) from exc
-    except torch.cuda.OutOfMemoryError as exc:
-        raise OutOfMemoryError(
-            "the GPU ran out of memory; use params.max_size, params.tile_size or a smaller image"
-        ) from exc
-    except (RuntimeError, MemoryError) as exc:
-        if is_out_of_memory(exc):
-            raise OutOfMemoryError(
-                f"out of memory ({exc}); use params.max_size or a smaller image"
-            ) from exc
-        raise
-
-
-def _tensors(image: Image) -> tuple[torch.Tensor, torch.Tensor | None]:
-    from nst_core.images import from_pixels
-
-    return from_pixels(image.data, image.width, image.height, image.channels, image.dtype)
-
-
-def processing_size(height: int, width: int, max_size: int | None) -> tuple[int, int]:
-    """(height, width) with the long side at most ``max_size``, aspect kept."""
-    if not max_size or max(height, width) <= max_size:
-        return height, width
-    factor = max_size / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
-def _report(progress: ProgressCallback | None, stage: str) -> None:
-    if progress is not None:
-        progress(Progress(0, 0, stage))
-
-
-def _fast_styled(
-    content: torch.Tensor,
-    style: str,
-    params: FastParams,
-    models: Models,
-    progress: ProgressCallback | None,
-    cancel: CancelToken | None,
-) -> torch.Tensor:
-    from nst_core.fast import stylize_fast
-    from nst_core.styles import find_style
-
-    path = find_style(style)
-    if not models.has_fast_model(path):
-        _report(progress, "loading")
-    model = models.fast_model(path)
-    if params.clip is not None:  # a frame of a video, consistent with the clip's last
-        from .video import clip_frame
-
-        return clip_frame(model, path, content, params, models.device, cancel)
-    return stylize_fast(
-        model, content, tile_size=params.tile_size, device=models.device,
-        progress=progress, cancel=cancel,
-    )
-
-
-def _gatys_styled(
-    content: torch.Tensor,
-    request: StylizeRequest,
-    models: Models,
-    progress: ProgressCallback | None,
-    cancel: CancelToken | None,
-) -> torch.Tensor:
-    from nst_core.gatys import GatysParams, style_cache_key, stylize_gatys
-
-    params = request.params
-    assert not isinstance(params, FastParams)  # a gatys request has GatysParams
-    names = ("iterations", "style_strength", "style_scale", "optimizer", "seed", "preview_every")
-    overrides: dict[str, Any] = {k: getattr(params, k) for k in names}
-    if params.iterations is None:  # the quality preset's
-        del overrides["iterations"]
-    if params.init != "fast":
-        overrides["init"] = params.init
-    gatys_params = GatysParams.preset(params.quality, **overrides)
-    weights = params.style_weights or [1.0] * len(request.style_images)
-    styles = [(_tensors(s)[0], w) for s, w in zip(request.style_images, weights, strict=True)]
-    init = None
-    if params.init == "fast":
-        init_style = params.init_style or request.style
-        assert init_style is not None  # checked by StylizeRequest
-        init = _fast_styled(content, init_style, FastParams(), models, None, cancel)
-    if not models.has_vgg:
-        _report(progress, "loading")
-    vgg = models.vgg()
-    targets = models.style_targets(style_cache_key(vgg, styles, gatys_params))
-    return stylize_gatys(
-        content, styles, vgg, gatys_params, init=init, progress=progress, cancel=cancel,
-        targets=targets,
-    )
-
-
-def execute_stylize(
-    request: StylizeRequest,
-    models: Models,
-    progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
-) -> dict[str, Any]:
-    """Run one stylisation; returns ``{"image": Image, "timings": {...}}``.
-
-    The network sees the image at most ``params.max_size`` on its long side; the result
-    is upscaled back, then colours are kept (``preserve_colors``), and it is blended with
-    the original by ``strength`` and the selection ``mask``, all at full size. Alpha is
-    passed through unchanged; the output has the input's channels and dtype.
-    """
-    from nst_core.color import apply_colors, blend
-    from nst_core.images import resize, to_pixels
-
-    image, params = request.image, request.params
-    started = time.perf_counter()
-    with engine_errors():
-        rgb, alpha = _tensors(image)
-        mask = _tensors(request.mask)[0][:, :1] if request.mask is not None else None
-        size = processing_size(image.height, image.width, params.max_size)
-        content = resize(rgb, size)
-        decoded = time.perf_counter()
-        if isinstance(params, FastParams):
-            assert request.style is not None  # checked by StylizeRequest
-            styled = _fast_styled(content, request.style, params, models, progress, cancel)
-        else:
-            styled = _gatys_styled(content, request, models, progress, cancel)
-        ran = time.perf_counter()
-        styled = resize(styled.detach().cpu().float(), (image.height, image.width))
-        styled = apply_colors(styled, rgb, params.preserve_colors)
-        styled = blend(styled, rgb, params.strength, mask)
-        data = to_pixels(styled, alpha, image.channels, image.dtype)
-    done = time.perf_counter()
-    result = Image(image.width, image.height, image.channels, data, image.dtype)
-    timings = {"decode_s": decoded - started, "run_s": ran - decoded, "encode_s": done - ran,
-               "total_s": done - started}
-    return {"image": result, "timings": timings}
-
-
-def execute_train(
-    request: TrainRequest,
-    models: Models,
-    progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
-) -> dict[str, Any]:
-    """Train a fast-style model from the request's painting into the user styles folder."""
-    from nst_core.images import save_image
-    from nst_core.train import TrainConfig, train
-
-    params = request.params.engine_options()
-    dataset = Path(request.params.dataset)
-    started = time.perf_counter()
-    with engine_errors(), tempfile.TemporaryDirectory(prefix="nst-train-") as tmp:
-        style_path = save_image(Path(tmp) / "style.png", _tensors(request.style_image)[0])
-        config = TrainConfig(
-            style_images=[style_path], data_dir=dataset, name=request.name,
-            device=str(models.device), vgg_weights=models.vgg_weights,
-            overwrite=request.overwrite, **params,
-        )
-        path = train(config, progress=progress, cancel=cancel)
-    return {"style": request.name, "path": str(path),
-            "timings": {"total_s": time.perf_counter() - started}}
 
 
 # --------------------------------------------------------------------------- queue

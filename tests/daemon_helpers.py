@@ -115,7 +115,7 @@ def pipeline(
 def reference_results(home: Path, requests: Sequence[StylizeRequest]) -> list[bytes]:
     """The pixels the daemon must return, computed in this process, single-threaded, with
     ``home`` as the data dir (the daemon's job function on the same model files)."""
-    from nst_daemon.jobs import execute_stylize
+    from nst_daemon.execute import execute_stylize
     from nst_daemon.models import Models
 
     threads, saved = torch.get_num_threads(), os.environ.get("NST_HOME")

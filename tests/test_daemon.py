@@ -26,7 +26,7 @@ from nst_client.params import FastParams
 from nst_client.protocol import Accepted, Image, Progress, StylizeRequest
 from nst_core.transformer_net import TransformerNet, save_style_model
 from nst_daemon import lifecycle
-from nst_daemon.jobs import execute_stylize
+from nst_daemon.execute import execute_stylize
 from nst_daemon.models import Models
 
 from daemon_helpers import DaemonProcess, free_endpoint

@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     path: str | None = None
     try:
         if args.local:
-            from nst_daemon.jobs import execute_train
+            from nst_daemon.execute import execute_train
             from nst_daemon.models import Models
 
             path = execute_train(request.check_limits(Limits()), Models(), bar)["path"]
