@@ -22,17 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from daemon_helpers import (  # noqa: E402 - the tests' daemon helpers
+from nst_daemon.testing import (
     DaemonProcess,
     pipeline,
     reference_results,
     request_pool,
     save_random_style,
 )
+
+import machine
 
 POOL = 48
 SAMPLE_S = 0.5
