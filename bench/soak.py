@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nst_client.protocol import Result
 from nst_daemon.testing import (
     DaemonProcess,
     pipeline,
@@ -47,7 +48,7 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
 
     per_client = [args.jobs // args.clients + (i < args.jobs % args.clients)
                   for i in range(args.clients)]
-    results: list[list[tuple[int, dict]]] = [[] for _ in range(args.clients)]
+    results: list[list[tuple[int, Result]]] = [[] for _ in range(args.clients)]
     errors: list[str] = []
     done = [0]
     daemon_args = ["--device", args.device] if args.device else []
@@ -69,22 +70,23 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
-            memory = daemon.status().get("memory", {})
+            memory = daemon.status().memory
             samples.append((time.perf_counter() - t0, done[0], daemon.rss_kb(), memory))
             time.sleep(SAMPLE_S)
         elapsed = time.perf_counter() - t0
-        samples.append((elapsed, done[0], daemon.rss_kb(), daemon.status().get("memory", {})))
+        samples.append((elapsed, done[0], daemon.rss_kb(), daemon.status().memory))
         final = daemon.status()
 
-    wrong = sum(r["image"].data != expected[pick] for rs in results for pick, r in rs)
-    job_ids = [r["job_id"] for rs in results for _, r in rs]
+    wrong = sum(r.image is None or r.image.data != expected[pick]
+                for rs in results for pick, r in rs)
+    job_ids = [r.job_id for rs in results for _, r in rs]
     received = len(job_ids)
     return {
         "samples": samples, "elapsed": elapsed, "received": received, "wrong": wrong,
         "lost": args.jobs - received, "duplicates": received - len(set(job_ids)),
         "short_clients": sum(len(r) != n for r, n in zip(results, per_client, strict=True)),
-        "errors": errors, "idle_at_end": not final["running"] and not final["queue"],
-        "in_process_jobs_per_s": POOL / in_process_s, "device": final.get("device"),
+        "errors": errors, "idle_at_end": not final.running and not final.queue,
+        "in_process_jobs_per_s": POOL / in_process_s, "device": final.device,
     }
 
 

@@ -78,14 +78,14 @@ class Record:
         if not isinstance(obj, Mapping):
             raise ProtocolError("bad_request", f"a {cls.__name__} must be a map")
         kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            value = obj.get(f.name)
-            if value is not None:
-                convert = f.metadata.get("read")
-                kwargs[f.name] = convert(value) if convert is not None else value
         try:
+            for f in fields(cls):
+                value = obj.get(f.name)
+                if value is not None:
+                    convert = f.metadata.get("read")
+                    kwargs[f.name] = convert(value) if convert is not None else value
             return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError("bad_request", f"malformed {cls.__name__}: {exc}") from None
 
 

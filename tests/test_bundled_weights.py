@@ -117,7 +117,7 @@ def test_package_data_and_a_wheel_carry_the_file(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("nst_core", "daemon"):
+    for name in ("nst_client", "nst_core", "nst_daemon"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -230,7 +230,7 @@ def test_imported_weights_take_precedence_over_the_bundled_ones(fresh, monkeypat
     def described(vgg_weights: Path | None) -> dict:
         server = Server(ServerConfig(endpoint=env["NST_ENDPOINT"], vgg_weights=vgg_weights))
         try:
-            hello = server.hello_info()["vgg_weights"]
+            hello = server.hello_info().vgg_weights
             assert server.models.vgg().weights_choice.path == Path(hello["path"])
             return hello
         finally:

@@ -113,8 +113,10 @@ def test_an_older_or_newer_daemons_replies_are_read() -> None:
     status = protocol.parse_reply({"type": "status", "running": [{"job_id": "j1"}]})
     assert isinstance(status, Status) and status.running[0].state == ""
     assert status.models == ModelsInfo() and status.vgg_weights is None
-    with pytest.raises(ProtocolError):
-        protocol.parse_reply({"type": "teapot"})
+    for malformed in ({"type": "teapot"}, {"type": "status", "running": 5},
+                      {"type": "styles", "styles": [7]}, {"type": "progress", "preview": "x"}):
+        with pytest.raises(ProtocolError):
+            protocol.parse_reply(malformed)
 
 
 def test_requests_are_checked_when_built_as_on_the_wire() -> None:

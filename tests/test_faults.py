@@ -294,7 +294,7 @@ def test_broken_style_file_is_named_and_other_styles_work(
             client.stylize(noise_image(24, 20, 3, seed=1), style=name)
         assert caught.value.code == "bad_model"
         assert f"{name}.safetensors" in caught.value.message
-        listed = [s["name"] for s in client.styles()]
+        listed = [s.name for s in client.styles()]
         assert "rand" in listed
     assert small_job_works(daemon)
 
