@@ -44,7 +44,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     if args.ray is not None:
-        from nst_daemon.cluster import cmd_batch_ray  # imports Ray, only here
+        from nst_daemon.cli.ray_batch import cmd_batch_ray  # imports Ray, only here
 
         return cmd_batch_ray(args)
     input_dir = Path(args.input_dir).expanduser()
