@@ -14,7 +14,8 @@ import zmq
 from nst_client import protocol
 from nst_client.client import Client, is_local_endpoint
 from nst_client.errors import DaemonError, DaemonUnavailable
-from nst_client.protocol import Image
+from nst_client.params import FastParams
+from nst_client.protocol import Accepted, Image, Result, StylizeRequest
 
 
 def free_endpoint() -> str:
@@ -183,3 +184,35 @@ def test_autostart_failure_is_explained():
     with Client(endpoint, autostart=["/nonexistent/nst"], timeout=1) as client, \
             pytest.raises(DaemonUnavailable, match="cannot run"):
         client.hello()
+
+
+def test_a_typed_request_goes_out_with_the_protocols_keys():
+    def script(router, identity, msg):
+        if msg["type"] == "stylize":
+            send(router, identity, msg, "accepted", job_id="j2", position=0)
+            send(router, identity, msg, "result", job_id="j2", image=msg["image"],
+                 timings={"total_s": 0.1})
+
+    fake = ScriptedDaemon(script)
+    request = StylizeRequest(small_image(), "x", params=FastParams(strength=0.5))
+    with Client(fake.endpoint, autostart=False, timeout=5) as client:
+        events = list(client.run(request))
+    fake.stop()
+    assert [type(e) for e in events] == [Accepted, Result]
+    assert events[-1].image == small_image()
+    sent = next(m for m in fake.received if m["type"] == "stylize")
+    assert set(sent) == {"v", "id", "type", "image", "method", "style", "params"}
+    assert (sent["method"], sent["style"], sent["params"]) == ("fast", "x", {"strength": 0.5})
+
+
+def test_a_malformed_reply_is_an_internal_error():
+    def script(router, identity, msg):
+        if msg["type"] == "stylize":
+            send(router, identity, msg, "progress", job_id="j3", preview="not an image")
+
+    fake = ScriptedDaemon(script)
+    with Client(fake.endpoint, autostart=False, timeout=5) as client, \
+            pytest.raises(DaemonError) as info:
+        client.stylize(small_image(), style="x")
+    fake.stop()
+    assert info.value.code == "internal" and "malformed" in info.value.message
