@@ -96,16 +96,29 @@ def selection_info(image, name):
             "pixels": pixels(image.get_selection(), "Y u8", name + ".selection.raw")}
 
 
-def call(proc_name, image, drawables, **props):
-    """Run a procedure non-interactively; returns (status nick, error text, first value)."""
+def run_procedure(proc_name, run_mode, image=None, drawables=(), **props):
+    """Run a procedure in ``run_mode`` with ``props`` (``_`` for ``-`` in their names)."""
     proc = PDB.lookup_procedure(proc_name)
     config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", drawables)
+    config.set_property("run-mode", run_mode)
+    if image is not None:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", list(drawables))
     for key, value in props.items():
         config.set_property(key.replace("_", "-"), value)
-    result = proc.run(config)
+    return proc.run(config)
+
+
+def open_dialog(proc_name, image=None, drawables=(), opening="opening", **props):
+    """Run a procedure interactively (its dialog opens), recording ``opening`` just before;
+    returns the procedure's result."""
+    record(opening, True)
+    return run_procedure(proc_name, Gimp.RunMode.INTERACTIVE, image, drawables, **props)
+
+
+def call(proc_name, image, drawables, **props):
+    """Run a procedure non-interactively; returns (status nick, error text, first value)."""
+    result = run_procedure(proc_name, Gimp.RunMode.NONINTERACTIVE, image, drawables, **props)
     status = result.index(0)
     value = result.index(1) if result.length() > 1 else None
     if status != Gimp.PDBStatusType.SUCCESS:
