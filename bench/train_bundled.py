@@ -78,8 +78,11 @@ def config_for(style: Style, args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size,
         image_size=args.image_size,
         lr=args.lr,
+        content_weight=args.content_weight,
         style_weight=style.style_weight * args.style_weight_scale,
-        tv_weight=style.tv_weight,
+        tv_weight=style.tv_weight * args.tv_weight_scale,
+        grid_weight=args.grid_weight,
+        anchor_weight=args.anchor_weight,
         style_size=style.style_size,
         vgg_weights=args.vgg_weights,
         seed=args.seed,
@@ -120,6 +123,13 @@ def main() -> None:
                         help="folder of earlier models: train each style on from its own")
     parser.add_argument("--style-weight-scale", type=float, default=1.0,
                         help="multiply every style's style weight by this")
+    parser.add_argument("--content-weight", type=float, default=1.0)
+    parser.add_argument("--tv-weight-scale", type=float, default=1.0,
+                        help="multiply every style's total-variation weight by this")
+    parser.add_argument("--grid-weight", type=float, default=0.0,
+                        help="weight of the 4-pixel grid term (nst_core.losses.grid_power)")
+    parser.add_argument("--anchor-weight", type=float, default=0.0,
+                        help="stay near the starting model's output, its grid taken out")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/nst-train-bundled"))
     args = parser.parse_args()
 

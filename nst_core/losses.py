@@ -102,3 +102,58 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dh = x[..., 1:, :] - x[..., :-1, :]
     dw = x[..., :, 1:] - x[..., :, :-1]
     return dh.square().mean() + dw.square().mean()
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of ``[B, 3, H, W]`` as ``[B, H, W]``."""
+    r, g, b = rgb.float().unbind(1)
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+GRID_PERIOD = 4  # the decoder's two x2 upsamplings
+
+
+def grid_power(rgb: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """How much of the luminance is the network's 4-pixel grid: a normalised term.
+
+    The luminance is split into its 16 phases (pixel ``(4i + a, 4j + b)`` belongs to phase
+    ``(a, b)``); each phase is averaged over windows of ``window`` x ``window`` blocks of
+    4x4 pixels (``None``: the whole image), and the term is the mean square of how far the
+    16 phase means stand from their own mean, over the luminance variance (detached, so
+    the network cannot lower the term by adding other texture).
+
+    Over the whole image this is the power of the luminance spectrum at every non-zero
+    multiple of 1/4 cycle per pixel, (±¼, ±¼), (±½, 0), (0, ±½), (±½, ±½), (±¼, 0),
+    (0, ±¼) ... (the frequencies ``bench/grid_score.py`` reads), divided by the total
+    power; over windows it also catches a grid whose phase drifts across the picture.
+    """
+    y = luminance(rgb)
+    p = GRID_PERIOD
+    b, h, w = y.shape
+    h, w = h - h % p, w - w % p
+    y = y[:, :h, :w]
+    phases = y.reshape(b, h // p, p, w // p, p).permute(0, 2, 4, 1, 3).reshape(b, p * p, h // p,
+                                                                             w // p)
+    if window is None or window >= min(h, w) // p:
+        means = phases.mean(dim=(2, 3), keepdim=True)
+    else:
+        means = torch.nn.functional.avg_pool2d(phases, window, stride=window)
+    deviation = means - means.mean(dim=1, keepdim=True)
+    return deviation.square().mean() / y.detach().var().clamp_min(_EPS)
+
+
+def remove_grid(rgb: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W]`` (sides multiples of 4) without its period-4 phase pattern.
+
+    Each channel's 16 phases (pixel ``(4i + a, 4j + b)`` is in phase ``(a, b)``) are
+    shifted to a common mean: exactly the picture with every spectral component at a
+    non-zero multiple of 1/4 cycle per pixel set to zero (the grid frequencies of
+    :func:`grid_power`), everything else unchanged.
+    """
+    b, c, h, w = rgb.shape
+    p = GRID_PERIOD
+    if h % p or w % p:
+        raise ValueError(f"sides {h}x{w} are not multiples of {p}")
+    blocks = rgb.reshape(b, c, h // p, p, w // p, p)
+    phase_means = blocks.mean(dim=(2, 4), keepdim=True)
+    return (blocks - phase_means + phase_means.mean(dim=(3, 5), keepdim=True)).reshape(b, c, h, w)

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 SUFFIX = ".safetensors"
 MODEL_SUFFIXES = (SUFFIX, ".pth", ".pt")
+#: Variants of a style: its full network (``<name>.safetensors``) and, where one ships
+#: beside it, a lite network distilled from it (``<name>.lite.safetensors``, faster, see
+#: ``nst_core.distill``).
+VARIANTS = ("full", "lite")
+LITE_SUFFIX = ".lite" + SUFFIX
 
 
 @dataclass
@@ -39,6 +44,7 @@ class StyleInfo:
     source: str  # "bundled" | "user"
     path: Path
     meta: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, Path] = field(default_factory=dict)  # "full", and "lite" if shipped
 
 
 def _read_meta(path: Path) -> dict[str, str]:
@@ -60,8 +66,8 @@ def list_styles() -> list[StyleInfo]:
     styles: dict[str, StyleInfo] = {}
     for source, folder in _sources():
         for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
-            if path.stem in styles:
-                continue
+            if path.stem in styles or path.name.endswith(LITE_SUFFIX):
+                continue  # a lite file is a variant of its style, not a style
             try:
                 meta = _read_meta(path)
             except ModelFormatError:
@@ -75,8 +81,22 @@ def list_styles() -> list[StyleInfo]:
                 source=source,
                 path=path,
                 meta=meta,
+                variants=_variants(path),
             )
     return list(styles.values())
+
+
+def _variants(path: Path) -> dict[str, Path]:
+    lite = path.with_name(path.name.removesuffix(SUFFIX) + LITE_SUFFIX)
+    return {"full": path, **({"lite": lite} if lite.is_file() else {})}
+
+
+def variant_path(path: Path, variant: str) -> Path:
+    """The model file of ``variant`` of the style whose full model is ``path``; the full
+    one when that style has no such variant (``StyleInfo.variants`` says which exist)."""
+    if variant not in VARIANTS:
+        raise ParameterError(f"unknown style variant {variant!r}: use {' or '.join(VARIANTS)}")
+    return _variants(path).get(variant, path)
 
 
 def _check_name(name: str) -> str:

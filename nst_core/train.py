@@ -35,6 +35,8 @@ from nst_core.losses import (
     blend_grams,
     content_loss,
     grams,
+    grid_power,
+    remove_grid,
     style_loss,
     total_variation,
 )
@@ -68,6 +70,10 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 5.0
     tv_weight: float = 1e-2
+    grid_weight: float = 0.0  # the 4-pixel grid term (``nst_core.losses.grid_power``)
+    # Self-distillation: stay close (mean squared error, RGB in 0..1) to what init_model
+    # paints, with its 4-pixel grid taken out (``nst_core.losses.remove_grid``).
+    anchor_weight: float = 0.0
     content_layer: str = JOHNSON_CONTENT_LAYER
     style_layers: dict[str, float] = field(default_factory=lambda: dict(JOHNSON_STYLE_WEIGHTS))
     style_size: int = 512  # long side of the painting when its Gram matrices are taken
@@ -78,7 +84,7 @@ class TrainConfig:
     preview_every: int = 0  # 0: no previews
     preview_dir: Path | None = None  # also save previews as PNG here
     init_model: Path | None = None  # fine-tune from this model file
-    device: str | None = None  # default: CUDA when available
+    device: str | None = None  # default: nst_core.devices.default_device()
     overwrite: bool = False  # may replace an existing *user* style of the same name
     extra_meta: dict[str, str] = field(default_factory=dict)
 
@@ -102,7 +108,8 @@ class TrainConfig:
                 raise ParameterError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.image_size < 32:
             raise ParameterError(f"image_size must be at least 32 pixels, not {self.image_size}")
-        for key in ("lr", "content_weight", "style_weight", "tv_weight"):
+        for key in ("lr", "content_weight", "style_weight", "tv_weight", "grid_weight",
+                    "anchor_weight"):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 raise ParameterError(f"{key} must be a finite number >= 0, not {value}")
@@ -212,6 +219,8 @@ def model_metadata(config: TrainConfig, vgg_path: Path, steps_done: int) -> dict
         "content_weight": config.content_weight,
         "style_weight": config.style_weight,
         "tv_weight": config.tv_weight,
+        "grid_weight": config.grid_weight,
+        "anchor_weight": config.anchor_weight,
         "content_layer": config.content_layer,
         "style_layers": dict(config.style_layers),
         "style_images": [Path(p).name for p in config.style_images],
@@ -261,13 +270,20 @@ class _Trainer:
         self.vgg_path = resolve_weights("vgg16", config.vgg_weights)
         layers = (config.content_layer, *config.style_layers)
         self.vgg = VGGFeatures("vgg16", layers, self.vgg_path).to(self.device)
+        init = load_style_model(config.init_model) if config.init_model is not None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.net = TransformerNet().to(self.device)
-        if config.init_model is not None:
-            self.net.load_state_dict(load_style_model(config.init_model).net.state_dict())
+            arch = (init.net.widths, init.net.blocks) if init is not None else ()
+            self.net = TransformerNet(*arch).to(self.device)
+        if init is not None:  # fine-tune: the same architecture, its weights
+            self.net.load_state_dict(init.net.state_dict())
         else:
             _start_mid_grey(self.net)
+        self.anchor = None
+        if config.anchor_weight:
+            if init is None:
+                raise ParameterError("anchor_weight needs init_model (the model to stay near)")
+            self.anchor = init.net.to(self.device).eval().requires_grad_(False)
         self.net.train().requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -342,6 +358,14 @@ class _Trainer:
             + cfg.style_weight * terms["style"]
             + cfg.tv_weight * terms["tv"]
         )
+        if cfg.grid_weight:
+            terms["grid"] = grid_power(y)
+            terms["total"] = terms["total"] + cfg.grid_weight * terms["grid"]
+        if self.anchor is not None:
+            with torch.no_grad():
+                target = remove_grid(self.anchor(x * 255) / 255).clamp(0, 1)
+            terms["anchor"] = (y - target).square().mean()
+            terms["total"] = terms["total"] + cfg.anchor_weight * terms["anchor"]
         return terms
 
     def train_step(self, photos: torch.Tensor) -> dict[str, float]:

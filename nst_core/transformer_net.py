@@ -1,9 +1,11 @@
 """Johnson et al. (2016) image transformation network and its model files.
 
-The layer names follow PyTorch's ``fast_neural_style`` example, so that example's
-``.pth`` files load unchanged. The project's own format is a safetensors file (fp16)
-whose metadata holds the style's name, painting, artist, year, licence note and the
-training settings.
+The network's widths and number of residual blocks are constructor arguments (the
+defaults are the full network; smaller ones make a *lite* network); model files record
+them in their ``architecture`` metadata. The layer names follow PyTorch's
+``fast_neural_style`` example, so that example's ``.pth`` files load unchanged. The
+project's own format is a safetensors file (fp16) whose metadata holds the style's name,
+painting, artist, year, licence note and the training settings.
 """
 
 from __future__ import annotations
@@ -60,40 +62,87 @@ class UpsampleConvLayer(nn.Module):
         return self.conv2d(self.reflection_pad(x))
 
 
-class TransformerNet(nn.Module):
-    """Encoder (3 convs), 5 residual blocks, decoder (2 upsample-convs + conv).
+#: Today's full network: encoder widths 32, 64, 128 and 5 residual blocks (the layout of
+#: PyTorch's ``fast_neural_style`` example, so its ``.pth`` files load unchanged).
+DEFAULT_WIDTHS = (32, 64, 128)
+DEFAULT_BLOCKS = 5
 
-    Input and output are RGB in 0..255, as in the reference implementation.
+
+class TransformerNet(nn.Module):
+    """Encoder (3 convs), residual blocks, decoder (2 upsample-convs + conv).
+
+    ``widths`` are the channels of the three encoder convolutions (the decoder mirrors
+    them), ``blocks`` the number of residual blocks at the innermost width; the defaults
+    are the full network, smaller ones make a lite network of the same layout. Input and
+    output are RGB in 0..255, as in the reference implementation.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, widths: tuple[int, int, int] = DEFAULT_WIDTHS, blocks: int = DEFAULT_BLOCKS
+    ) -> None:
         super().__init__()
-        self.conv1 = ConvLayer(3, 32, kernel_size=9, stride=1)
-        self.in1 = nn.InstanceNorm2d(32, affine=True)
-        self.conv2 = ConvLayer(32, 64, kernel_size=3, stride=2)
-        self.in2 = nn.InstanceNorm2d(64, affine=True)
-        self.conv3 = ConvLayer(64, 128, kernel_size=3, stride=2)
-        self.in3 = nn.InstanceNorm2d(128, affine=True)
-        self.res1 = ResidualBlock(128)
-        self.res2 = ResidualBlock(128)
-        self.res3 = ResidualBlock(128)
-        self.res4 = ResidualBlock(128)
-        self.res5 = ResidualBlock(128)
-        self.deconv1 = UpsampleConvLayer(128, 64, kernel_size=3, upsample=2)
-        self.in4 = nn.InstanceNorm2d(64, affine=True)
-        self.deconv2 = UpsampleConvLayer(64, 32, kernel_size=3, upsample=2)
-        self.in5 = nn.InstanceNorm2d(32, affine=True)
-        self.deconv3 = ConvLayer(32, 3, kernel_size=9, stride=1)
+        w1, w2, w3 = (int(w) for w in widths)
+        if min(w1, w2, w3) < 1 or blocks < 0:
+            raise ValueError(f"widths {widths} and blocks {blocks}: need widths >= 1, blocks >= 0")
+        self.widths = (w1, w2, w3)
+        self.blocks = int(blocks)
+        self.conv1 = ConvLayer(3, w1, kernel_size=9, stride=1)
+        self.in1 = nn.InstanceNorm2d(w1, affine=True)
+        self.conv2 = ConvLayer(w1, w2, kernel_size=3, stride=2)
+        self.in2 = nn.InstanceNorm2d(w2, affine=True)
+        self.conv3 = ConvLayer(w2, w3, kernel_size=3, stride=2)
+        self.in3 = nn.InstanceNorm2d(w3, affine=True)
+        for i in range(1, self.blocks + 1):  # res1, res2, ...: the example's names
+            self.add_module(f"res{i}", ResidualBlock(w3))
+        self.deconv1 = UpsampleConvLayer(w3, w2, kernel_size=3, upsample=2)
+        self.in4 = nn.InstanceNorm2d(w2, affine=True)
+        self.deconv2 = UpsampleConvLayer(w2, w1, kernel_size=3, upsample=2)
+        self.in5 = nn.InstanceNorm2d(w1, affine=True)
+        self.deconv3 = ConvLayer(w1, 3, kernel_size=9, stride=1)
         self.relu = nn.ReLU()
+
+    @property
+    def architecture(self) -> dict[str, object]:
+        """What a model file records so that :func:`load_style_model` rebuilds this net."""
+        return {"widths": list(self.widths), "blocks": self.blocks}
+
+    def residual_blocks(self) -> list[ResidualBlock]:
+        return [getattr(self, f"res{i}") for i in range(1, self.blocks + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.relu(self.in1(self.conv1(x)))
         y = self.relu(self.in2(self.conv2(y)))
         y = self.relu(self.in3(self.conv3(y)))
-        y = self.res5(self.res4(self.res3(self.res2(self.res1(y)))))
+        for block in self.residual_blocks():
+            y = block(y)
         y = self.relu(self.in4(self.deconv1(y)))
         y = self.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)
+
+
+MAX_WIDTH, MAX_BLOCKS = 1024, 64  # a model file asking for more is not one of ours
+
+
+def architecture_of(meta: dict[str, str]) -> tuple[tuple[int, int, int], int]:
+    """``(widths, blocks)`` from a file's ``architecture`` metadata; files without it
+    (PyTorch-example ``.pth`` files, older models) are the full network."""
+    recorded = meta.get("architecture")
+    if not recorded:
+        return DEFAULT_WIDTHS, DEFAULT_BLOCKS
+    arch = json.loads(recorded)
+    widths, blocks = arch.get("widths"), arch.get("blocks")
+    if (
+        not isinstance(widths, list)
+        or len(widths) != 3
+        or not all(type(v) is int for v in [*widths, blocks])
+        or not all(1 <= w <= MAX_WIDTH for w in widths)
+        or not 0 <= blocks <= MAX_BLOCKS
+    ):
+        raise ValueError(
+            f"architecture {recorded!r}: want widths (3 ints, 1..{MAX_WIDTH}) and blocks "
+            f"(0..{MAX_BLOCKS})"
+        )
+    return (widths[0], widths[1], widths[2]), blocks
 
 
 @dataclass
@@ -149,10 +198,12 @@ def load_style_model(path: str | Path) -> StyleModel:
         raise
     except Exception as exc:  # corrupt, truncated, malicious pickle, ...
         raise ModelFormatError(f"{path}: cannot read style model ({exc})") from exc
-    net = TransformerNet()
+    tensors = _network_tensors(path, state)
     try:
-        net.load_state_dict(_network_tensors(path, state))
-    except RuntimeError as exc:
+        widths, blocks = architecture_of(meta)
+        net = TransformerNet(widths, blocks)
+        net.load_state_dict(tensors)
+    except (RuntimeError, ValueError, AttributeError) as exc:
         raise ModelFormatError(f"{path}: not a fast-style network ({exc})") from exc
     meta.setdefault("name", path.stem)
     return StyleModel(net.eval().requires_grad_(False), meta)
@@ -161,12 +212,14 @@ def load_style_model(path: str | Path) -> StyleModel:
 def save_style_model(
     path: str | Path, net: TransformerNet, meta: dict[str, object], half: bool = True
 ) -> Path:
-    """Write the project's format; non-string metadata values are stored as JSON."""
+    """Write the project's format; non-string metadata values are stored as JSON. The
+    network's ``architecture`` (widths, residual blocks) is always recorded."""
     from safetensors.torch import save
 
     path = Path(path)
     dtype = torch.float16 if half else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}
+    meta = {**meta, "architecture": net.architecture}
     text_meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as out:

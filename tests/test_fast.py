@@ -14,10 +14,12 @@ from nst_core.styles import preview_pattern
 from nst_core.transformer_net import StyleModel, TransformerNet
 
 
-def random_net(seed: int = 0) -> TransformerNet:
+def random_net(
+    seed: int = 0, widths: tuple[int, int, int] = (32, 64, 128), blocks: int = 5
+) -> TransformerNet:
     """An untrained network whose InstanceNorm affine parameters vary, for visible output."""
     torch.manual_seed(seed)
-    net = TransformerNet()
+    net = TransformerNet(widths, blocks)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, torch.nn.InstanceNorm2d):
@@ -44,6 +46,21 @@ def test_runner_matches_the_plain_network(net: TransformerNet) -> None:
     expected = plain_run(net, image)
     assert expected.std() > 0.05  # the test network draws something
     assert torch.allclose(FastRunner(net, "cpu")(image), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize(("widths", "blocks"), [((16, 32, 64), 3), ((8, 12, 20), 0)])
+def test_runner_matches_the_plain_network_for_lite_architectures(
+    widths: tuple[int, int, int], blocks: int
+) -> None:
+    lite = random_net(5, widths, blocks)
+    image = F.interpolate(preview_pattern(64), size=(52, 68), mode="bilinear")
+    expected = plain_run(lite, image)
+    assert expected.std() > 0.05
+    runner = FastRunner(lite, "cpu")
+    assert runner.blocks == blocks
+    assert torch.allclose(runner(image), expected, atol=1e-4)
+    assert torch.allclose(stylize_fast(lite, image, device="cpu", tile_size=256), expected,
+                          atol=1e-4)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 9), (5, 3), (17, 31), (33, 20)])

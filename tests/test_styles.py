@@ -19,6 +19,7 @@ from nst_core.styles import (
     list_styles,
     resolve_style_arg,
     style_preview,
+    variant_path,
 )
 from nst_core.transformer_net import load_style_model, save_style_model
 
@@ -60,6 +61,22 @@ def test_bundled_and_user_styles_are_listed(dirs: tuple[Path, Path], tmp_path: P
     assert find_style("starry-night") == bundled / "starry-night.safetensors"
     assert find_style("My-Style") == path
     assert load_style_model(path).meta["name"] == "My-Style"
+
+
+def test_a_lite_file_is_a_variant_of_its_style(dirs: tuple[Path, Path]) -> None:
+    bundled, _ = dirs
+    full = save_style_model(bundled / "udnie.safetensors", random_net(7), {"title": "Udnie"})
+    save_style_model(bundled / "wave.safetensors", random_net(8), {"title": "Wave"})
+    lite = save_style_model(bundled / "udnie.lite.safetensors",
+                            random_net(9, (8, 16, 32), 2), {"title": "Udnie", "variant": "lite"})
+    styles = {s.name: s for s in list_styles()}
+    assert set(styles) == {"udnie", "wave"}
+    assert styles["udnie"].variants == {"full": full, "lite": lite}
+    assert styles["wave"].variants == {"full": bundled / "wave.safetensors"}
+    assert variant_path(full, "lite") == lite and variant_path(full, "full") == full
+    assert variant_path(bundled / "wave.safetensors", "lite") == bundled / "wave.safetensors"
+    with pytest.raises(ParameterError, match="variant"):
+        variant_path(full, "tiny")
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/b", "a\\b", "/etc/passwd", "..", ".hidden"])

@@ -162,6 +162,42 @@ def test_fine_tuning_starts_from_the_given_model(config: TrainConfig, tmp_path: 
     assert training["earlier_training"]["steps"] == 3  # the base run, kept as history
 
 
+def test_grid_term_is_trained_and_recorded(config: TrainConfig) -> None:
+    _, seen = _run(replace(config, steps=2, grid_weight=500.0, checkpoint_dir=None))
+    assert set(seen[0].losses) == {"content", "style", "tv", "grid", "total"}
+    terms = seen[0].losses
+    assert terms["total"] == pytest.approx(
+        terms["content"] + 5.0 * terms["style"] + 1e-2 * terms["tv"] + 500.0 * terms["grid"],
+        rel=1e-5)
+    training = json.loads(load_style_model(config.output).meta["training"])
+    assert training["grid_weight"] == 500.0
+
+
+def test_anchor_term_pulls_towards_the_start_model_without_its_grid(
+    config: TrainConfig, tmp_path: Path
+) -> None:
+    base = train(replace(config, steps=1, checkpoint_dir=None))
+    tuned = replace(config, steps=2, init_model=base, anchor_weight=100.0, checkpoint_dir=None,
+                    output=tmp_path / "anchored.safetensors")
+    _, seen = _run(tuned)
+    assert "anchor" in seen[0].losses and seen[0].losses["anchor"] >= 0
+    assert json.loads(load_style_model(tuned.output).meta["training"])["anchor_weight"] == 100
+    with pytest.raises(ParameterError, match="init_model"):
+        train(replace(config, anchor_weight=1.0, checkpoint_dir=None))
+
+
+def test_fine_tuning_a_lite_model_keeps_its_architecture(
+    config: TrainConfig, tmp_path: Path
+) -> None:
+    from nst_core.transformer_net import TransformerNet, save_style_model
+
+    lite = save_style_model(tmp_path / "lite.safetensors", TransformerNet((8, 12, 16), 1),
+                            {"name": "lite"})
+    path = train(replace(config, steps=1, init_model=lite, checkpoint_dir=None))
+    net = load_style_model(path).net
+    assert (net.widths, net.blocks) == ((8, 12, 16), 1)
+
+
 def test_loss_weights_hold_for_a_rescaled_vgg(config: TrainConfig, tmp_path: Path) -> None:
     """Activations x64 (~100x between Caffe- and torchvision-trained VGG16): same losses.
 
