@@ -44,24 +44,7 @@ from zmq.utils.monitor import recv_monitor_message
 from nst_client import protocol
 from nst_client.client import is_local_endpoint
 from nst_client.errors import ProtocolError
-from nst_client.protocol import (
-    Accepted,
-    Cancel,
-    Error,
-    Heartbeat,
-    Hello,
-    Limits,
-    ModelsInfo,
-    Ok,
-    Reply,
-    Request,
-    Result,
-    Status,
-    StyleEntry,
-    Styles,
-    StylizeRequest,
-    TrainRequest,
-)
+from nst_client.protocol import Error, Ok, Reply, Request, Result, StylizeRequest, TrainRequest
 from nst_core.devices import describe_device, memory_info
 from nst_core.errors import NSTError
 from nst_core.styles import new_style_path
@@ -91,7 +74,7 @@ MONITOR_BATCH = 1000  # socket events handled per loop turn
 class ServerConfig:
     endpoint: str = protocol.DEFAULT_ENDPOINT
     device: str | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: protocol.Limits = field(default_factory=protocol.Limits)
     client_silence_s: float = protocol.CLIENT_SILENCE_S
     queue: QueueLimits = field(default_factory=QueueLimits)
     max_connections: int | None = None  # None: from the descriptor limit
@@ -139,7 +122,7 @@ def _peer_is_local(endpoint: str, frame: zmq.Frame) -> bool:
         return False
 
 
-def style_entries(preview_size: int = 96) -> list[StyleEntry]:
+def style_entries(preview_size: int = 96) -> list[protocol.StyleEntry]:
     """The catalogue for ``styles`` replies, each with a small preview (cached per file)."""
     from nst_core.images import to_pixels
     from nst_core.styles import list_styles, style_preview
@@ -153,9 +136,9 @@ def style_entries(preview_size: int = 96) -> list[StyleEntry]:
         except NSTError as exc:
             log.warning("no preview for style %s: %s", info.name, exc)
             image = None
-        entries.append(StyleEntry(info.name, info.title or "", info.artist or "",
-                                  info.year or "", info.licence or "", info.source or "",
-                                  image))
+        entries.append(protocol.StyleEntry(
+            info.name, info.title or "", info.artist or "", info.year or "", info.licence or "",
+            info.source or "", image))
     return entries
 
 
@@ -319,15 +302,15 @@ class Server:
             reply = Error("internal", f"internal error: {exc}")
         self._send(identity, rid, reply)
 
-    def hello_info(self) -> Hello:
-        return Hello(
+    def hello_info(self) -> protocol.Hello:
+        return protocol.Hello(
             protocol=protocol.PROTOCOL_VERSION,
             version=__version__,
             torch=torch.__version__,
             device=describe_device(self.models.device),
             capabilities=tuple(CAPABILITIES),
             limits=self.config.limits,
-            heartbeat=Heartbeat(protocol.PING_INTERVAL_S, self.config.client_silence_s),
+            heartbeat=protocol.Heartbeat(protocol.PING_INTERVAL_S, self.config.client_silence_s),
             pid=os.getpid(),
             vgg_weights=self.vgg_weights,
         )
@@ -339,17 +322,18 @@ class Server:
         return Ok()
 
     def _on_styles(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
-        return Styles(tuple(style_entries()))
+        return protocol.Styles(tuple(style_entries()))
 
     def _on_status(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
         queued = self.queue.queued()
         loaded = self.models.loaded()
-        return Status(
+        return protocol.Status(
             running=tuple(job.describe() for job in list(self.worker.running)),
             queue=tuple(replace(job.describe(), position=i) for i, job in enumerate(queued)),
             device=describe_device(self.models.device),
             memory=memory_info(self.models.device),
-            models=ModelsInfo(loaded["vgg"], tuple(loaded["fast"]), loaded["style_targets"]),
+            models=protocol.ModelsInfo(loaded["vgg"], tuple(loaded["fast"]),
+                                       loaded["style_targets"]),
             clients=len(self.last_seen),
             uptime_s=time.monotonic() - self.started,
             pid=os.getpid(),
@@ -364,7 +348,7 @@ class Server:
         self.jobs[job.id] = job
         log.info("job %s (%s) queued for %s at position %d", job.id, job.method,
                  identity.hex(), position)
-        return Accepted(job.id, position)
+        return protocol.Accepted(job.id, position)
 
     def _on_stylize(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
         assert isinstance(request, StylizeRequest)
@@ -376,7 +360,7 @@ class Server:
         return self._submit(identity, Job(request, rid))
 
     def _on_cancel(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
-        assert isinstance(request, Cancel)
+        assert isinstance(request, protocol.Cancel)
         job_id = request.job_id
         job = self.jobs.get(job_id)
         # job ids are visible to every client (status): only the submitter may cancel
@@ -566,7 +550,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         endpoint=args.endpoint or protocol.default_endpoint(),
         device=args.device,
-        limits=Limits(args.max_pixels, args.max_message_mb << 20),
+        limits=protocol.Limits(args.max_pixels, args.max_message_mb << 20),
         client_silence_s=args.client_silence,
         queue=QueueLimits(per_client_jobs=args.max_queued_per_client,
                           total_bytes=args.max_queued_mb * MIB,
