@@ -28,7 +28,7 @@ import torch
 
 from nst_core.fast import stylize_fast
 from nst_core.paths import bundled_styles_dir
-from nst_core.transformer_net import load_style_model
+from nst_core.transformer_net import TransformerNet, load_style_model
 
 from machine import describe
 
@@ -87,6 +87,21 @@ class Peer:
         self.process.wait(timeout=30)
 
 
+def multiply_adds_per_pixel(net: TransformerNet) -> int:
+    """Nominal multiply-adds per output pixel (each convolution at its own resolution)."""
+    w1, w2, w3 = net.widths
+    per_layer = [
+        (81 * 3 * w1, 1),  # conv1, 9x9 at full resolution
+        (9 * w1 * w2, 4),  # conv2, stride 2: a quarter of the pixels
+        (9 * w2 * w3, 16),  # conv3
+        *[(9 * w3 * w3, 16)] * (2 * net.blocks),  # residual blocks
+        (9 * w3 * w2, 4),  # deconv1: upsampled to half resolution
+        (9 * w2 * w1, 1),  # deconv2: upsampled to full resolution
+        (81 * w1 * 3, 1),  # deconv3
+    ]
+    return sum(macs // share for macs, share in per_layer)
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -115,7 +130,8 @@ def main() -> None:
         print(f"lite: skipped ({lite_path} not found)")
     for name, model in models.items():
         print(f"{name}: {full_path.name if name == 'full' else lite_path.name}, widths "
-              f"{model.net.widths}, {model.net.blocks} residual blocks")
+              f"{model.net.widths}, {model.net.blocks} residual blocks, "
+              f"{multiply_adds_per_pixel(model.net):,} multiply-adds per pixel")
     peer = Peer.start(args.peer_python, args.threads)
     print(f"\n{args.runs} interleaved rounds, {args.threads} threads, median seconds\n")
     header = ["size", *models, *(["peer"] if peer else [])]

@@ -32,8 +32,9 @@ from nst_core.train import _open_rgb, _photo_files, _sha256, _start_mid_grey, ra
 from nst_core.transformer_net import TransformerNet, load_style_model, save_style_model
 
 CHECKPOINT_VERSION = 1
-#: The lite network: a fifth of the full network's multiply-adds per pixel.
-LITE_WIDTHS = (16, 32, 64)
+#: The lite network: a sixth of the full network's multiply-adds per pixel (26k, not 154k),
+#: with 8 channels at full resolution, where a narrow layer costs the most time.
+LITE_WIDTHS = (8, 32, 64)
 LITE_BLOCKS = 3
 
 
