@@ -9,6 +9,7 @@ pixels of the input's channels and dtype again (alpha passed through unchanged).
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -95,19 +96,18 @@ def _run(
     from nst_core.pipeline import stylize
 
     params = request.params
-    common: dict[str, Any] = {
-        "max_size": params.max_size, "preserve_colors": params.preserve_colors,
-        "strength": params.strength, "mask": mask, "device": models.device,
-        "progress": progress, "cancel": cancel,
-    }
+    run = functools.partial(
+        stylize, content, max_size=params.max_size, preserve_colors=params.preserve_colors,
+        strength=params.strength, mask=mask, device=models.device, progress=progress,
+        cancel=cancel,
+    )
     if isinstance(params, FastParams):
         assert request.style is not None  # checked by StylizeRequest
         model, path = _fast_model(request.style, models, progress)
         network = None
         if params.clip is not None:
             network = _clip_network(model, path, params, models, cancel)
-        return stylize(content, method="fast", model=model, network=network,
-                       tile_size=params.tile_size, **common)
+        return run(method="fast", model=model, network=network, tile_size=params.tile_size)
 
     from nst_core.gatys import GatysParams, style_cache_key
 
@@ -129,8 +129,8 @@ def _run(
         _report(progress, "loading")
     vgg = models.vgg()
     targets = models.style_targets(style_cache_key(vgg, styles, gatys_params))
-    return stylize(content, method="gatys", styles=styles, vgg=vgg, gatys=gatys_params,
-                   init_model=init_model, targets=targets, **common)
+    return run(method="gatys", styles=styles, vgg=vgg, gatys=gatys_params,
+               init_model=init_model, targets=targets)
 
 
 def execute_stylize(
