@@ -16,6 +16,7 @@ daemon was killed or stopped), the job is lost, and ``submit`` says so at once
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,12 @@ def is_local_endpoint(endpoint: str) -> bool:
     if not endpoint.startswith("tcp://"):
         return False
     host = urlsplit(endpoint).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:  # a literal address: all of 127.0.0.0/8 and ::1; never a name that merely looks so
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Client:

@@ -83,6 +83,9 @@ def test_local_endpoints():
     assert is_local_endpoint("tcp://127.0.0.1:47811")
     assert is_local_endpoint("ipc:///tmp/nst.sock")
     assert not is_local_endpoint("tcp://192.168.1.5:47811")
+    assert is_local_endpoint("tcp://127.0.0.2:47811") and is_local_endpoint("tcp://[::1]:47811")
+    # a host name is resolved by DNS, whatever it looks like: only literal loopback counts
+    assert not is_local_endpoint("tcp://127.attacker.example:47811")
 
 
 def test_job_events_are_decoded_and_progress_reported():
