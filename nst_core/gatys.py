@@ -247,7 +247,8 @@ def _initial_image(init: str | torch.Tensor, content: torch.Tensor, seed: int) -
     if isinstance(init, torch.Tensor):
         if init.dim() != 4 or init.shape[:2] != (1, 3):
             raise ImageError(f"init must be an RGB tensor [1, 3, H, W], got {list(init.shape)}")
-        return resize(init.to(content), tuple(content.shape[-2:])).clamp(0, 1)
+        height, width = content.shape[-2:]
+        return resize(init.to(content), (height, width)).clamp(0, 1)
     if init == "noise":
         gen = torch.Generator().manual_seed(seed)
         return torch.rand(content.shape, generator=gen).to(content)

@@ -157,7 +157,7 @@ def import_style(path: str | Path, name: str | None = None) -> Path:
     model = load_style_model(path)
     name = _check_name(name or slug(path.stem))
     target = new_style_path(name)
-    meta = {**model.meta, "name": name, "source_file": path.name}
+    meta: dict[str, object] = {**model.meta, "name": name, "source_file": path.name}
     meta.setdefault("title", name)
     return save_style_model(target, model.net, meta)
 

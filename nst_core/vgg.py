@@ -79,6 +79,9 @@ class VGGFeatures(nn.Module):
     ``pooling="avg"`` replaces max pooling by average pooling (Gatys et al. 2016, sec. 2).
     """
 
+    mean: torch.Tensor  # ImageNet normalisation, buffers: they follow the network's device
+    std: torch.Tensor
+
     def __init__(
         self,
         arch: str = "vgg16",
