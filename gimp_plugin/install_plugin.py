@@ -29,8 +29,9 @@ from pathlib import Path
 PLUGIN_NAME = "neural_style"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PLUGIN_FILES = ["neural_style.py", "layer_io.py", "daemon_link.py", "regions.py", "preview.py",
-                "dialogs.py", "dialog_widgets.py", "live_preview.py"]
+PLUGIN_FILES = ["neural_style.py", "job_runs.py", "daemon_status.py", "layer_io.py",
+                "daemon_link.py", "regions.py", "preview.py", "dialogs.py", "dialog_widgets.py",
+                "live_preview.py"]
 HELP_DIR = "help"  # the help page and GIMP's map of help ids to it
 CLIENT_PACKAGE = "nst_client"  # vendored whole; it imports nothing of the engine's
 STALE_PACKAGES = ["nst_daemon", "nst_core"]  # what older versions vendored

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,10 +31,10 @@ from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import daemon_link  # noqa: E402
 from daemon_link import DOWN, DaemonError, Style, short_name  # noqa: E402
+from daemon_status import daemon_action, status_dialog  # noqa: E402
+from job_runs import ProgressBar, cancelled, fail, run_frames, run_jobs, success  # noqa: E402
 from layer_io import (  # noqa: E402
     PluginError,
-    Source,
-    animation_frames,
     check_drawables,
     check_image_type,
     flat_rgb,
@@ -82,185 +81,8 @@ def style_title(name: str) -> str:
     return next((s.title for s in styles()[0] if s.name == name), name)
 
 
-def fail(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
-    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
-
-
 # ------------------------------------------------------------------------------------------
-# running a job
-
-
-class ProgressBar:
-    """GIMP's progress bar, following the daemon's events over ``count`` jobs.
-
-    Cancelling: GIMP's cancel button ends the plug-in process; the client then stops
-    pinging and the daemon cancels that client's job within a few seconds.
-    """
-
-    def __init__(self, title: str, count: int, previews: str | None = None,
-                 unit: str = "Layer"):
-        self.title = title
-        self.count = count
-        self.unit = unit  # what each job is: "Layer", or "Frame" for animation frames
-        self.index = 0
-        self.previews = previews  # the painting's name: show Gatys previews in a window
-        self.preview_window = None
-        Gimp.progress_init(title)
-
-    def status(self, text: str) -> None:
-        """The client's own news ("starting daemon…")."""
-        if "start" in text:
-            Gimp.progress_set_text("Starting the Neural Style daemon…")
-            Gimp.progress_pulse()
-
-    def set_text(self, text: str) -> None:
-        if self.count > 1:
-            text = f"{self.unit} {self.index + 1} of {self.count}: {text}"
-        Gimp.progress_set_text(text)
-        daemon_link.log_event("progress", text=text)
-
-    def event(self, event: daemon_link.JobEvent) -> None:
-        if isinstance(event, daemon_link.Accepted):
-            if event.position:
-                self.set_text(f"Waiting in the daemon's queue (position {event.position})")
-            else:
-                self.set_text("Starting")
-        elif isinstance(event, daemon_link.Progress):
-            self.set_text(daemon_link.progress_text(event))
-            if event.total:
-                fraction = min(event.step / event.total, 1.0)
-                Gimp.progress_update((self.index + fraction) / self.count)
-            else:
-                Gimp.progress_pulse()
-            if self.previews and event.preview is not None:
-                self.show_preview(event.preview)
-
-    def show_preview(self, picture) -> None:
-        if self.preview_window is None:
-            from preview import PreviewWindow
-
-            self.preview_window = PreviewWindow(self.previews)
-        self.preview_window.show(picture)
-
-    def end(self) -> None:
-        if self.preview_window is not None:
-            self.preview_window.close()
-        Gimp.progress_end()
-
-    def job_done(self) -> None:
-        self.index += 1
-        Gimp.progress_update(self.index / self.count)
-
-
-def stylise_sources(
-    sources: list[Source], progress: ProgressBar, request_for: Callable[[int], dict]
-) -> list:
-    """Each source through the daemon in order (``request_for(index)`` gives its request
-    fields), progress shown; the results, each checked against its source."""
-    results = []
-    with daemon_link.connect(on_status=progress.status) as client:
-        for index, source in enumerate(sources):
-            for event in client.submit(source.pixels(), **request_for(index)):
-                progress.event(event)
-            progress.job_done()
-            results.append(event.image if isinstance(event, daemon_link.Result) else None)
-    for source, result in zip(sources, results, strict=True):
-        source.check_result(result)
-    return results
-
-
-def run_jobs(
-    procedure: Gimp.Procedure,
-    image: Gimp.Image,
-    drawables: list[Gimp.Drawable],
-    request: Callable[[], dict],
-    layer_name: str,
-    placement: str = "above",
-    previews: str | None = None,
-) -> Gimp.ValueArray:
-    """Stylize each drawable; add all result layers as one undo step, or nothing on error.
-
-    With ``previews`` (interactive Gatys runs: the painting's name), the request asks for
-    intermediate pictures and a window shows them.
-    """
-    progress = None
-    try:
-        check_image_type(image)
-        layers = check_drawables(drawables)
-        sources = [Source(image, layer, placement) for layer in layers]
-        kwargs = request()
-        if previews:
-            from preview import PREVIEW_EVERY
-
-            kwargs["params"]["preview_every"] = PREVIEW_EVERY
-        progress = ProgressBar(f"Neural Style: {layer_name}", len(sources), previews)
-        results = stylise_sources(sources, progress, lambda _: kwargs)
-    except PluginError as exc:
-        return fail(procedure, str(exc))
-    except (DaemonError, OSError) as exc:
-        return fail(procedure, daemon_link.describe_error(exc))
-    finally:
-        if progress is not None:
-            progress.end()
-    image.undo_group_start()
-    pairs = zip(sources, results, strict=True)
-    new_layers = [source.add_result(result, layer_name) for source, result in pairs]
-    image.undo_group_end()
-    Gimp.displays_flush()
-    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
-
-
-def run_frames(
-    procedure: Gimp.Procedure,
-    image: Gimp.Image,
-    request: Callable[[], dict],
-    title: str,
-) -> Gimp.ValueArray:
-    """Stylise the image's layers as the frames of one animation, consistently over time.
-
-    The frames (the bottom layer first: GIMP's animation convention) go to the daemon in
-    order as one clip (``params.clip``, a fresh id per run, and ``params.clip_frame``), so
-    it carries each frame's look into the next. The results are added only once every
-    frame is done, in one undo step: a new layer group on top of the image named after the
-    style, holding one layer per frame in the same order (at the frame's offsets, masked
-    by the selection like any result). Nothing is added on an error or a cancel.
-    """
-    progress = None
-    try:
-        check_image_type(image)
-        frames = animation_frames(image)
-        sources = [Source(image, frame) for frame in frames]
-        kwargs = request()
-        clip = uuid.uuid4().hex
-        progress = ProgressBar(f"Neural Style: {title}", len(sources), unit="Frame")
-        results = stylise_sources(sources, progress, lambda index: dict(
-            kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index)))
-    except PluginError as exc:
-        return fail(procedure, str(exc))
-    except (DaemonError, OSError) as exc:
-        return fail(procedure, daemon_link.describe_error(exc))
-    finally:
-        if progress is not None:
-            progress.end()
-    image.undo_group_start()
-    group = Gimp.GroupLayer.new(image, title)
-    image.insert_layer(group, None, 0)
-    new_layers = [
-        source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"),
-                          group, 0)
-        for source, result in zip(sources, results, strict=True)
-    ]
-    image.undo_group_end()
-    Gimp.displays_flush()
-    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
-
-
-def success(procedure: Gimp.Procedure, value: GObject.Value) -> Gimp.ValueArray:
-    """SUCCESS with ``value`` as the procedure's one return value."""
-    values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
-    values.remove(1)
-    values.insert(1, value)
-    return values
+# requests
 
 
 def common_params(config: Gimp.ProcedureConfig) -> dict:
@@ -296,10 +118,6 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields:
     accepted = dialog.run()
     dialog.destroy()
     return accepted
-
-
-def cancelled(procedure: Gimp.Procedure) -> Gimp.ValueArray:
-    return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
 
 def first_layer(image, drawables) -> Gimp.Drawable | None:
@@ -434,52 +252,9 @@ def run_train(procedure, run_mode, image, drawables, config, data):
     return success(procedure, GObject.Value(GObject.TYPE_STRING, trained))
 
 
-def daemon_action(action: str) -> daemon_link.Status | None:
-    """Run ``action`` (show/start/stop); the daemon's status afterwards, None when down."""
-    if action == "stop":
-        try:
-            with daemon_link.connect(autostart=False, timeout=5.0) as client:
-                client.shutdown()
-        except DaemonError:
-            pass
-        return None
-    try:
-        with daemon_link.connect(autostart=action == "start") as client:
-            return client.status()
-    except DaemonError:
-        if action == "start":
-            raise
-        return None
-
-
-def status_dialog(config: Gimp.ProcedureConfig) -> None:
-    from gi.repository import GimpUi, Gtk
-
-    GimpUi.init(STATUS)
-    dialog = GimpUi.Dialog(title="Neural Style daemon", role=STATUS)
-    for label, response in (("_Refresh", 1), ("_Start", 2), ("S_top", 3), ("_Close", 0)):
-        dialog.add_button(label, response)
-    label = Gtk.Label(xalign=0.0, selectable=True, margin=12)
-    dialog.get_content_area().add(label)
-    action = "show"
-    while True:
-        try:
-            status = daemon_action(action)
-            text = daemon_link.status_text(status)
-        except DaemonError as exc:
-            text = daemon_link.describe_error(exc)
-        label.set_text(text)
-        label.show()
-        response = dialog.run()
-        if response not in (1, 2, 3):
-            break
-        action = {1: "show", 2: "start", 3: "stop"}[response]
-    dialog.destroy()
-
-
 def run_status(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        status_dialog(config)
+        status_dialog(STATUS)
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
     try:
         status = daemon_action(config.get_property("action"))

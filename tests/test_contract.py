@@ -206,7 +206,7 @@ sys.path.insert(0, sys.argv[1])
 PLUGIN_SIDE = BLOCKED + """
 import nst_client, nst_client.client, nst_client.names, nst_client.params
 import nst_client.protocol, nst_client.text, nst_client.wire, nst_client.errors
-import daemon_link, regions
+import daemon_link, daemon_status, regions
 from nst_client.client import Client
 from nst_client.protocol import Image, StylizeRequest
 request = StylizeRequest(Image(1, 1, 3, bytes(3)), "candy")
