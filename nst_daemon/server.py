@@ -12,7 +12,7 @@ it unroutable (at once), or after ``SUSPECT_SILENCE_S`` (two missed pings).
 
 Limits (a local client must not take the daemon down or lock others out): ZeroMQ drops
 frames over ``--max-message-mb``, peers that do not finish the handshake within
-``HANDSHAKE_S`` and peers that stop answering heartbeats; ``connections.Connections``
+``sockets.HANDSHAKE_S`` and peers that stop answering heartbeats; ``connections.Connections``
 closes idle connections beyond ``--max-connections`` and partial messages beyond
 ``--max-receiving-mb``; the queue refuses jobs beyond its per-client and total quotas
 (``jobs.QueueLimits``) with ``busy``.
@@ -24,25 +24,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import os
-import resource
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 import torch
 import zmq
-import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from nst_client import protocol
-from nst_client.client import is_local_endpoint
 from nst_client.errors import ProtocolError
 from nst_client.protocol import Error, Ok, Reply, Request, Result, StylizeRequest, TrainRequest
 from nst_core.devices import describe_device, memory_info
@@ -52,74 +47,32 @@ from nst_core.styles import new_style_path
 from . import __version__
 from .advice import weights_status
 from .connections import Connections
-from .jobs import MIB, Job, JobQueue, QueueLimits, Worker
+from .jobs import Job, JobQueue, Worker
 from .lifecycle import DaemonRunning, PidLock, setup_logging
 from .models import Models
+from .server_config import (
+    ServerConfig,
+    add_arguments,
+    config_from_args,
+    default_max_connections,
+    descriptor_limit,
+)
+from .sockets import (
+    StartupError,
+    bind_endpoint,
+    new_router,
+    open_monitor,
+    peer_is_local,
+    refuse_exposed,
+    setup_curve,
+)
 
 log = logging.getLogger("nst_daemon.server")
 
 CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel", "clip"]
 HOUSEKEEPING_S = 0.25
 SUSPECT_SILENCE_S = 2 * protocol.PING_INTERVAL_S
-HANDSHAKE_S = 10.0  # ZMQ_HANDSHAKE_IVL: a connection that says nothing is closed after this
-HEARTBEAT_IVL_S = 10.0  # ZMTP pings to every peer (libzmq answers them by itself) ...
-HEARTBEAT_TIMEOUT_S = 30.0  # ... and the connection closes when none comes back this long
-#: descriptors kept for the daemon's own use (files, ZeroMQ internals) below the limit
-RESERVED_FDS = 128
-MAX_CONNECTIONS = 1024
 MONITOR_BATCH = 1000  # socket events handled per loop turn
-
-
-@dataclass
-class ServerConfig:
-    endpoint: str = protocol.DEFAULT_ENDPOINT
-    device: str | None = None
-    limits: protocol.Limits = field(default_factory=protocol.Limits)
-    client_silence_s: float = protocol.CLIENT_SILENCE_S
-    queue: QueueLimits = field(default_factory=QueueLimits)
-    max_connections: int | None = None  # None: from the descriptor limit
-    max_receiving_bytes: int | None = None  # None: twice the message limit
-    curve_secret: Path | None = None  # server certificate with secret key (zmq.auth format)
-    curve_clients: Path | None = None  # folder of allowed client public certificates
-    vgg_weights: Path | None = None
-
-
-class StartupError(RuntimeError):
-    """The daemon cannot start (endpoint in use, unsafe bind, bad keys)."""
-
-
-def descriptor_limit() -> int:
-    """Raise the soft limit on open descriptors (up to the hard one, at most 4096);
-    returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max(soft, 4096) if hard == resource.RLIM_INFINITY else min(hard, max(soft, 4096))
-    if wanted > soft:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-    return soft
-
-
-def default_max_connections(fd_limit: int) -> int:
-    return max(8, min(MAX_CONNECTIONS, fd_limit - RESERVED_FDS))
-
-
-def is_loopback_endpoint(endpoint: str) -> bool:
-    """Whether binding ``endpoint`` exposes the daemon to this machine only: the one rule
-    of what is local (``nst_client.client.is_local_endpoint``, which clients use to
-    decide whether they may start a daemon)."""
-    return is_local_endpoint(endpoint)
-
-
-def _peer_is_local(endpoint: str, frame: zmq.Frame) -> bool:
-    """For tcp, the peer's address (ZMQ_MSG property "Peer-Address") must be loopback."""
-    if not endpoint.startswith("tcp://"):
-        return True  # ipc: same machine by construction
-    try:
-        address = frame.get("Peer-Address")
-        return ipaddress.ip_address(address).is_loopback
-    except (zmq.ZMQError, ValueError):
-        return False
 
 
 def style_entries(preview_size: int = 96) -> list[protocol.StyleEntry]:
@@ -175,68 +128,21 @@ class Server:
 
     def bind(self) -> None:
         cfg = self.config
-        router = self.context.socket(zmq.ROUTER)
-        router.linger = 0
-        router.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_message_bytes)
-        router.setsockopt(zmq.HANDSHAKE_IVL, int(HANDSHAKE_S * 1000))
-        router.setsockopt(zmq.HEARTBEAT_IVL, int(HEARTBEAT_IVL_S * 1000))
-        router.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(HEARTBEAT_TIMEOUT_S * 1000))
+        router = new_router(self.context, cfg.limits)
         if cfg.curve_secret is not None:
-            self._setup_curve(router)
-        elif not is_loopback_endpoint(cfg.endpoint):
-            raise StartupError(
-                f"refusing to bind {cfg.endpoint}: it is reachable from other machines; "
-                "bind 127.0.0.1 or enable CURVE encryption with --curve-secret and "
-                "--curve-clients"
-            )
-        try:
-            router.bind(cfg.endpoint)
-        except zmq.ZMQError as exc:
-            router.close()
-            if exc.errno == zmq.EADDRINUSE:
-                raise StartupError(
-                    f"cannot listen on {cfg.endpoint}: the address is already in use by "
-                    "another program; choose another with --endpoint"
-                ) from None
-            raise StartupError(f"cannot listen on {cfg.endpoint}: {exc}") from None
+            self._auth = setup_curve(self.context, router, cfg.curve_secret, cfg.curve_clients)
+        else:
+            refuse_exposed(cfg.endpoint)
+        bind_endpoint(router, cfg.endpoint)
         # a send to a client whose connection is gone fails (EHOSTUNREACH) instead of
         # vanishing: replies to gone clients are logged, and suspects can be probed
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router = router
-        self.monitor = self._monitor(router)
+        self.monitor = open_monitor(self.context, router, f"inproc://monitor-{id(self)}")
         self.outbox = self.context.socket(zmq.PULL)
         self.outbox.bind(self._outbox_address)
         log.info("listening on %s (device %s, pid %d, at most %d connections)", cfg.endpoint,
                  describe_device(self.models.device), os.getpid(), self.connections.max_open)
-
-    def _monitor(self, router: zmq.Socket) -> zmq.Socket:
-        """Accepted and closed connections, without limit on the events waiting (a lost
-        event would leave a connection uncounted)."""
-        address = f"inproc://monitor-{id(self)}"
-        router.monitor(address, zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-        monitor = self.context.socket(zmq.PAIR)
-        monitor.rcvhwm = 0
-        monitor.connect(address)
-        return monitor
-
-    def _setup_curve(self, router: zmq.Socket) -> None:
-        cfg = self.config
-        if cfg.curve_clients is None or not cfg.curve_clients.is_dir():
-            raise StartupError("CURVE needs --curve-clients, a folder of allowed client "
-                               "public keys (*.key files from zmq.auth.create_certificates)")
-        try:
-            public, secret = zmq.auth.load_certificate(str(cfg.curve_secret))
-        except (OSError, ValueError) as exc:
-            raise StartupError(f"cannot read CURVE key {cfg.curve_secret}: {exc}") from None
-        if not secret:
-            raise StartupError(f"{cfg.curve_secret} holds no secret key (use the "
-                               "*.key_secret file)")
-        self._auth = ThreadAuthenticator(self.context, log=logging.getLogger("nst_daemon.auth"))
-        self._auth.start()
-        self._auth.configure_curve(domain="*", location=str(cfg.curve_clients))
-        router.curve_secretkey = secret
-        router.curve_publickey = public
-        router.curve_server = True
 
     # ------------------------------------------------------------------ replies
 
@@ -372,7 +278,7 @@ class Server:
 
     def _on_shutdown(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame
                      ) -> Reply:
-        if not _peer_is_local(self.config.endpoint, frame):
+        if not peer_is_local(self.config.endpoint, frame):
             raise ProtocolError("forbidden", "shutdown is only accepted from this machine")
         log.info("shutdown requested by %s", identity.hex())
         self._stopping.set()
@@ -505,62 +411,6 @@ class Server:
 
 
 # --------------------------------------------------------------------------- entry point
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The daemon's options (shared with ``nst daemon start|run``)."""
-    parser.add_argument("--endpoint", default=None,
-                        help="tcp://127.0.0.1:PORT or ipc://PATH (default: $NST_ENDPOINT or "
-                        f"{protocol.DEFAULT_ENDPOINT})")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
-    parser.add_argument("--max-pixels", type=int, default=protocol.DEFAULT_MAX_PIXELS,
-                        help="largest image accepted, in pixels")
-    parser.add_argument("--max-message-mb", type=int,
-                        default=protocol.DEFAULT_MAX_MESSAGE_BYTES >> 20,
-                        help="largest message accepted, in MiB")
-    parser.add_argument("--client-silence", type=float, default=protocol.CLIENT_SILENCE_S,
-                        help="cancel the jobs of a client silent for this many seconds")
-    defaults = QueueLimits()
-    parser.add_argument("--max-queued-per-client", type=int, default=defaults.per_client_jobs,
-                        metavar="N", help="jobs one client may have waiting (default: "
-                        "%(default)s); more get busy")
-    parser.add_argument("--max-queued-mb-per-client", type=int,
-                        default=defaults.per_client_bytes // MIB, metavar="MB",
-                        help="images one client's waiting jobs may hold (default: %(default)s)")
-    parser.add_argument("--max-queued-mb", type=int, default=defaults.total_bytes // MIB,
-                        metavar="MB", help="images all waiting jobs may hold "
-                        "(default: %(default)s)")
-    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
-                        help="open connections; beyond this the longest idle ones without "
-                        f"jobs are closed (default: the descriptor limit less {RESERVED_FDS}, "
-                        f"at most {MAX_CONNECTIONS})")
-    parser.add_argument("--max-receiving-mb", type=int, default=None, metavar="MB",
-                        help="partly received messages held at once, all connections "
-                        "together; beyond it stalled ones are closed first (default: twice "
-                        "--max-message-mb)")
-    parser.add_argument("--curve-secret", type=Path, default=None,
-                        help="server secret key file; required to bind a non-loopback address")
-    parser.add_argument("--curve-clients", type=Path, default=None,
-                        help="folder of allowed client public key files")
-    parser.add_argument("--vgg-weights", type=Path, default=None, help="VGG weights file")
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
-
-
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        endpoint=args.endpoint or protocol.default_endpoint(),
-        device=args.device,
-        limits=protocol.Limits(args.max_pixels, args.max_message_mb << 20),
-        client_silence_s=args.client_silence,
-        queue=QueueLimits(per_client_jobs=args.max_queued_per_client,
-                          total_bytes=args.max_queued_mb * MIB,
-                          per_client_bytes=args.max_queued_mb_per_client * MIB),
-        max_connections=args.max_connections,
-        max_receiving_bytes=args.max_receiving_mb * MIB if args.max_receiving_mb else None,
-        curve_secret=args.curve_secret,
-        curve_clients=args.curve_clients,
-        vgg_weights=args.vgg_weights,
-    )
 
 
 def run(config: ServerConfig, verbose: bool = False, log_to_stderr: bool = True) -> int:

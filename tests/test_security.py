@@ -28,7 +28,8 @@ from nst_core.styles import import_style
 from nst_core.transformer_net import load_style_model
 from nst_core.vgg import VGGFeatures
 from nst_core.weights import import_weights
-from nst_daemon.server import Server, ServerConfig, StartupError, is_loopback_endpoint
+from nst_daemon.server import Server, ServerConfig, StartupError
+from nst_daemon.sockets import is_loopback_endpoint
 
 from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_style
 
