@@ -40,7 +40,6 @@ small gray image, two warps and a few pooled maps at the network's size
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from nst_core.color import COLOR_MODES, apply_colors, blend
 from nst_core.errors import ImageError, ParameterError
 from nst_core.fast import (
     DEFAULT_TILE,
-    EPS,
+    EPS,  # noqa: F401  (motion.EPS: the epsilon of the statistics, as nst_core.fast's)
     MAX_UNTILED_PIXELS,
     MIN_TILE,
     PAD_MULTIPLE,
@@ -62,6 +61,18 @@ from nst_core.fast import (
     stylize_tiled,
 )
 from nst_core.images import resize
+from nst_core.motion_flow import (
+    DisFlow,
+    fit_size,
+    gray_u8,
+    inside,
+    mix,
+    opencv_available,
+    pool,
+    small_work,
+    warp,
+)
+from nst_core.motion_stats import RunningStats, pooled_stats
 from nst_core.pipeline import processing_size
 from nst_core.progress import CancelToken, Progress, ProgressCallback, check
 from nst_core.transformer_net import StyleModel, TransformerNet
@@ -72,7 +83,6 @@ STATS_MODES = ("frame", "running", "clip")
 #: consecutive thumbnails (0..1) above which the frame starts a new scene.
 CUT_THUMB = 16
 CUT_DIFFERENCE = 0.12
-RESTORE_RADII = (1,)
 
 
 @dataclass(frozen=True)
@@ -133,181 +143,6 @@ def consistency_of(value: str | Consistency | None) -> Consistency:
     return PRESETS[value]
 
 
-def opencv_available() -> bool:
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# --- normalisation statistics ----------------------------------------------------------------
-
-
-class RunningStats:
-    """A :data:`nst_core.fast.StatsHook` pooling InstanceNorm statistics over frames.
-
-    Keeps, per layer, the mean and the second moment ``E[x^2]`` (so the pooled variance
-    includes the spread of the frames' means). Call :meth:`next_frame` before each frame.
-    """
-
-    def __init__(self, memory: int = 30) -> None:
-        self.memory = memory
-        self.frames = 0
-        self.moments: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._rate = 1.0
-
-    def reset(self) -> None:
-        self.frames, self.moments = 0, []
-
-    def next_frame(self) -> None:
-        self._rate = max(1.0 / (self.frames + 1), 1.0 / self.memory)
-        self.frames += 1
-
-    @staticmethod
-    def _moments(mean: torch.Tensor, invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        var = (invstd.float().pow(-2) - EPS).clamp_min(0.0)
-        mean = mean.float()
-        return mean, var + mean * mean
-
-    def __call__(
-        self, index: int, mean: torch.Tensor, invstd: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        m, q = self._moments(mean, invstd)
-        if index >= len(self.moments) or self.moments[index][0].shape != m.shape:
-            del self.moments[index:]
-            self.moments.append((m, q))
-            return None  # the first frame: its own statistics
-        rate = self._rate
-        pm, pq = self.moments[index]
-        m, q = pm.lerp(m, rate), pq.lerp(q, rate)
-        self.moments[index] = (m, q)
-        return m, (q - m * m).clamp_min(0.0).add(EPS).rsqrt()
-
-
-def pooled_stats(samples: list[NormStats]) -> NormStats:
-    """Statistics of several images pooled per layer (mean of means and of ``E[x^2]``)."""
-    pooled: NormStats = []
-    for layer in zip(*samples, strict=True):
-        moments = [RunningStats._moments(mean, invstd) for mean, invstd in layer]
-        m = torch.stack([a for a, _ in moments]).mean(0)
-        q = torch.stack([b for _, b in moments]).mean(0)
-        pooled.append((m, (q - m * m).clamp_min(0.0).add(EPS).rsqrt()))
-    return pooled
-
-
-# --- flow and warping ------------------------------------------------------------------------
-
-
-def _fit(height: int, width: int, side: int) -> tuple[int, int]:
-    scale = min(1.0, side / max(height, width))
-    return max(8, round(height * scale)), max(8, round(width * scale))
-
-
-class _DisFlow:
-    """OpenCV's DIS dense optical flow on small gray images."""
-
-    def __init__(self) -> None:
-        import cv2
-
-        # one thread: the flow is small, and OpenCV's idle workers spinning beside
-        # torch's would slow the network down on few cores
-        cv2.setNumThreads(1)
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-
-    def __call__(self, current, previous):  # uint8 [h, w] arrays -> [h, w, 2] float32
-        return self.dis.calc(current, previous, None)
-
-
-def _gray_u8(image: torch.Tensor, size: tuple[int, int]):
-    small = F.interpolate(image.float(), size=size, mode="area")
-    weights = torch.tensor([0.299, 0.587, 0.114], device=small.device).view(1, 3, 1, 1)
-    gray = (small * weights).sum(1)[0].mul(255.0).round_().clamp_(0, 255)
-    return gray.to("cpu", torch.uint8).numpy()
-
-
-def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """``image`` sampled at ``x + flow(x)`` (``flow`` ``[1, 2, H, W]`` in pixels, x then y)."""
-    _, _, height, width = image.shape
-    ys = torch.arange(height, device=image.device, dtype=torch.float32)
-    xs = torch.arange(width, device=image.device, dtype=torch.float32)
-    gx = (xs.view(1, 1, width) + flow[:, 0]) * (2.0 / width) + (1.0 / width - 1.0)
-    gy = (ys.view(1, height, 1) + flow[:, 1]) * (2.0 / height) + (1.0 / height - 1.0)
-    grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
-
-
-def _inside(flow: torch.Tensor) -> torch.Tensor:
-    """1 where ``x + flow(x)`` lies in the picture, else 0: ``[1, 1, H, W]``."""
-    _, _, height, width = flow.shape
-    ys = torch.arange(height, device=flow.device, dtype=torch.float32).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=torch.float32).view(1, 1, width)
-    x, y = xs + flow[:, 0], ys + flow[:, 1]
-    ok = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
-    return ok.unsqueeze(1).float()
-
-
-@contextlib.contextmanager
-def _small_work(device: torch.device) -> Iterator[None]:
-    """One CPU thread for the many small operations around the network: waking a second
-    thread costs more than it saves on maps this size, more so on a busy machine."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _pool(x: torch.Tensor, radius: int, erode: bool = False) -> torch.Tensor:
-    """Box mean (or, with ``erode``, minimum) over ``2 radius + 1`` pixels, separably."""
-    size = 2 * radius + 1
-    if erode:
-        x = -F.max_pool2d(-x, (1, size), stride=1, padding=(0, radius))
-        return -F.max_pool2d(-x, (size, 1), stride=1, padding=(radius, 0))
-    x = F.avg_pool2d(x, (1, size), stride=1, padding=(0, radius), count_include_pad=False)
-    return F.avg_pool2d(x, (size, 1), stride=1, padding=(radius, 0), count_include_pad=False)
-
-
-def _blur(x: torch.Tensor, radius: int) -> torch.Tensor:
-    return _pool(_pool(x, radius), radius)
-
-
-def _local_energy(detail: torch.Tensor, radius: int) -> torch.Tensor:
-    """The mean square of ``detail`` over about ``2 radius`` pixels (computed at a quarter
-    of the size: it is smooth)."""
-    energy = detail.square().mean(1, keepdim=True)
-    height, width = energy.shape[-2:]
-    if min(height, width) >= 16:
-        small = F.avg_pool2d(energy, 4, ceil_mode=True)
-        small = _blur(small, max(1, radius // 4))
-        return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
-    return _blur(energy, radius)
-
-
-def _mix(fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor,
-         restore: float) -> torch.Tensor:
-    """``lerp(fresh, carried, weight)``; with ``restore`` > 1, the mix's fine detail
-    (what a 3x3 blur removes) is scaled back up, locally, to the energy of the fresh
-    stylisation's detail at that scale, by at most ``restore``: averaging strokes that
-    differ, and resampling, would otherwise wash them out."""
-    mixed = torch.lerp(fresh, carried, weight)
-    if restore <= 1.0:
-        return mixed
-    out = mixed
-    for radius in RESTORE_RADII:
-        base = _blur(out, radius)
-        detail, fresh_detail = out - base, fresh - _blur(fresh, radius)
-        energy = _local_energy(detail, 3 * radius + 3)
-        target = _local_energy(fresh_detail, 3 * radius + 3)
-        gain = (target / energy.clamp_min(1e-8)).sqrt_().clamp_(1.0, restore)
-        out = base + detail * gain
-    return out.clamp_(0.0, 1.0)
-
-
 # --- the stylizer ----------------------------------------------------------------------------
 
 
@@ -359,7 +194,7 @@ class VideoStylizer:
                 "optical flow 'dis' needs OpenCV: pip install opencv-python-headless "
                 "(or the 'video' extra), or use flow 'none'"
             )
-        self._flow = _DisFlow() if flow != "none" and opencv_available() else None
+        self._flow = DisFlow() if flow != "none" and opencv_available() else None
         self.stats = RunningStats(self.consistency.memory)
         self.fixed_stats: NormStats | None = None
         self._previous: _Previous | None = None
@@ -431,13 +266,13 @@ class VideoStylizer:
         if previous is not None and previous.content.shape != content.shape:
             self.reset()
             previous = None
-        with _small_work(content.device):
+        with small_work(content.device):
             flow, gray, thumb, new_scene = self._motion(content, previous)
         flowed = time.perf_counter()
         styled = self._network(content, new_scene and previous is not None)
         networked = time.perf_counter()
         if cons.carry > 0 and previous is not None and not new_scene:
-            with _small_work(content.device):
+            with small_work(content.device):
                 styled = self._carry(content, styled, previous, flow)
         done = time.perf_counter()
         self.cost.frames += 1
@@ -461,7 +296,7 @@ class VideoStylizer:
         temporal = previous is not None and not new_scene
         gray = flow = None
         if self._flow is not None and (cons.carry or cons.align):
-            gray = _gray_u8(content, _fit(height, width, cons.flow_side))
+            gray = gray_u8(content, fit_size(height, width, cons.flow_side))
             if temporal and previous is not None and previous.gray is not None:
                 flow = self._flow_between(gray, previous.gray, height, width, content.device)
         if flow is not None and cons.align:  # the camera's motion: the flow's median
@@ -477,14 +312,14 @@ class VideoStylizer:
         if flow is None:
             flow = torch.zeros(1, 2, height, width, device=content.device)
         warped_in = warp(previous.content, flow)
-        change = _pool((content - warped_in).abs().mean(1, keepdim=True), 2)
+        change = pool((content - warped_in).abs().mean(1, keepdim=True), 2)
         confidence = ((cons.threshold - change) / (0.5 * cons.threshold)).clamp_(0.0, 1.0)
-        confidence = confidence * _inside(flow)
+        confidence = confidence * inside(flow)
         radius = max(1, round(max(height, width) / 256))
-        confidence = _pool(_pool(confidence, radius, erode=True), radius)
+        confidence = pool(pool(confidence, radius, erode=True), radius)
         weight = confidence.mul_(cons.carry)
         carried = warp(previous.styled, flow, cons.resample).clamp_(0.0, 1.0)
-        return _mix(styled, carried, weight, cons.restore)
+        return mix(styled, carried, weight, cons.restore)
 
 
 def stylize_frames(
