@@ -94,7 +94,7 @@ class ProgressBar:
         if self.preview_window is None:
             from preview import PreviewWindow
 
-            self.preview_window = PreviewWindow(self.previews)
+            self.preview_window = PreviewWindow(self.previews or "")
         self.preview_window.show(picture)
 
     def end(self) -> None:

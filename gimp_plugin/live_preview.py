@@ -49,7 +49,7 @@ class Worker:
     GTK's main loop. ``on_status`` hears "starting the daemon" in the main loop.
     """
 
-    def __init__(self, on_done: Callable[[int, Any, Exception | None], None],
+    def __init__(self, on_done: Callable[[int, Any, Exception | None], object],
                  on_status: Callable[[str], None]):
         self.on_done = on_done
         self.on_status = on_status
@@ -88,7 +88,7 @@ class Worker:
                 with self.cond:
                     while self.pending is None and not self.stopped:
                         self.cond.wait()
-                    if self.stopped:
+                    if self.stopped or self.pending is None:
                         return
                     serial, job = self.pending
                     self.pending = None

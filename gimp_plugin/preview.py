@@ -7,11 +7,16 @@ window of their own, closed when the job ends.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gi
 
 gi.require_version("Gtk", "3.0")
 gi.require_version("GdkPixbuf", "2.0")
 from gi.repository import GdkPixbuf, GLib, Gtk  # noqa: E402
+
+if TYPE_CHECKING:
+    from nst_client.protocol import Image
 
 TITLE = "Paint Like preview"
 #: Steps between two previews of a Gatys run (the daemon sends a downscaled picture).
@@ -28,7 +33,7 @@ class PreviewWindow:
         self.window.add(self.picture)
         self.window.show_all()
 
-    def show(self, image: object) -> None:
+    def show(self, image: Image) -> None:
         """Display a protocol ``Image`` (RGB, 8 bits) and let GTK draw it now."""
         width, height = image.width, image.height
         pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(

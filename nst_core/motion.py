@@ -361,7 +361,8 @@ def stylize_frames(
     def network_size(frame: torch.Tensor) -> torch.Tensor:
         if frame.dim() != 4 or frame.shape[:2] != (1, 3) or min(frame.shape[-2:]) < 1:
             raise ImageError(f"expected an RGB frame [1, 3, H, W], got {list(frame.shape)}")
-        return resize(frame, processing_size(*frame.shape[-2:], max_size))
+        height, width = frame.shape[-2:]
+        return resize(frame, processing_size(height, width, max_size))
 
     if cons.stats == "clip" and isinstance(frames, Sequence) and frames:
         count = min(len(frames), cons.clip_samples)
@@ -370,7 +371,8 @@ def stylize_frames(
     for index, frame in enumerate(frames):
         check(cancel)
         styled = stylizer.step(network_size(frame))
-        styled = resize(styled.to(frame.device), tuple(frame.shape[-2:]))
+        height, width = frame.shape[-2:]
+        styled = resize(styled.to(frame.device), (height, width))
         styled = apply_colors(styled, frame, preserve_colors)
         yield blend(styled, frame, strength)
         if progress is not None:

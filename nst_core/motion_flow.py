@@ -36,7 +36,9 @@ class DisFlow:
         # one thread: the flow is small, and OpenCV's idle workers spinning beside
         # torch's would slow the network down on few cores
         cv2.setNumThreads(1)
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        # (OpenCV's stubs lack the DIS factory)
+        self.dis = cv2.DISOpticalFlow_create(  # pyright: ignore[reportAttributeAccessIssue]
+            cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
     def __call__(self, current, previous):  # uint8 [h, w] arrays -> [h, w, 2] float32
         return self.dis.calc(current, previous, None)
