@@ -11,6 +11,7 @@ the losses unchanged, so one set of default weights works for every weight file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import torch
 
@@ -78,11 +79,11 @@ def style_loss(
     total = sum(weights.values())
     if total <= 0:
         raise ValueError("style layer weights must sum to a positive number")
-    return sum(
+    return cast(torch.Tensor, sum(  # a tensor: at least one weight is positive
         (w / total) * style_layer_loss(grams[name], targets[name])
         for name, w in weights.items()
         if w
-    )
+    ))
 
 
 def blend_grams(
@@ -94,7 +95,7 @@ def blend_grams(
     if not items or total <= 0:
         raise ValueError("need at least one style with a positive weight")
     names = items[0][0].keys()
-    return {n: sum(g[n] * (w / total) for g, w in items) for n in names}
+    return {n: cast(torch.Tensor, sum(g[n] * (w / total) for g, w in items)) for n in names}
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

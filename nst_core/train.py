@@ -15,7 +15,7 @@ import math
 import os
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -156,7 +156,7 @@ def random_crop(img: Image.Image, size: int, rng: random.Random) -> torch.Tensor
     short = rng.randint(size, int(size * 1.5))
     scale = short / min(img.size)
     w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
-    img = img.resize((w, h), Image.BICUBIC)
+    img = img.resize((w, h), Image.Resampling.BICUBIC)
     left, top = rng.randint(0, w - size), rng.randint(0, h - size)
     crop = img.crop((left, top, left + size, top + size))
     return from_pixels(crop.tobytes(), size, size, 3)[0][0]
@@ -183,7 +183,7 @@ def batch_for_step(files: list[Path], config: TrainConfig, step: int) -> torch.T
 
 def prefetched_batches(
     files: list[Path], config: TrainConfig, start: int
-) -> Iterator[torch.Tensor]:
+) -> Generator[torch.Tensor, None, None]:
     """``batch_for_step`` for steps ``start``, ``start + 1``, ... up to ``config.steps``,
     prepared ahead in threads (PIL decodes and resizes without the GIL), so a fast GPU
     does not wait for JPEG decoding."""
@@ -251,8 +251,10 @@ def _start_mid_grey(net: TransformerNet) -> None:
     spends the first hundred or so steps just growing the output range.
     """
     with torch.no_grad():
-        net.deconv3.conv2d.weight.mul_(50.0)
-        net.deconv3.conv2d.bias.fill_(127.5)
+        output = net.deconv3.conv2d
+        output.weight.mul_(50.0)
+        if output.bias is not None:
+            output.bias.fill_(127.5)
 
 
 class _Trainer:
@@ -273,8 +275,9 @@ class _Trainer:
         init = load_style_model(config.init_model) if config.init_model is not None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            arch = (init.net.widths, init.net.blocks) if init is not None else ()
-            self.net = TransformerNet(*arch).to(self.device)
+            net = TransformerNet() if init is None else TransformerNet(init.net.widths,
+                                                                       init.net.blocks)
+            self.net = net.to(self.device)
         if init is not None:  # fine-tune: the same architecture, its weights
             self.net.load_state_dict(init.net.state_dict())
         else:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -167,7 +169,7 @@ def _load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return state, {}
 
 
-def _network_tensors(path: Path, state: dict[object, object]) -> dict[str, torch.Tensor]:
+def _network_tensors(path: Path, state: Mapping[Any, object]) -> dict[str, torch.Tensor]:
     """The state dict's tensors as float32; anything else in it is a ``ModelFormatError``."""
     tensors: dict[str, torch.Tensor] = {}
     for key, value in state.items():
