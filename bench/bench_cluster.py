@@ -92,14 +92,20 @@ def ray_batch(source: Path, out: Path, spec, runner_factory=None, actors=None) -
     arrivals: list[float] = []
     started = time.perf_counter()
     report = cluster.run(
-        job, spec, runner_factory=runner_factory, actors=actors,
+        job,
+        spec,
+        runner_factory=runner_factory,
+        actors=actors,
         on_row=lambda row: arrivals.append(time.perf_counter()),
     )
     wall = time.perf_counter() - started
     later = [t for t in arrivals if t > arrivals[0]]
     steady = len(later) / (later[-1] - arrivals[0]) if later else 0.0
     return {
-        "wall": wall, "steady": steady, "first": arrivals[0] - started, "report": report,
+        "wall": wall,
+        "steady": steady,
+        "first": arrivals[0] - started,
+        "report": report,
         "count": len(arrivals),
     }
 
@@ -127,8 +133,10 @@ def main() -> None:
     from nst_daemon.batch import LocalRunner, StyleSpec
 
     print(machine.describe(), flush=True)
-    print(f"ray {ray.__version__}; {args.pictures} pictures of {args.size}x{args.size}, "
-          f"style {STYLE}\n")
+    print(
+        f"ray {ray.__version__}; {args.pictures} pictures of {args.size}x{args.size}, "
+        f"style {STYLE}\n"
+    )
     spec = StyleSpec(STYLE)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="nst-bench-cluster-") as tmp:
@@ -146,28 +154,42 @@ def main() -> None:
             torch.set_num_threads(n)
             local_batch(root / "in", root / f"warm-{n}", runner)  # model loaded, memory warm
             local = local_batch(root / "in", root / f"local-{n}", runner)
-            print(f"local batch (1 process, {n} thread(s)): {args.pictures / local:.2f} img/s "
-                  f"({local:.1f} s, {load()})", flush=True)
+            print(
+                f"local batch (1 process, {n} thread(s)): {args.pictures / local:.2f} img/s "
+                f"({local:.1f} s, {load()})",
+                flush=True,
+            )
         torch.set_num_threads(threads)
         noop_local = local_batch(root / "few", root / "noop-local", CopyRunner())
         noop_ms = 1000 * noop_local / args.overhead_pictures
-        print(f"local batch, no-op style, {args.overhead_pictures} pictures of 32x32: "
-              f"{noop_ms:.2f} ms per picture", flush=True)
+        print(
+            f"local batch, no-op style, {args.overhead_pictures} pictures of 32x32: "
+            f"{noop_ms:.2f} ms per picture",
+            flush=True,
+        )
 
         # 2. Ray on this machine
         started = time.perf_counter()
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                 object_store_memory=200 * 1024 * 1024)
-        print(f"\nray.init (local, {cores} CPUs): {time.perf_counter() - started:.1f} s",
-              flush=True)
+        ray.init(
+            num_cpus=cores,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=200 * 1024 * 1024,
+        )
+        print(
+            f"\nray.init (local, {cores} CPUs): {time.perf_counter() - started:.1f} s", flush=True
+        )
         try:
             for attempt in ("", " again (a new actor pool)"):
                 result = ray_batch(root / "in", root / f"ray{attempt[:6].strip()}", spec)
                 report = result["report"]
-                print(f"ray{attempt}, {report.actors} actors x 1 thread, batch size "
-                      f"{report.batch_size}: job {args.pictures / result['wall']:.2f} img/s "
-                      f"({result['wall']:.1f} s, first results after {result['first']:.1f} s), "
-                      f"steady {result['steady']:.2f} img/s ({load()})", flush=True)
+                print(
+                    f"ray{attempt}, {report.actors} actors x 1 thread, batch size "
+                    f"{report.batch_size}: job {args.pictures / result['wall']:.2f} img/s "
+                    f"({result['wall']:.1f} s, first results after {result['first']:.1f} s), "
+                    f"steady {result['steady']:.2f} img/s ({load()})",
+                    flush=True,
+                )
         finally:
             ray.shutdown()
 
@@ -175,30 +197,45 @@ def main() -> None:
         started = time.perf_counter()
         sim = Cluster(
             initialize_head=True,
-            head_node_args={"num_cpus": 0, "include_dashboard": False,
-                            "object_store_memory": 100 * 1024 * 1024},
+            head_node_args={
+                "num_cpus": 0,
+                "include_dashboard": False,
+                "object_store_memory": 100 * 1024 * 1024,
+            },
         )
         for _ in range(args.nodes):
             sim.add_node(num_cpus=1, object_store_memory=100 * 1024 * 1024)
         ray.init(address=sim.address, log_to_driver=False, logging_level="WARNING")
         sim.wait_for_nodes()
-        print(f"\nsimulated cluster: head (no CPUs) + {args.nodes} nodes of 1 CPU, up in "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"\nsimulated cluster: head (no CPUs) + {args.nodes} nodes of 1 CPU, up in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         try:
             result = ray_batch(root / "few", root / "noop-1", spec, CopyRunner, actors=1)
             per = 1000 / result["steady"]
-            print(f"no-op style, 1 actor, {args.overhead_pictures} pictures of 32x32: steady "
-                  f"{per:.1f} ms per picture, {per - noop_ms:+.1f} ms against the local loop "
-                  f"(Ray's scheduling and result rows per picture)", flush=True)
+            print(
+                f"no-op style, 1 actor, {args.overhead_pictures} pictures of 32x32: steady "
+                f"{per:.1f} ms per picture, {per - noop_ms:+.1f} ms against the local loop "
+                f"(Ray's scheduling and result rows per picture)",
+                flush=True,
+            )
             result = ray_batch(root / "few", root / "noop-n", spec, CopyRunner)
-            print(f"no-op style, {result['report'].actors} actors: steady "
-                  f"{1000 / result['steady']:.1f} ms per picture; spread: "
-                  f"{spread(result['report'])}", flush=True)
+            print(
+                f"no-op style, {result['report'].actors} actors: steady "
+                f"{1000 / result['steady']:.1f} ms per picture; spread: "
+                f"{spread(result['report'])}",
+                flush=True,
+            )
             result = ray_batch(root / "in", root / "sim", spec)
             report = result["report"]
-            print(f"real style, {report.actors} actors: job {args.pictures / result['wall']:.2f} "
-                  f"img/s, steady {result['steady']:.2f} img/s; spread: {spread(report)} "
-                  f"({load()})", flush=True)
+            print(
+                f"real style, {report.actors} actors: job {args.pictures / result['wall']:.2f} "
+                f"img/s, steady {result['steady']:.2f} img/s; spread: {spread(report)} "
+                f"({load()})",
+                flush=True,
+            )
         finally:
             ray.shutdown()
             sim.shutdown()

@@ -120,8 +120,11 @@ def cuda_sizes(net: TransformerNet, runs: int, sync) -> None:
     CPU before and after (as the daemon gets it) and, for 1024x1024, already on the GPU."""
     for height, width, tile in ((1024, 1024, None), (4320, 7680, 2048)):
         big = torch.rand(1, 3, height, width)
-        candidates = {"from CPU": lambda big=big, tile=tile: stylize_fast(
-            net, big, device="cuda", tile_size=tile)}
+        candidates = {
+            "from CPU": lambda big=big, tile=tile: stylize_fast(
+                net, big, device="cuda", tile_size=tile
+            )
+        }
         if tile is None:
             on_gpu = big.cuda()
             candidates["on GPU"] = lambda x=on_gpu: stylize_fast(net, x, device="cuda")

@@ -314,17 +314,28 @@ def timed_run(content, style, vgg, params, unit: WorkUnit, yardstick: PlainLoss)
     u, u_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     engine, naive = eta_errors(events, seconds)
     steps = events[-1][2] if events else 0
-    return {"seconds": seconds, "unit_s": u, "units": seconds / u, "cpu_s": cpu,
-            "unit_cpu_s": u_cpu, "cpu_units": cpu / u_cpu, "steps": steps,
-            **judge(yardstick, out), "eta_err": engine, "naive_eta_err": naive}, out
+    return {
+        "seconds": seconds,
+        "unit_s": u,
+        "units": seconds / u,
+        "cpu_s": cpu,
+        "unit_cpu_s": u_cpu,
+        "cpu_units": cpu / u_cpu,
+        "steps": steps,
+        **judge(yardstick, out),
+        "eta_err": engine,
+        "naive_eta_err": naive,
+    }, out
 
 
 def describe_run(label: str, r: dict[str, float]) -> str:
-    return (f"{label:28s} {r['steps']:4d} steps {r['seconds']:7.1f} s = {r['units']:6.1f} units "
-            f"(unit {r['unit_s']:.2f} s; by CPU time {r['cpu_units']:6.1f} units)  loss "
-            f"{r['total']:.4f} (content {r['content']:.4f}, style {r['style']:.4f})  ETA error "
-            f"from 20 %: {100 * r['eta_err']:.0f} % (elapsed/steps: "
-            f"{100 * r['naive_eta_err']:.0f} %)")
+    return (
+        f"{label:28s} {r['steps']:4d} steps {r['seconds']:7.1f} s = {r['units']:6.1f} units "
+        f"(unit {r['unit_s']:.2f} s; by CPU time {r['cpu_units']:6.1f} units)  loss "
+        f"{r['total']:.4f} (content {r['content']:.4f}, style {r['style']:.4f})  ETA error "
+        f"from 20 %: {100 * r['eta_err']:.0f} % (elapsed/steps: "
+        f"{100 * r['naive_eta_err']:.0f} %)"
+    )
 
 
 def setup(size: int, photo: str = "kodim08.png", painting: str = "starry_night.jpg"):
@@ -350,23 +361,29 @@ def presets_bench(args) -> None:
     content, style, state, vgg, yardstick = setup(args.size)
     unit = WorkUnit(state, content.device)
     dtype = loss_network_dtype(content.device)
-    print(f"ours    : VGG in {'bfloat16 (native on this CPU)' if dtype else 'float32'}; "
-          f"{args.size}x{args.size} kodim08 + The Starry Night")
+    print(
+        f"ours    : VGG in {'bfloat16 (native on this CPU)' if dtype else 'float32'}; "
+        f"{args.size}x{args.size} kodim08 + The Starry Night"
+    )
     for quality in args.quality:
         results = {}
-        for label, params in (("today", GatysParams(**TODAY[quality])),
-                              ("new", GatysParams.preset(quality))):
+        for label, params in (
+            ("today", GatysParams(**TODAY[quality])),
+            ("new", GatysParams.preset(quality)),
+        ):
             row, out = timed_run(content, style, vgg, params, unit, yardstick)
             results[label] = row
             print(describe_run(f"{quality} ({label})", row), flush=True)
             save_result(args.out, f"{quality}-{label}", out, row)
         old, new = results["today"], results["new"]
-        print(f"{quality}: {old['units']:.0f} -> {new['units']:.0f} units "
-              f"({old['units'] / new['units']:.2f}x less work; by CPU time "
-              f"{old['cpu_units']:.0f} -> {new['cpu_units']:.0f}, "
-              f"{old['cpu_units'] / new['cpu_units']:.2f}x), loss {old['total']:.4f} -> "
-              f"{new['total']:.4f} ({'no worse' if new['total'] <= old['total'] else 'WORSE'})",
-              flush=True)
+        print(
+            f"{quality}: {old['units']:.0f} -> {new['units']:.0f} units "
+            f"({old['units'] / new['units']:.2f}x less work; by CPU time "
+            f"{old['cpu_units']:.0f} -> {new['cpu_units']:.0f}, "
+            f"{old['cpu_units'] / new['cpu_units']:.2f}x), loss {old['total']:.4f} -> "
+            f"{new['total']:.4f} ({'no worse' if new['total'] <= old['total'] else 'WORSE'})",
+            flush=True,
+        )
 
 
 def lever_variants(quality: str) -> list[tuple[str, GatysParams]]:
@@ -397,8 +414,10 @@ def levers_bench(args) -> None:
     def fp32_features(v, x, layers=None, **_):
         return saved(v, x, layers, enabled=False)
 
-    for label, prepare in (("  channels-last tensors", "channels_last"),
-                           ("  VGG in fp32 instead of bf16", "fp32")):
+    for label, prepare in (
+        ("  channels-last tensors", "channels_last"),
+        ("  VGG in fp32 instead of bf16", "fp32"),
+    ):
         params = GatysParams.preset(quality)
         c = content
         if prepare == "channels_last":
@@ -427,22 +446,29 @@ def sheet_bench(args) -> None:
         for painting in SHEET_PAINTINGS:
             content, style, state, vgg, yardstick = setup(args.size, photo, painting)
             row_images = []
-            for label, params in (("today", GatysParams(**TODAY[args.quality[0]])),
-                                  ("new", GatysParams.preset(args.quality[0]))):
+            for label, params in (
+                ("today", GatysParams(**TODAY[args.quality[0]])),
+                ("new", GatysParams.preset(args.quality[0])),
+            ):
                 c0 = time.process_time()  # no work units here: the looks are the point
                 out = stylize_gatys(content, [(style, 1.0)], vgg, params)
                 loss = judge(yardstick, out)
-                print(f"{photo} x {painting} {label}: {time.process_time() - c0:.0f} CPU s, "
-                      f"loss {loss['total']:.4f} (content {loss['content']:.4f}, "
-                      f"style {loss['style']:.4f})", flush=True)
+                print(
+                    f"{photo} x {painting} {label}: {time.process_time() - c0:.0f} CPU s, "
+                    f"loss {loss['total']:.4f} (content {loss['content']:.4f}, "
+                    f"style {loss['style']:.4f})",
+                    flush=True,
+                )
                 row_images.append(out)
             cells.append((f"{Path(photo).stem} x {Path(painting).stem}", row_images))
     size, pad, label_h = args.size, 4, 16
-    sheet = Image.new("RGB", (2 * size + 3 * pad, len(cells) * (size + label_h + pad) + 20),
-                      "white")
+    sheet = Image.new(
+        "RGB", (2 * size + 3 * pad, len(cells) * (size + label_h + pad) + 20), "white"
+    )
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 4), f"left: today's {args.quality[0]}   right: new {args.quality[0]}",
-              fill="black")
+    draw.text(
+        (pad, 4), f"left: today's {args.quality[0]}   right: new {args.quality[0]}", fill="black"
+    )
     for r, (name, images) in enumerate(cells):
         y = 20 + r * (size + label_h + pad)
         draw.text((pad, y), name, fill="black")
@@ -459,8 +485,9 @@ def sheet_bench(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--quality", nargs="+", default=["draft", "balanced"],
-                        choices=sorted(QUALITY_PRESETS))
+    parser.add_argument(
+        "--quality", nargs="+", default=["draft", "balanced"], choices=sorted(QUALITY_PRESETS)
+    )
     parser.add_argument("--levers", action="store_true", help="each lever alone (first quality)")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet JPEG here")
     parser.add_argument("--out", type=Path, help="save the output pictures here")

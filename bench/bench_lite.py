@@ -65,9 +65,13 @@ class Peer:
         if not python.exists():
             print(f"peer: skipped ({python} not found; see this script's help to install it)")
             return None
-        process = subprocess.Popen([str(python), "-c", PEER_WORKER, str(threads)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [str(python), "-c", PEER_WORKER, str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             error = process.stderr.read() if process.stderr else ""
@@ -112,8 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--style", default="starry-night")
     parser.add_argument("--full", type=Path, default=None, help="default: the bundled model")
-    parser.add_argument("--lite", type=Path, default=None,
-                        help="default: the bundled NAME.lite.safetensors")
+    parser.add_argument(
+        "--lite", type=Path, default=None, help="default: the bundled NAME.lite.safetensors"
+    )
     parser.add_argument("--sizes", type=int, nargs="*", default=[512, 1024])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -129,9 +134,11 @@ def main() -> None:
     else:
         print(f"lite: skipped ({lite_path} not found)")
     for name, model in models.items():
-        print(f"{name}: {full_path.name if name == 'full' else lite_path.name}, widths "
-              f"{model.net.widths}, {model.net.blocks} residual blocks, "
-              f"{multiply_adds_per_pixel(model.net):,} multiply-adds per pixel")
+        print(
+            f"{name}: {full_path.name if name == 'full' else lite_path.name}, widths "
+            f"{model.net.widths}, {model.net.blocks} residual blocks, "
+            f"{multiply_adds_per_pixel(model.net):,} multiply-adds per pixel"
+        )
     peer = Peer.start(args.peer_python, args.threads)
     print(f"\n{args.runs} interleaved rounds, {args.threads} threads, median seconds\n")
     header = ["size", *models, *(["peer"] if peer else [])]
@@ -150,8 +157,9 @@ def main() -> None:
                 peer.run(side, side)
             for _ in range(args.runs):
                 for name, model in models.items():
-                    times[name].append(timed(lambda m=model, x=image: stylize_fast(
-                        m, x, device="cpu")))
+                    times[name].append(
+                        timed(lambda m=model, x=image: stylize_fast(m, x, device="cpu"))
+                    )
                 if peer:
                     times["peer"].append(peer.run(side, side))
             med = {name: statistics.median(values) for name, values in times.items()}

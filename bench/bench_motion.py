@@ -67,11 +67,15 @@ def main() -> None:
     if not photos:
         raise SystemExit(f"no test photos in {content}")
     ours_cfg = PRESETS[args.consistency]
-    print(f"style {args.style}; clips {width}x{height}, {args.frames} frames, from "
-          f"{', '.join(p.stem for p in photos)}; ours: {describe(ours_cfg)} "
-          f"(OpenCV {'present' if opencv_available() else 'absent'})\n")
-    print("| clip | per-frame flicker | ours | flicker ratio | per-frame style loss | ours | "
-          "style ratio | per-frame ms | ours ms | time ratio |")
+    print(
+        f"style {args.style}; clips {width}x{height}, {args.frames} frames, from "
+        f"{', '.join(p.stem for p in photos)}; ours: {describe(ours_cfg)} "
+        f"(OpenCV {'present' if opencv_available() else 'absent'})\n"
+    )
+    print(
+        "| clip | per-frame flicker | ours | flicker ratio | per-frame style loss | ours | "
+        "style ratio | per-frame ms | ours ms | time ratio |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     totals: dict[str, dict[str, list[float]]] = {}
     costs = []
@@ -91,28 +95,40 @@ def main() -> None:
             fp, fo = flicker(clip, out_p).overall, flicker(clip, out_o).overall
             sp = statistics.mean(_style(judge, targets, f) for f in out_p[1::3])
             so = statistics.mean(_style(judge, targets, f) for f in out_o[1::3])
-            for key, value in zip(row, (fp, fo, sp, so, statistics.median(t_p[1:]),
-                                        statistics.median(t_o[1:])), strict=True):
+            for key, value in zip(
+                row,
+                (fp, fo, sp, so, statistics.median(t_p[1:]), statistics.median(t_o[1:])),
+                strict=True,
+            ):
                 row[key].append(value)
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)
                 for name, frames in (("input", clip.frames), ("plain", out_p), ("ours", out_o)):
                     save_image(args.save / f"{kind}-{photo.stem}-{name}.png", frames[-1])
         mean = {k: statistics.mean(v) for k, v in row.items()}
-        print(f"| {kind} | {mean['fp']:.2f} | {mean['fo']:.2f} | {mean['fp'] / mean['fo']:.1f}x "
-              f"| {mean['sp']:.4f} | {mean['so']:.4f} | {mean['so'] / mean['sp']:.3f} | "
-              f"{1000 * mean['tp']:.0f} | {1000 * mean['to']:.0f} | "
-              f"{mean['to'] / mean['tp']:.2f} |", flush=True)
-    every = {k: statistics.mean(v for row in totals.values() for v in row[k])
-             for k in ("fp", "fo", "sp", "so", "tp", "to")}
-    print(f"| all | {every['fp']:.2f} | {every['fo']:.2f} | {every['fp'] / every['fo']:.1f}x | "
-          f"{every['sp']:.4f} | {every['so']:.4f} | {every['so'] / every['sp']:.3f} | "
-          f"{1000 * every['tp']:.0f} | {1000 * every['to']:.0f} | "
-          f"{every['to'] / every['tp']:.2f} |")
+        print(
+            f"| {kind} | {mean['fp']:.2f} | {mean['fo']:.2f} | {mean['fp'] / mean['fo']:.1f}x "
+            f"| {mean['sp']:.4f} | {mean['so']:.4f} | {mean['so'] / mean['sp']:.3f} | "
+            f"{1000 * mean['tp']:.0f} | {1000 * mean['to']:.0f} | "
+            f"{mean['to'] / mean['tp']:.2f} |",
+            flush=True,
+        )
+    every = {
+        k: statistics.mean(v for row in totals.values() for v in row[k])
+        for k in ("fp", "fo", "sp", "so", "tp", "to")
+    }
+    print(
+        f"| all | {every['fp']:.2f} | {every['fo']:.2f} | {every['fp'] / every['fo']:.1f}x | "
+        f"{every['sp']:.4f} | {every['so']:.4f} | {every['so'] / every['sp']:.3f} | "
+        f"{1000 * every['tp']:.0f} | {1000 * every['to']:.0f} | "
+        f"{every['to'] / every['tp']:.2f} |"
+    )
     cost = {k: 1000 * statistics.mean(c[k] for c in costs) for k in costs[0]}
-    print(f"\nours per frame: network {cost['network_s']:.0f} ms, flow {cost['flow_s']:.0f} ms, "
-          f"carry {cost['carry_s']:.0f} ms. Targets: flicker ratio >= 3, style ratio ~1 "
-          "(ours / per-frame; lower is better), time ratio <= 1.3.")
+    print(
+        f"\nours per frame: network {cost['network_s']:.0f} ms, flow {cost['flow_s']:.0f} ms, "
+        f"carry {cost['carry_s']:.0f} ms. Targets: flicker ratio >= 3, style ratio ~1 "
+        "(ours / per-frame; lower is better), time ratio <= 1.3."
+    )
 
 
 def _style(judge: Judge, targets: dict[str, torch.Tensor], image: torch.Tensor) -> float:

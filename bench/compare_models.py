@@ -36,8 +36,9 @@ def style_of(model: StyleModel, path: Path) -> str:
     return model.meta.get("name", path.name.split(".")[0])
 
 
-def measure(judge: Judge, model: StyleModel, photos: Photos, grid_photos: int,
-            styles_dir: Path) -> tuple[float, float, float, list[torch.Tensor]]:
+def measure(
+    judge: Judge, model: StyleModel, photos: Photos, grid_photos: int, styles_dir: Path
+) -> tuple[float, float, float, list[torch.Tensor]]:
     """Mean style loss, mean content loss, mean grid score, and the stylised photos."""
     training = json.loads(model.meta.get("training", "{}"))
     painting = styles_dir / training["style_images"][0]
@@ -51,27 +52,36 @@ def measure(judge: Judge, model: StyleModel, photos: Photos, grid_photos: int,
         if k < grid_photos:
             grids.append(grid_score(out))
         styled.append(out)
-    return (sum(style) / len(style), sum(content) / len(content), sum(grids) / len(grids),
-            styled)
+    return (sum(style) / len(style), sum(content) / len(content), sum(grids) / len(grids), styled)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("candidates", nargs="+", type=Path)
-    parser.add_argument("--shipped", type=Path, default=bundled_styles_dir(),
-                        help="folder of the models to compare with (NAME.safetensors)")
-    parser.add_argument("--reference", type=Path,
-                        default=SHARED / "models" / "pytorch-examples" / "udnie.pth")
+    parser.add_argument(
+        "--shipped",
+        type=Path,
+        default=bundled_styles_dir(),
+        help="folder of the models to compare with (NAME.safetensors)",
+    )
+    parser.add_argument(
+        "--reference", type=Path, default=SHARED / "models" / "pytorch-examples" / "udnie.pth"
+    )
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--photos", type=int, default=None, help="default: all")
     parser.add_argument("--grid-photos", type=int, default=4)
     parser.add_argument("--tolerance", type=float, default=1.0)
     parser.add_argument("--content-dir", type=Path, default=SHARED / "content")
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
-    parser.add_argument("--sheet", type=Path, default=None,
-                        help="also write a contact sheet: shipped and candidate per style")
-    parser.add_argument("--sheet-photos", nargs="*", default=["chelsea", "kodim08", "astronaut",
-                                                               "kodim05"])
+    parser.add_argument(
+        "--sheet",
+        type=Path,
+        default=None,
+        help="also write a contact sheet: shipped and candidate per style",
+    )
+    parser.add_argument(
+        "--sheet-photos", nargs="*", default=["chelsea", "kodim08", "astronaut", "kodim05"]
+    )
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -82,11 +92,15 @@ def main() -> None:
     judge = Judge(VGG16_WEIGHTS)
     photos = judge.photos({p.stem: fit(load_image(p)[0], args.size) for p in files})
     reference = load_style_model(args.reference)
-    ref_grid = sum(grid_score(stylize_fast(reference, image))
-                   for image in list(photos.images.values())[: args.grid_photos])
+    ref_grid = sum(
+        grid_score(stylize_fast(reference, image))
+        for image in list(photos.images.values())[: args.grid_photos]
+    )
     ref_grid /= min(args.grid_photos, len(photos.images))
-    print(f"{len(files)} photos at {args.size} px, grid score on the first {args.grid_photos}; "
-          f"{args.reference.name} grid score {ref_grid:,.0f}; tolerance {args.tolerance:g}\n")
+    print(
+        f"{len(files)} photos at {args.size} px, grid score on the first {args.grid_photos}; "
+        f"{args.reference.name} grid score {ref_grid:,.0f}; tolerance {args.tolerance:g}\n"
+    )
     print("| style | model | grid score | style loss | content loss | ok |")
     print("| --- | --- | ---: | ---: | ---: | :-: |")
     shipped_cache: dict[str, tuple[float, float, float, list[torch.Tensor]]] = {}
@@ -98,20 +112,30 @@ def main() -> None:
         style = style_of(model, path)
         if style not in shipped_cache:
             shipped = load_style_model(args.shipped / f"{style}.safetensors")
-            shipped_cache[style] = measure(judge, shipped, photos, args.grid_photos,
-                                           args.styles_dir)
+            shipped_cache[style] = measure(
+                judge, shipped, photos, args.grid_photos, args.styles_dir
+            )
             s_style, s_content, s_grid, s_out = shipped_cache[style]
-            print(f"| {style} | shipped | {s_grid:,.0f} | {s_style:.4f} | {s_content:.3f} | |",
-                  flush=True)
+            print(
+                f"| {style} | shipped | {s_grid:,.0f} | {s_style:.4f} | {s_content:.3f} | |",
+                flush=True,
+            )
             labels.append(f"{style} shipped")
             rows.append(s_out)
         s_style, s_content, _, _ = shipped_cache[style]
-        c_style, c_content, c_grid, c_out = measure(judge, model, photos, args.grid_photos,
-                                                    args.styles_dir)
-        ok = (c_grid <= ref_grid and c_style <= s_style * args.tolerance
-              and c_content <= s_content * args.tolerance)
-        print(f"| {style} | {path} | {c_grid:,.0f} | {c_style:.4f} | {c_content:.3f} | "
-              f"{'yes' if ok else 'no'} |", flush=True)
+        c_style, c_content, c_grid, c_out = measure(
+            judge, model, photos, args.grid_photos, args.styles_dir
+        )
+        ok = (
+            c_grid <= ref_grid
+            and c_style <= s_style * args.tolerance
+            and c_content <= s_content * args.tolerance
+        )
+        print(
+            f"| {style} | {path} | {c_grid:,.0f} | {c_style:.4f} | {c_content:.3f} | "
+            f"{'yes' if ok else 'no'} |",
+            flush=True,
+        )
         labels.append(path.name.removesuffix(".safetensors")[:30])
         rows.append(c_out)
     if args.sheet:

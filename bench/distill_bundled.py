@@ -35,10 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", help="style names (default: all)")
     parser.add_argument("--teachers", type=Path, default=bundled_styles_dir())
-    parser.add_argument("--out-dir", type=Path,
-                        default=Path.home() / ".cache" / "nst-train" / "lite" / "models")
-    parser.add_argument("--work-dir", type=Path,
-                        default=Path.home() / ".cache" / "nst-train" / "lite")
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path.home() / ".cache" / "nst-train" / "lite" / "models"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path.home() / ".cache" / "nst-train" / "lite"
+    )
     parser.add_argument("--data-dir", type=Path, default=SHARED / "train")
     parser.add_argument("--widths", type=int, nargs=3, default=list(LITE_WIDTHS))
     parser.add_argument("--blocks", type=int, default=LITE_BLOCKS)
@@ -48,8 +50,9 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=192)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--tv-weight", type=float, default=0.0)
-    parser.add_argument("--no-notch", action="store_true",
-                        help="keep the teacher's 4-pixel grid in the targets")
+    parser.add_argument(
+        "--no-notch", action="store_true", help="keep the teacher's 4-pixel grid in the targets"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--log-every", type=int, default=25)
@@ -68,12 +71,21 @@ def main() -> None:
         name = style.name
         final = args.out_dir / f"{name}.lite.safetensors"
         config = DistillConfig(
-            teacher=args.teachers / f"{name}.safetensors", data_dir=args.data_dir,
+            teacher=args.teachers / f"{name}.safetensors",
+            data_dir=args.data_dir,
             output=final if not args.perceptual_steps else args.work_dir / name / final.name,
-            work_dir=args.work_dir / name, widths=tuple(args.widths), blocks=args.blocks,
-            crops=args.crops, crop_size=args.crop_size, steps=args.steps,
-            batch_size=args.batch_size, lr=args.lr, tv_weight=args.tv_weight,
-            notch_grid=not args.no_notch, seed=args.seed)
+            work_dir=args.work_dir / name,
+            widths=tuple(args.widths),
+            blocks=args.blocks,
+            crops=args.crops,
+            crop_size=args.crop_size,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            tv_weight=args.tv_weight,
+            notch_grid=not args.no_notch,
+            seed=args.seed,
+        )
         start = last = time.perf_counter()
 
         def report(p: Progress, name: str = name) -> None:
@@ -81,8 +93,10 @@ def main() -> None:
             if p.step % args.log_every == 0 or p.step == p.total:
                 now = time.perf_counter()
                 terms = " ".join(f"{k}={v:.5f}" for k, v in p.losses.items())
-                print(f"{name} {p.step}/{p.total} {terms} "
-                      f"{(now - last) / args.log_every:.2f}s/step", flush=True)
+                print(
+                    f"{name} {p.step}/{p.total} {terms} {(now - last) / args.log_every:.2f}s/step",
+                    flush=True,
+                )
                 last = now
 
         path = distill(config, progress=report)
@@ -92,20 +106,33 @@ def main() -> None:
             print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def perceptual_config(style: Style, student: Path, output: Path,
-                      args: argparse.Namespace) -> TrainConfig:
+def perceptual_config(
+    style: Style, student: Path, output: Path, args: argparse.Namespace
+) -> TrainConfig:
     """The recipe's perceptual loss, from the distilled student, keeping its lite metadata."""
     meta = load_style_model(student).meta
     return TrainConfig(
-        style_images=[args.styles_dir / style.file], data_dir=args.data_dir, name=style.name,
-        title=style.title, artist=style.artist, year=style.year,
-        licence="public domain (painting); model trained by the project", output=output,
-        steps=args.perceptual_steps, batch_size=args.perceptual_batch_size,
-        image_size=args.perceptual_image_size, lr=args.perceptual_lr,
-        style_weight=style.style_weight, tv_weight=style.tv_weight,
-        grid_weight=args.grid_weight, style_size=style.style_size, vgg_weights=VGG16_WEIGHTS,
-        seed=args.seed, checkpoint_dir=args.work_dir / style.name / "perceptual",
-        checkpoint_every=25, init_model=student,
+        style_images=[args.styles_dir / style.file],
+        data_dir=args.data_dir,
+        name=style.name,
+        title=style.title,
+        artist=style.artist,
+        year=style.year,
+        licence="public domain (painting); model trained by the project",
+        output=output,
+        steps=args.perceptual_steps,
+        batch_size=args.perceptual_batch_size,
+        image_size=args.perceptual_image_size,
+        lr=args.perceptual_lr,
+        style_weight=style.style_weight,
+        tv_weight=style.tv_weight,
+        grid_weight=args.grid_weight,
+        style_size=style.style_size,
+        vgg_weights=VGG16_WEIGHTS,
+        seed=args.seed,
+        checkpoint_dir=args.work_dir / style.name / "perceptual",
+        checkpoint_every=25,
+        init_model=student,
         extra_meta={"variant": "lite", "teacher": meta["teacher"]},
     )
 

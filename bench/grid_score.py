@@ -16,8 +16,15 @@ from pathlib import Path
 
 import torch
 
-GRID_FREQUENCIES = ((0.25, 0.25), (0.25, -0.25), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5),
-                    (0.25, 0.0), (0.0, 0.25))  # (fy, fx); the spectrum's symmetry adds ±
+GRID_FREQUENCIES = (
+    (0.25, 0.25),
+    (0.25, -0.25),
+    (0.5, 0.0),
+    (0.0, 0.5),
+    (0.5, 0.5),
+    (0.25, 0.0),
+    (0.0, 0.25),
+)  # (fy, fx); the spectrum's symmetry adds ±
 HIGH_FREQUENCY = 0.3
 
 
@@ -36,8 +43,11 @@ def grid_score(rgb: torch.Tensor) -> float:
     fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
     fx = torch.fft.fftfreq(w, dtype=torch.float64)[None, :]
     high = power[torch.maximum(fy.abs(), fx.abs()).expand(h, w) > HIGH_FREQUENCY]
-    peaks = [power[round(a * h) % h, round(b * w) % w]
-             for fa, fb in GRID_FREQUENCIES for a, b in ((fa, fb), (-fa, -fb))]
+    peaks = [
+        power[round(a * h) % h, round(b * w) % w]
+        for fa, fb in GRID_FREQUENCIES
+        for a, b in ((fa, fb), (-fa, -fb))
+    ]
     return float(torch.stack(peaks).mean() / high.median().clamp_min(1e-30))
 
 
@@ -55,9 +65,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--photos", type=int, default=8, help="first N photos of --content-dir")
     parser.add_argument("--content-dir", type=Path, default=SHARED / "content")
-    parser.add_argument("--models", nargs="*", type=Path,
-                        default=[*sorted(bundled_styles_dir().glob("*.safetensors")),
-                                 SHARED / "models" / "pytorch-examples" / "udnie.pth"])
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        type=Path,
+        default=[
+            *sorted(bundled_styles_dir().glob("*.safetensors")),
+            SHARED / "models" / "pytorch-examples" / "udnie.pth",
+        ],
+    )
     args = parser.parse_args()
     print(describe())
     photos = sorted(p for p in args.content_dir.iterdir() if is_picture_file(p))

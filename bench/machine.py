@@ -10,8 +10,9 @@ import platform
 from pathlib import Path
 
 SHARED = Path(os.environ.get("NST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-VGG16_WEIGHTS = (Path(__file__).resolve().parents[1] / "nst_core" / "bundled_vgg"
-                 / "vgg16_features.safetensors")
+VGG16_WEIGHTS = (
+    Path(__file__).resolve().parents[1] / "nst_core" / "bundled_vgg" / "vgg16_features.safetensors"
+)
 
 
 def cpu_model() -> str:

@@ -23,8 +23,13 @@ BENCH_FILES = ["content/kodim08.png", "styles/starry_night.jpg"]
 TRAIN_SHORT_SIDE = 320  # training crops scale the short side to 256-384 px anyway
 
 
-def shrink(src: Path, dest: Path, long_side: int | None = None,
-           short_side: int | None = None, quality: int = 90) -> None:
+def shrink(
+    src: Path,
+    dest: Path,
+    long_side: int | None = None,
+    short_side: int | None = None,
+    quality: int = 90,
+) -> None:
     """Save ``src`` as a JPEG at most ``long_side`` / ``short_side`` pixels."""
     with Image.open(src) as image:
         image = image.convert("RGB")
@@ -39,10 +44,15 @@ def shrink(src: Path, dest: Path, long_side: int | None = None,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--quality", action="store_true",
-                        help="also the quality report's photos and paintings")
-    parser.add_argument("--train-photos", type=int, default=0,
-                        help=f"this many training photos, short side {TRAIN_SHORT_SIDE} px")
+    parser.add_argument(
+        "--quality", action="store_true", help="also the quality report's photos and paintings"
+    )
+    parser.add_argument(
+        "--train-photos",
+        type=int,
+        default=0,
+        help=f"this many training photos, short side {TRAIN_SHORT_SIDE} px",
+    )
     args = parser.parse_args()
     if not all((SHARED / name).is_file() for name in BENCH_FILES):
         raise SystemExit(f"no reference data at {SHARED} (set NST_SHARED)")

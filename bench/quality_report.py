@@ -70,7 +70,8 @@ class Scores:
     style: list[float] = field(default_factory=list)
     content: list[float] = field(default_factory=list)
     layers: dict[str, list[float]] = field(
-        default_factory=lambda: {name: [] for name in STYLE_WEIGHTS})
+        default_factory=lambda: {name: [] for name in STYLE_WEIGHTS}
+    )
 
     def add(self, score: Score) -> None:
         self.style.append(score.style)
@@ -130,13 +131,16 @@ class Judge:
         return Score(
             style=float(style_loss(image.grams, targets, STYLE_WEIGHTS)),
             content=float(content_loss(image.content, photo.content)),
-            layers={name: float(style_layer_loss(image.grams[name], targets[name]))
-                    for name in STYLE_WEIGHTS},
+            layers={
+                name: float(style_layer_loss(image.grams[name], targets[name]))
+                for name in STYLE_WEIGHTS
+            },
         )
 
 
-def contact_sheet(rows: list[list[torch.Tensor]], labels: list[str], path: Path,
-                  tile: int = 200) -> None:
+def contact_sheet(
+    rows: list[list[torch.Tensor]], labels: list[str], path: Path, tile: int = 200
+) -> None:
     """Rows of stylised photos under a line of style names, saved as JPEG/PNG."""
     head = 18
     sheet = Image.new("RGB", (tile * len(labels), head + tile * len(rows)), "white")
@@ -158,23 +162,38 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=bundled_styles_dir())
     parser.add_argument("--content-dir", type=Path, default=SHARED / "content")
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
-    parser.add_argument("--vgg-weights", type=Path,
-                        default=VGG16_WEIGHTS)
+    parser.add_argument("--vgg-weights", type=Path, default=VGG16_WEIGHTS)
     parser.add_argument("--gatys-images", type=int, default=None, help="default: all")
     parser.add_argument("--gatys-iterations", type=int, default=300)
-    parser.add_argument("--gatys-size", type=int, default=None,
-                        help="long side for the Gatys comparison (default: --size); the "
-                             "model is scored again at this size for the model / Gatys ratio")
-    parser.add_argument("--gatys-cache", type=Path, default=None,
-                        help="folder to keep Gatys results in, so reruns skip them")
+    parser.add_argument(
+        "--gatys-size",
+        type=int,
+        default=None,
+        help="long side for the Gatys comparison (default: --size); the "
+        "model is scored again at this size for the model / Gatys ratio",
+    )
+    parser.add_argument(
+        "--gatys-cache",
+        type=Path,
+        default=None,
+        help="folder to keep Gatys results in, so reruns skip them",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--contact-sheet", type=Path)
-    parser.add_argument("--reference", nargs="*", default=[], metavar="MODEL=PAINTING",
-                        help="also score other models (e.g. a PyTorch fast_neural_style "
-                             ".pth) against a painting in --styles-dir, as a baseline")
-    parser.add_argument("--sheet-photos", nargs="*",
-                        default=["chelsea", "kodim08", "astronaut", "kodim05"],
-                        help="photo names (without suffix) for the contact sheet rows")
+    parser.add_argument(
+        "--reference",
+        nargs="*",
+        default=[],
+        metavar="MODEL=PAINTING",
+        help="also score other models (e.g. a PyTorch fast_neural_style "
+        ".pth) against a painting in --styles-dir, as a baseline",
+    )
+    parser.add_argument(
+        "--sheet-photos",
+        nargs="*",
+        default=["chelsea", "kodim08", "astronaut", "kodim05"],
+        help="photo names (without suffix) for the contact sheet rows",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -187,29 +206,37 @@ def main() -> None:
     gatys_size = args.gatys_size or args.size
     judge = Judge(args.vgg_weights)
     content = judge.photos({p.stem: fit(load_image(p)[0], args.size) for p in photos})
-    gatys_photos = judge.photos({name: fit(image, gatys_size)
-                                 for name, image in list(content.images.items())[:n_gatys]})
+    gatys_photos = judge.photos(
+        {name: fit(image, gatys_size) for name, image in list(content.images.items())[:n_gatys]}
+    )
     sheet_names = [n for n in args.sheet_photos if n in content.images] or [photos[0].stem]
     sheet_rows: dict[str, list[torch.Tensor]] = {n: [] for n in sheet_names}
     labels: list[str] = []
     layer_rows: list[str] = []
 
-    print(f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
-          f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n")
+    print(
+        f"{len(photos)} photos at {args.size} px; Gatys on the first {n_gatys} at "
+        f"{gatys_size} px ({args.gatys_iterations} L-BFGS steps at half, then full size)\n"
+    )
     photo_grid = sum(grid_score(image) for image in content.images.values()) / len(photos)
-    print("| style | model style | Gatys style | photo style | model / Gatys | "
-          "photo / model | photo / Gatys | model content | Gatys content | grid score | "
-          "model ms/img | ok |")
+    print(
+        "| style | model style | Gatys style | photo style | model / Gatys | "
+        "photo / model | photo / Gatys | model content | Gatys content | grid score | "
+        "model ms/img | ok |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :-: |")
     entries = [(path, None) for path in models]
-    entries += [(Path(model), args.styles_dir / painting)
-                for model, _, painting in (r.partition("=") for r in args.reference)]
+    entries += [
+        (Path(model), args.styles_dir / painting)
+        for model, _, painting in (r.partition("=") for r in args.reference)
+    ]
     for model_path, painting_file in entries:
         model = load_style_model(model_path)
         is_reference = painting_file is not None
         label = f"{model_path.name} (reference)" if is_reference else model.meta["name"]
-        row, layer_row, styled = score_model(args, judge, model, painting_file, content,
-                                             gatys_photos)
+        row, layer_row, styled = score_model(
+            args, judge, model, painting_file, content, gatys_photos
+        )
         print(f"| {label} | {row}", flush=True)
         layer_rows.append(f"| {label} | {layer_row}")
         if not is_reference:
@@ -218,23 +245,37 @@ def main() -> None:
                 rows.append(styled[name])
     print(f"| photos | | | | | | | | | {photo_grid:,.0f} | | |")
     layers = list(STYLE_WEIGHTS)
-    print(f"\nBy layer, on the Gatys photos at {gatys_size} px: photo / model, then photo / "
-          "Gatys (each layer's mean style term; the totals above weigh the layers equally).\n")
-    print("| style | " + " | ".join(f"photo / model {n}" for n in layers) + " | "
-          + " | ".join(f"photo / Gatys {n}" for n in layers) + " |")
+    print(
+        f"\nBy layer, on the Gatys photos at {gatys_size} px: photo / model, then photo / "
+        "Gatys (each layer's mean style term; the totals above weigh the layers equally).\n"
+    )
+    print(
+        "| style | "
+        + " | ".join(f"photo / model {n}" for n in layers)
+        + " | "
+        + " | ".join(f"photo / Gatys {n}" for n in layers)
+        + " |"
+    )
     print("| --- |" + " ---: |" * (2 * len(layers)))
     print("\n".join(layer_rows))
-    print("\nmodel / Gatys compares the model's mean style loss on the Gatys photos with "
-          f"Gatys's (target <= {MAX_STYLE_RATIO_TO_GATYS:g}); photo / model compares the "
-          f"photo's with the model's over all photos (target >= {MIN_GAIN_OVER_PHOTO:g}).")
+    print(
+        "\nmodel / Gatys compares the model's mean style loss on the Gatys photos with "
+        f"Gatys's (target <= {MAX_STYLE_RATIO_TO_GATYS:g}); photo / model compares the "
+        f"photo's with the model's over all photos (target >= {MIN_GAIN_OVER_PHOTO:g})."
+    )
     if args.contact_sheet:
         contact_sheet(list(sheet_rows.values()), labels, args.contact_sheet)
         print(f"contact sheet: {args.contact_sheet}")
 
 
-def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
-                painting_file: Path | None, content: Photos,
-                gatys_photos: Photos) -> tuple[str, str, dict[str, torch.Tensor]]:
+def score_model(
+    args: argparse.Namespace,
+    judge: Judge,
+    model: StyleModel,
+    painting_file: Path | None,
+    content: Photos,
+    gatys_photos: Photos,
+) -> tuple[str, str, dict[str, torch.Tensor]]:
     """The model's table row and by-layer row (after the label) and its stylised photos
     by name. The painting is the one the model was trained on unless ``painting_file`` is
     given; ``gatys_photos`` are the ones Gatys is compared on, at the Gatys size."""
@@ -264,37 +305,48 @@ def score_model(args: argparse.Namespace, judge: Judge, model: StyleModel,
     ratio_gatys = mean(ours_sub.style) / mean(gatys.style)
     gain = mean(photo.style) / mean(ours.style)
     ok = ratio_gatys <= MAX_STYLE_RATIO_TO_GATYS and gain >= MIN_GAIN_OVER_PHOTO
-    row = (f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
-           f"{ratio_gatys:.2f} | {gain:.1f} | {mean(photo_sub.style) / mean(gatys.style):.1f} | "
-           f"{mean(ours.content):.3f} | "
-           f"{mean(gatys.content):.3f} | {mean(grids):,.0f} | "
-           f"{1000 * elapsed / len(styled):.0f} | "
-           f"{'yes' if ok else 'no'} |")
-    layer_row = " | ".join(
-        f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
-        for photo_scores, scores in ((photo_sub, ours_sub), (photo_sub, gatys))
-        for n in STYLE_WEIGHTS) + " |"
+    row = (
+        f"{mean(ours.style):.4f} | {mean(gatys.style):.4f} | {mean(photo.style):.3f} | "
+        f"{ratio_gatys:.2f} | {gain:.1f} | {mean(photo_sub.style) / mean(gatys.style):.1f} | "
+        f"{mean(ours.content):.3f} | "
+        f"{mean(gatys.content):.3f} | {mean(grids):,.0f} | "
+        f"{1000 * elapsed / len(styled):.0f} | "
+        f"{'yes' if ok else 'no'} |"
+    )
+    layer_row = (
+        " | ".join(
+            f"{mean(photo_scores.layers[n]) / mean(scores.layers[n]):.1f}"
+            for photo_scores, scores in ((photo_sub, ours_sub), (photo_sub, gatys))
+            for n in STYLE_WEIGHTS
+        )
+        + " |"
+    )
     return row, layer_row, styled
 
 
 _GATYS_VGG: dict[Path, VGGFeatures] = {}
 
 
-def gatys_result(args: argparse.Namespace, painting_file: Path, style_size: int,
-                 photo_name: str, photo: torch.Tensor) -> torch.Tensor:
+def gatys_result(
+    args: argparse.Namespace,
+    painting_file: Path,
+    style_size: int,
+    photo_name: str,
+    photo: torch.Tensor,
+) -> torch.Tensor:
     """Our engine's Gatys result with the painting at the model's training size (the same
     brushwork size in pixels as the model's); cached in ``--gatys-cache`` when given."""
     size = max(photo.shape[-2:])
     cached = None
     if args.gatys_cache is not None:
-        key = f"{painting_file.stem}-{style_size}-{photo_name}-{size}-" \
-              f"{args.gatys_iterations}.png"
+        key = f"{painting_file.stem}-{style_size}-{photo_name}-{size}-{args.gatys_iterations}.png"
         cached = args.gatys_cache / key
         if cached.exists():
             return load_image(cached)[0]
     painting = load_image(painting_file)[0]
-    params = GatysParams(iterations=args.gatys_iterations, scales=(0.5, 1.0),
-                         style_scale=style_size / size)
+    params = GatysParams(
+        iterations=args.gatys_iterations, scales=(0.5, 1.0), style_scale=style_size / size
+    )
     result = stylize_gatys(photo, [(painting, 1.0)], gatys_vgg(args), params)
     if cached is not None:
         args.gatys_cache.mkdir(parents=True, exist_ok=True)

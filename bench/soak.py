@@ -46,8 +46,9 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     reference_results(home, pool + pool)  # the second pass runs warm: that is the baseline
     in_process_s = time.perf_counter() - started - once
 
-    per_client = [args.jobs // args.clients + (i < args.jobs % args.clients)
-                  for i in range(args.clients)]
+    per_client = [
+        args.jobs // args.clients + (i < args.jobs % args.clients) for i in range(args.clients)
+    ]
     results: list[list[tuple[int, Result]]] = [[] for _ in range(args.clients)]
     errors: list[str] = []
     done = [0]
@@ -77,24 +78,33 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         samples.append((elapsed, done[0], daemon.rss_kb(), daemon.status().memory))
         final = daemon.status()
 
-    wrong = sum(r.image is None or r.image.data != expected[pick]
-                for rs in results for pick, r in rs)
+    wrong = sum(
+        r.image is None or r.image.data != expected[pick] for rs in results for pick, r in rs
+    )
     job_ids = [r.job_id for rs in results for _, r in rs]
     received = len(job_ids)
     return {
-        "samples": samples, "elapsed": elapsed, "received": received, "wrong": wrong,
-        "lost": args.jobs - received, "duplicates": received - len(set(job_ids)),
+        "samples": samples,
+        "elapsed": elapsed,
+        "received": received,
+        "wrong": wrong,
+        "lost": args.jobs - received,
+        "duplicates": received - len(set(job_ids)),
         "short_clients": sum(len(r) != n for r, n in zip(results, per_client, strict=True)),
-        "errors": errors, "idle_at_end": not final.running and not final.queue,
-        "in_process_jobs_per_s": POOL / in_process_s, "device": final.device,
+        "errors": errors,
+        "idle_at_end": not final.running and not final.queue,
+        "in_process_jobs_per_s": POOL / in_process_s,
+        "device": final.device,
     }
 
 
 def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     samples = r["samples"]
     print(f"machine: {machine.describe()}; daemon device: {r['device']}")
-    print(f"{args.jobs} jobs, {args.clients} clients, {args.in_flight} in flight each, "
-          f"images 16-96 px, {POOL} distinct requests\n")
+    print(
+        f"{args.jobs} jobs, {args.clients} clients, {args.in_flight} in flight each, "
+        f"images 16-96 px, {POOL} distinct requests\n"
+    )
     print(f"{'time s':>7} {'jobs':>6} {'RSS MiB':>8} {'GPU alloc MiB':>14} {'GPU resv MiB':>13}")
     step = max(1, len(samples) // 20)
     for t, jobs, rss, mem in samples[::step] + ([samples[-1]] if len(samples) % step else []):
@@ -112,14 +122,18 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(f"client errors      {len(r['errors'])} {r['errors'][:3]}")
     print(f"daemon idle at end {r['idle_at_end']}")
     local_rate = r["in_process_jobs_per_s"]
-    print(f"throughput         {daemon_rate:.1f} jobs/s via the daemon; warm in-process loop "
-          f"{local_rate:.1f} jobs/s (one thread); ratio {daemon_rate / local_rate:.2f}")
+    print(
+        f"throughput         {daemon_rate:.1f} jobs/s via the daemon; warm in-process loop "
+        f"{local_rate:.1f} jobs/s (one thread); ratio {daemon_rate / local_rate:.2f}"
+    )
     if len(warm) >= 2:
         (j0, rss0), (j1, rss1) = warm[0], warm[-1]
         peak = max(rss for _, rss in warm)
         per_1000 = (rss1 - rss0) / max(1, j1 - j0) * 1000 / 1024
-        print(f"RSS after {j0} jobs  {rss0 / 1024:.1f} MiB; end {rss1 / 1024:.1f} MiB; peak "
-              f"{peak / 1024:.1f} MiB; drift {per_1000:+.2f} MiB per 1000 jobs")
+        print(
+            f"RSS after {j0} jobs  {rss0 / 1024:.1f} MiB; end {rss1 / 1024:.1f} MiB; peak "
+            f"{peak / 1024:.1f} MiB; drift {per_1000:+.2f} MiB per 1000 jobs"
+        )
 
 
 def main() -> int:

@@ -46,20 +46,47 @@ class Style:
 
 STYLES = [
     Style(BASE, "starry_night.jpg", "The Starry Night", "Vincent van Gogh", "1889"),
-    Style("the-scream", "the_scream.jpg", "The Scream", "Edvard Munch", "1893",
-          style_weight=6.0),  # at 9 its bands wash faces out
-    Style("great-wave", "great_wave_hokusai.jpg", "The Great Wave off Kanagawa",
-          "Katsushika Hokusai", "c. 1831"),
-    Style("composition-vii", "composition_vii_kandinsky.jpg", "Composition VII",
-          "Wassily Kandinsky", "1913"),
-    Style("shipwreck", "shipwreck_minotaur_turner.jpg", "The Shipwreck of the Minotaur",
-          "J. M. W. Turner", "c. 1810"),
-    Style("udnie", "udnie_picabia.jpg", "Udnie (Young American Girl, The Dance)",
-          "Francis Picabia", "1913"),
-    Style("woman-with-hat", "woman_with_hat_matisse.jpg", "Woman with a Hat",
-          "Henri Matisse", "1905"),
-    Style("wheat-field", "vangogh_wheat_field_cypresses.jpg", "Wheat Field with Cypresses",
-          "Vincent van Gogh", "1889"),
+    Style(
+        "the-scream", "the_scream.jpg", "The Scream", "Edvard Munch", "1893", style_weight=6.0
+    ),  # at 9 its bands wash faces out
+    Style(
+        "great-wave",
+        "great_wave_hokusai.jpg",
+        "The Great Wave off Kanagawa",
+        "Katsushika Hokusai",
+        "c. 1831",
+    ),
+    Style(
+        "composition-vii",
+        "composition_vii_kandinsky.jpg",
+        "Composition VII",
+        "Wassily Kandinsky",
+        "1913",
+    ),
+    Style(
+        "shipwreck",
+        "shipwreck_minotaur_turner.jpg",
+        "The Shipwreck of the Minotaur",
+        "J. M. W. Turner",
+        "c. 1810",
+    ),
+    Style(
+        "udnie",
+        "udnie_picabia.jpg",
+        "Udnie (Young American Girl, The Dance)",
+        "Francis Picabia",
+        "1913",
+    ),
+    Style(
+        "woman-with-hat", "woman_with_hat_matisse.jpg", "Woman with a Hat", "Henri Matisse", "1905"
+    ),
+    Style(
+        "wheat-field",
+        "vangogh_wheat_field_cypresses.jpg",
+        "Wheat Field with Cypresses",
+        "Vincent van Gogh",
+        "1889",
+    ),
 ]
 
 
@@ -110,26 +137,49 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (1 is fastest on a busy 2-core machine)",
+    )
     parser.add_argument("--preview-every", type=int, default=50)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
     parser.add_argument("--data-dir", type=Path, default=SHARED / "train")
-    parser.add_argument("--vgg-weights", type=Path,
-                        default=VGG16_WEIGHTS)
+    parser.add_argument("--vgg-weights", type=Path, default=VGG16_WEIGHTS)
     parser.add_argument("--out-dir", type=Path, default=bundled_styles_dir())
-    parser.add_argument("--continue-from", type=Path, default=None,
-                        help="folder of earlier models: train each style on from its own")
-    parser.add_argument("--style-weight-scale", type=float, default=1.0,
-                        help="multiply every style's style weight by this")
+    parser.add_argument(
+        "--continue-from",
+        type=Path,
+        default=None,
+        help="folder of earlier models: train each style on from its own",
+    )
+    parser.add_argument(
+        "--style-weight-scale",
+        type=float,
+        default=1.0,
+        help="multiply every style's style weight by this",
+    )
     parser.add_argument("--content-weight", type=float, default=1.0)
-    parser.add_argument("--tv-weight-scale", type=float, default=1.0,
-                        help="multiply every style's total-variation weight by this")
-    parser.add_argument("--grid-weight", type=float, default=0.0,
-                        help="weight of the 4-pixel grid term (nst_core.losses.grid_power)")
-    parser.add_argument("--anchor-weight", type=float, default=0.0,
-                        help="stay near the starting model's output, its grid taken out")
+    parser.add_argument(
+        "--tv-weight-scale",
+        type=float,
+        default=1.0,
+        help="multiply every style's total-variation weight by this",
+    )
+    parser.add_argument(
+        "--grid-weight",
+        type=float,
+        default=0.0,
+        help="weight of the 4-pixel grid term (nst_core.losses.grid_power)",
+    )
+    parser.add_argument(
+        "--anchor-weight",
+        type=float,
+        default=0.0,
+        help="stay near the starting model's output, its grid taken out",
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/nst-train-bundled"))
     args = parser.parse_args()
 
@@ -140,8 +190,12 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown style(s) {sorted(unknown)}; known: {[s.name for s in STYLES]}")
     base_file = args.out_dir / f"{BASE}.safetensors"
-    if any(s.name != BASE for s in selected) and BASE not in [s.name for s in selected] \
-            and not base_file.exists() and args.continue_from is None:
+    if (
+        any(s.name != BASE for s in selected)
+        and BASE not in [s.name for s in selected]
+        and not base_file.exists()
+        and args.continue_from is None
+    ):
         parser.error(f"the fine-tunes start from {base_file}; train {BASE} first")
 
     for style in selected:
@@ -162,10 +216,12 @@ def main() -> None:
                 save_image(p.preview, previews / f"{name}-{p.step:06d}.png")
 
         path = train(config, progress=report)
-        print(f"{style.name}: wrote {path} in {time.perf_counter() - start:.0f} s "
-              f"(style_weight={config.style_weight}, style_size={style.style_size}, "
-              f"steps={config.steps}, batch={config.batch_size}, crop={config.image_size})",
-              flush=True)
+        print(
+            f"{style.name}: wrote {path} in {time.perf_counter() - start:.0f} s "
+            f"(style_weight={config.style_weight}, style_size={style.style_size}, "
+            f"steps={config.steps}, batch={config.batch_size}, crop={config.image_size})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

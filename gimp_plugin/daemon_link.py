@@ -45,10 +45,29 @@ from nst_client.protocol import (  # noqa: E402
 )
 from nst_client.text import describe_error, progress_text, status_text  # noqa: E402
 
-__all__ = ["Client", "DaemonError", "DaemonUnavailable", "connect", "known_styles",
-           "describe_error", "progress_text", "status_text", "load_config", "Style",
-           "ONLINE", "SLOW", "DOWN", "log_event", "short_name", "Accepted", "Image",
-           "JobEvent", "Progress", "Result", "Status"]
+__all__ = [
+    "Client",
+    "DaemonError",
+    "DaemonUnavailable",
+    "connect",
+    "known_styles",
+    "describe_error",
+    "progress_text",
+    "status_text",
+    "load_config",
+    "Style",
+    "ONLINE",
+    "SLOW",
+    "DOWN",
+    "log_event",
+    "short_name",
+    "Accepted",
+    "Image",
+    "JobEvent",
+    "Progress",
+    "Result",
+    "Status",
+]
 
 ONLINE, SLOW, DOWN = "online", "slow", "down"  # what the daemon did when asked for styles
 
@@ -64,8 +83,9 @@ def load_config() -> dict[str, Any]:
     return config
 
 
-def connect(autostart: bool = True, timeout: float = 60.0,
-            on_status: Callable[[str], None] | None = None) -> Client:
+def connect(
+    autostart: bool = True, timeout: float = 60.0, on_status: Callable[[str], None] | None = None
+) -> Client:
     """A client for the configured daemon; starts the daemon when none answers.
 
     ``on_status`` hears when the daemon is being started.
@@ -90,25 +110,40 @@ class Style:
 
     @classmethod
     def from_reply(cls, entry: StyleEntry) -> Style:
-        return cls(entry.name, entry.title or entry.name, entry.artist, entry.year,
-                   entry.source, entry.preview)
+        return cls(
+            entry.name,
+            entry.title or entry.name,
+            entry.artist,
+            entry.year,
+            entry.source,
+            entry.preview,
+        )
 
     @classmethod
     def from_cache(cls, entry: Any) -> Style:
         if isinstance(entry, dict):
-            return cls(str(entry["name"]), str(entry.get("title") or entry["name"]),
-                       str(entry.get("artist") or ""), str(entry.get("year") or ""),
-                       str(entry.get("source") or ""))
+            return cls(
+                str(entry["name"]),
+                str(entry.get("title") or entry["name"]),
+                str(entry.get("artist") or ""),
+                str(entry.get("year") or ""),
+                str(entry.get("source") or ""),
+            )
         name, title = entry[:2]  # the installer's [name, title] pairs
         return cls(str(name), str(title or name))
 
     def cache_entry(self) -> dict[str, str]:
-        return {"name": self.name, "title": self.title, "artist": self.artist,
-                "year": self.year, "source": self.source}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "artist": self.artist,
+            "year": self.year,
+            "source": self.source,
+        }
 
     @property
     def byline(self) -> str:
-        """"Vincent van Gogh, 1889" (or what is known of it)."""
+        """ "Vincent van Gogh, 1889" (or what is known of it)."""
         return ", ".join(part for part in (self.artist, self.year) if part)
 
 

@@ -34,8 +34,13 @@ def pixbuf_of(image: Image) -> GdkPixbuf.Pixbuf:
         rgb[0::3] = rgb[1::3] = rgb[2::3] = gray
         data, channels = bytes(rgb), 3
     return GdkPixbuf.Pixbuf.new_from_bytes(
-        GLib.Bytes.new(data), GdkPixbuf.Colorspace.RGB, channels == 4, 8,
-        image.width, image.height, image.width * channels,
+        GLib.Bytes.new(data),
+        GdkPixbuf.Colorspace.RGB,
+        channels == 4,
+        8,
+        image.width,
+        image.height,
+        image.width * channels,
     )
 
 
@@ -56,14 +61,16 @@ def note_label(text: str = "") -> Gtk.Label:
     return label
 
 
-def style_grid(styles: list[Style], current: str,
-               on_select: Callable[[str], None]) -> tuple[Gtk.Widget, Gtk.IconView]:
+def style_grid(
+    styles: list[Style], current: str, on_select: Callable[[str], None]
+) -> tuple[Gtk.Widget, Gtk.IconView]:
     """A scrolled grid of style thumbnails with title and artist."""
     store = Gtk.ListStore(GdkPixbuf.Pixbuf, str, str, str)
     for style in styles:
         if style.preview is not None:
-            pixbuf = pixbuf_of(style.preview).scale_simple(THUMB, THUMB,
-                                                           GdkPixbuf.InterpType.BILINEAR)
+            pixbuf = pixbuf_of(style.preview).scale_simple(
+                THUMB, THUMB, GdkPixbuf.InterpType.BILINEAR
+            )
         else:
             pixbuf = placeholder(THUMB)
         text = GLib.markup_escape_text(style.title)
@@ -96,8 +103,9 @@ def style_grid(styles: list[Style], current: str,
             on_select(store[selected[0]][2])
 
     view.connect("selection-changed", changed)
-    scrolled = Gtk.ScrolledWindow(hscrollbar_policy=Gtk.PolicyType.NEVER,
-                                  vscrollbar_policy=Gtk.PolicyType.AUTOMATIC)
+    scrolled = Gtk.ScrolledWindow(
+        hscrollbar_policy=Gtk.PolicyType.NEVER, vscrollbar_policy=Gtk.PolicyType.AUTOMATIC
+    )
     scrolled.set_shadow_type(Gtk.ShadowType.IN)
     scrolled.set_size_request(3 * (THUMB + 34) + 20, 2 * (THUMB + 52))
     scrolled.add(view)
@@ -114,8 +122,10 @@ def size_note(drawable: Gimp.Drawable, image: Gimp.Image, max_size: int) -> str:
         return f"Computes at full size ({width} × {height} px)."
     if side <= max_size:
         return f"Computes at full size ({width} × {height} px): within the limit."
-    return (f"Computes at {max_size} px on the long side, result upscaled to {side} px "
-            "(a little softer). Raise the limit for more detail, at the cost of time.")
+    return (
+        f"Computes at {max_size} px on the long side, result upscaled to {side} px "
+        "(a little softer). Raise the limit for more detail, at the cost of time."
+    )
 
 
 def cover_note(drawable: Gimp.Drawable) -> str:
@@ -126,15 +136,19 @@ def cover_note(drawable: Gimp.Drawable) -> str:
         return ""
     names = ", ".join(f"'{layer.get_name()}'" for layer in covering[:2])
     more = " and others" if len(covering) > 2 else ""
-    return (f"Visible layers above this one ({names}{more}) may hide the result: "
-            "choose 'On top of all layers' to see it at once.")
+    return (
+        f"Visible layers above this one ({names}{more}) may hide the result: "
+        "choose 'On top of all layers' to see it at once."
+    )
 
 
 def add_notes(dialog, config, image, drawable) -> list[str]:
     """Labels under the options: the size limit's effect and layers that would cover."""
     size = note_label(size_note(drawable, image, config.get_property("max-size")))
-    config.connect("notify::max-size", lambda c, _p: size.set_text(
-        size_note(drawable, image, c.get_property("max-size"))))
+    config.connect(
+        "notify::max-size",
+        lambda c, _p: size.set_text(size_note(drawable, image, c.get_property("max-size"))),
+    )
     cover = note_label()
 
     def placement_changed(c, _p=None) -> None:
@@ -167,8 +181,7 @@ def painting_pixbuf(config) -> GdkPixbuf.Pixbuf | None:
     if not path or not os.path.isfile(path):
         return None
     try:
-        return GdkPixbuf.Pixbuf.new_from_file_at_scale(path, PAINTING_THUMB, PAINTING_THUMB,
-                                                       True)
+        return GdkPixbuf.Pixbuf.new_from_file_at_scale(path, PAINTING_THUMB, PAINTING_THUMB, True)
     except GLib.Error:
         return None
 
@@ -177,8 +190,7 @@ def file_preview(chooser: Gtk.FileChooser, picture: Gtk.Image) -> None:
     """The file chooser's preview of the painting under the cursor."""
     path = chooser.get_preview_filename()
     try:
-        pixbuf = GdkPixbuf.Pixbuf.new_from_file_at_scale(path, PAINTING_THUMB,
-                                                         PAINTING_THUMB, True)
+        pixbuf = GdkPixbuf.Pixbuf.new_from_file_at_scale(path, PAINTING_THUMB, PAINTING_THUMB, True)
     except (GLib.Error, TypeError):
         chooser.set_preview_widget_active(False)
         return
@@ -188,8 +200,9 @@ def file_preview(chooser: Gtk.FileChooser, picture: Gtk.Image) -> None:
 
 def painting_chooser(config) -> Gtk.Widget:
     """A file button for the painting whose dialog previews images (bound to style-file)."""
-    button = Gtk.FileChooserButton(title="Choose the painting to imitate",
-                                   action=Gtk.FileChooserAction.OPEN)
+    button = Gtk.FileChooserButton(
+        title="Choose the painting to imitate", action=Gtk.FileChooserAction.OPEN
+    )
     images = Gtk.FileFilter()
     images.set_name("Images")
     images.add_pixbuf_formats()

@@ -26,11 +26,15 @@ from live_preview import DraftPreview, FastPreview  # noqa: E402
 
 def daemon_note(state: str) -> str:
     if state == DOWN:
-        return ("The Neural Style daemon is not running: it starts with the preview or "
-                "when you press OK.")
+        return (
+            "The Neural Style daemon is not running: it starts with the preview or "
+            "when you press OK."
+        )
     if state == SLOW:
-        return ("The Neural Style daemon is slow to answer (busy or just started): the "
-                "style list may be out of date.")
+        return (
+            "The Neural Style daemon is slow to answer (busy or just started): the "
+            "style list may be out of date."
+        )
     return ""
 
 
@@ -42,8 +46,13 @@ def new_dialog(procedure, config, title: str, state: str):
     return dialog, note
 
 
-def layout(dialog, left: list[Gtk.Widget], right_top: list[Gtk.Widget], fields: list[str],
-           right_bottom: list[Gtk.Widget]) -> None:
+def layout(
+    dialog,
+    left: list[Gtk.Widget],
+    right_top: list[Gtk.Widget],
+    fields: list[str],
+    right_bottom: list[Gtk.Widget],
+) -> None:
     """Preview column on the left; styles, GIMP's option widgets and notes on the right."""
     dialog.fill(fields)
     content = dialog.get_content_area()
@@ -97,21 +106,33 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
     if note:
         top.insert(0, note_label(note))
     if not styles:
-        top.append(note_label("No styles yet: start the daemon (Filters > Neural Style > "
-                              "Daemon Status) and open this dialog again."))
+        top.append(
+            note_label(
+                "No styles yet: start the daemon (Filters > Neural Style > "
+                "Daemon Status) and open this dialog again."
+            )
+        )
     fields = ["strength", "preserve-colors", "max-size", "placement"]
     if len(image.get_layers()) > 1:  # an animation: offer to stylise the layers as frames
         dialog.get_widget("animation-frames", GObject.TYPE_NONE)
         fields.append("animation-frames")
         placement = dialog.get_widget("placement", GObject.TYPE_NONE)
-        config.bind_property("animation-frames", placement, "sensitive",
-                             GObject.BindingFlags.SYNC_CREATE
-                             | GObject.BindingFlags.INVERT_BOOLEAN)
+        config.bind_property(
+            "animation-frames",
+            placement,
+            "sensitive",
+            GObject.BindingFlags.SYNC_CREATE | GObject.BindingFlags.INVERT_BOOLEAN,
+        )
     else:  # last values from an animation do not apply to a single layer
         config.set_property("animation-frames", False)
     daemon_link.log_event("options", procedure=procedure.get_name(), fields=fields)
-    layout(dialog, [preview.preview, preview.status], top, fields,
-           add_notes(dialog, config, image, drawable))
+    layout(
+        dialog,
+        [preview.preview, preview.status],
+        top,
+        fields,
+        add_notes(dialog, config, image, drawable),
+    )
     view.grab_focus()
     try:
         return dialog.run()
@@ -124,8 +145,9 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
 # Paint Like
 
 
-def paint_like_dialog(procedure, config, image, drawable, styles: list[Style], state: str,
-                      request: Callable[[], dict]) -> bool:
+def paint_like_dialog(
+    procedure, config, image, drawable, styles: list[Style], state: str, request: Callable[[], dict]
+) -> bool:
     """Paint Like's dialog; False when cancelled."""
     dialog, note = new_dialog(procedure, config, "Neural Style: Paint Like", state)
     dialog.get_spin_scale("strength", 100.0)
@@ -163,14 +185,31 @@ def paint_like_dialog(procedure, config, image, drawable, styles: list[Style], s
     if note:
         top.insert(0, note_label(note))
     left = [painting, draft.label, draft.area, draft.button, draft.status]
-    layout(dialog, left, top,
-           ["style-layer", "quality", "iterations", "style-scale", "style-strength",
-            "init-style", "strength", "preserve-colors", "max-size", "placement"],
-           add_notes(dialog, config, image, drawable))
+    layout(
+        dialog,
+        left,
+        top,
+        [
+            "style-layer",
+            "quality",
+            "iterations",
+            "style-scale",
+            "style-strength",
+            "init-style",
+            "strength",
+            "preserve-colors",
+            "max-size",
+            "placement",
+        ],
+        add_notes(dialog, config, image, drawable),
+    )
     quality_changed(config)
-    daemon_link.log_event("paint-like-options", quality=config.get_property("quality"),
-                          steps_shown=steps.get_visible(),
-                          steps=config.get_property("iterations"))
+    daemon_link.log_event(
+        "paint-like-options",
+        quality=config.get_property("quality"),
+        steps_shown=steps.get_visible(),
+        steps=config.get_property("iterations"),
+    )
     try:
         return dialog.run()
     finally:

@@ -29,17 +29,28 @@ from pathlib import Path
 PLUGIN_NAME = "neural_style"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-PLUGIN_FILES = ["neural_style.py", "job_runs.py", "daemon_status.py", "layer_io.py",
-                "daemon_link.py", "regions.py", "preview.py", "dialogs.py", "dialog_widgets.py",
-                "live_preview.py"]
+PLUGIN_FILES = [
+    "neural_style.py",
+    "job_runs.py",
+    "daemon_status.py",
+    "layer_io.py",
+    "daemon_link.py",
+    "regions.py",
+    "preview.py",
+    "dialogs.py",
+    "dialog_widgets.py",
+    "live_preview.py",
+]
 HELP_DIR = "help"  # the help page and GIMP's map of help ids to it
 CLIENT_PACKAGE = "nst_client"  # vendored whole; it imports nothing of the engine's
 STALE_PACKAGES = ["nst_daemon", "nst_core"]  # what older versions vendored
 VENDORED_PACKAGES = ["pyzmq", "msgpack"]
 FLATPAK_APP = "org.gimp.GIMP"
-INTERP_GLOBS = [f"{prefix}{lib}/gimp/3.0/interpreters/*.interp"
-                for prefix in ("/usr", "/usr/local")
-                for lib in ("/lib", "/lib64", "/lib/*")]
+INTERP_GLOBS = [
+    f"{prefix}{lib}/gimp/3.0/interpreters/*.interp"
+    for prefix in ("/usr", "/usr/local")
+    for lib in ("/lib", "/lib64", "/lib/*")
+]
 
 
 class InstallError(Exception):
@@ -135,9 +146,22 @@ def vendor_packages(vendor: Path, python_version: str) -> None:
     for child in vendor.iterdir() if vendor.is_dir() else []:
         if child.name != CLIENT_PACKAGE:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--upgrade", "--target", str(vendor), "--only-binary=:all:",
-           "--python-version", python_version, "--implementation", "cp"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--upgrade",
+        "--target",
+        str(vendor),
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+    ]
     for tag in wheel_platforms():
         cmd += ["--platform", tag]
     print(f"    fetching pyzmq and msgpack wheels for Python {python_version}")
@@ -205,14 +229,23 @@ def uninstall(target: Target) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Install the Neural Style plug-in into GIMP 3.")
-    parser.add_argument("--daemon-command", metavar="NST",
-                        help="path of the `nst` program; the plug-in runs `NST daemon start` "
-                             "when no daemon answers")
+    parser.add_argument(
+        "--daemon-command",
+        metavar="NST",
+        help="path of the `nst` program; the plug-in runs `NST daemon start` "
+        "when no daemon answers",
+    )
     parser.add_argument("--endpoint", help="daemon endpoint (default: the client's default)")
-    parser.add_argument("--plugins-dir", type=Path,
-                        help="install into this GIMP plug-ins folder instead of the detected ones")
-    parser.add_argument("--python-version", metavar="X.Y",
-                        help="Python version GIMP runs plug-ins with (detected when omitted)")
+    parser.add_argument(
+        "--plugins-dir",
+        type=Path,
+        help="install into this GIMP plug-ins folder instead of the detected ones",
+    )
+    parser.add_argument(
+        "--python-version",
+        metavar="X.Y",
+        help="Python version GIMP runs plug-ins with (detected when omitted)",
+    )
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-in")
     return parser.parse_args(argv)
 

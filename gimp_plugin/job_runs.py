@@ -52,8 +52,7 @@ class ProgressBar:
     pinging and the daemon cancels that client's job within a few seconds.
     """
 
-    def __init__(self, title: str, count: int, previews: str | None = None,
-                 unit: str = "Layer"):
+    def __init__(self, title: str, count: int, previews: str | None = None, unit: str = "Layer"):
         self.title = title
         self.count = count
         self.unit = unit  # what each job is: "Layer", or "Frame" for animation frames
@@ -188,8 +187,11 @@ def run_frames(
         kwargs = request()
         clip = uuid.uuid4().hex
         progress = ProgressBar(f"Neural Style: {title}", len(sources), unit="Frame")
-        results = stylise_sources(sources, progress, lambda index: dict(
-            kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index)))
+        results = stylise_sources(
+            sources,
+            progress,
+            lambda index: dict(kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index)),
+        )
     except PluginError as exc:
         return fail(procedure, str(exc))
     except (DaemonError, OSError) as exc:
@@ -201,8 +203,7 @@ def run_frames(
     group = Gimp.GroupLayer.new(image, title)
     image.insert_layer(group, None, 0)
     new_layers = [
-        source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"),
-                          group, 0)
+        source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"), group, 0)
         for source, result in zip(sources, results, strict=True)
     ]
     image.undo_group_end()

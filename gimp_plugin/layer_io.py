@@ -54,9 +54,12 @@ def selection_rect(image: Gimp.Image) -> Rect | None:
 def covers(image: Gimp.Image, selection: Rect, layer: Rect) -> bool:
     """Whether the selection is fully on over all of ``layer`` (e.g. Select All): a mask
     would then change nothing."""
-    if (selection.x > layer.x or selection.y > layer.y
-            or selection.x + selection.width < layer.x + layer.width
-            or selection.y + selection.height < layer.y + layer.height):
+    if (
+        selection.x > layer.x
+        or selection.y > layer.y
+        or selection.x + selection.width < layer.x + layer.width
+        or selection.y + selection.height < layer.y + layer.height
+    ):
         return False
     rect = Gegl.Rectangle.new(layer.x, layer.y, layer.width, layer.height)
     data = image.get_selection().get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE)
@@ -98,8 +101,12 @@ def region_size(image: Gimp.Image, drawable: Gimp.Drawable) -> tuple[int, int]:
 
 
 def _overlaps(a: Rect, b: Rect) -> bool:
-    return (a.x < b.x + b.width and b.x < a.x + a.width
-            and a.y < b.y + b.height and b.y < a.y + a.height)
+    return (
+        a.x < b.x + b.width
+        and b.x < a.x + a.width
+        and a.y < b.y + b.height
+        and b.y < a.y + a.height
+    )
 
 
 def covering_layers(drawable: Gimp.Drawable) -> list[Gimp.Layer]:
@@ -114,8 +121,11 @@ def covering_layers(drawable: Gimp.Drawable) -> list[Gimp.Layer]:
         parent = item.get_parent()
         siblings = parent.get_children() if parent is not None else image.get_layers()
         for other in siblings[: image.get_item_position(item)]:
-            if other.get_visible() and other.get_opacity() > 0 and _overlaps(
-                    layer_rect(other), area):
+            if (
+                other.get_visible()
+                and other.get_opacity() > 0
+                and _overlaps(layer_rect(other), area)
+            ):
                 found.append(other)
         item = parent
     return found
@@ -168,12 +178,20 @@ class Source:
 
     def check_result(self, result: Image) -> None:
         if (result.width, result.height, result.channels, result.dtype) != (
-            self.region.width, self.region.height, self.channels, self.dtype
+            self.region.width,
+            self.region.height,
+            self.channels,
+            self.dtype,
         ):
             raise DaemonError("internal", "the daemon returned an image of another size or type")
 
-    def add_result(self, result: Image, name: str, parent: Gimp.Layer | None = None,
-                   position: int | None = None) -> Gimp.Layer:
+    def add_result(
+        self,
+        result: Image,
+        name: str,
+        parent: Gimp.Layer | None = None,
+        position: int | None = None,
+    ) -> Gimp.Layer:
         """New layer with ``result`` directly above the source (or on top of the image, with
         placement "top"; or at ``position`` in the group ``parent`` when given); masked by
         the selection."""
@@ -184,8 +202,13 @@ class Source:
             (True, True): Gimp.ImageType.GRAYA_IMAGE,
         }
         layer = Gimp.Layer.new(
-            self.image, name, self.region.width, self.region.height,
-            kinds[(self.gray, self.alpha)], 100.0, Gimp.LayerMode.NORMAL,
+            self.image,
+            name,
+            self.region.width,
+            self.region.height,
+            kinds[(self.gray, self.alpha)],
+            100.0,
+            Gimp.LayerMode.NORMAL,
         )
         if position is not None:
             self.image.insert_layer(layer, parent, position)

@@ -49,8 +49,11 @@ class Worker:
     GTK's main loop. ``on_status`` hears "starting the daemon" in the main loop.
     """
 
-    def __init__(self, on_done: Callable[[int, Any, Exception | None], object],
-                 on_status: Callable[[str], None]):
+    def __init__(
+        self,
+        on_done: Callable[[int, Any, Exception | None], object],
+        on_status: Callable[[str], None],
+    ):
         self.on_done = on_done
         self.on_status = on_status
         self.cond = threading.Condition()
@@ -156,8 +159,9 @@ class FastPreview:
         x1, y1 = max(0, x1), max(0, y1)
         x2 = min(self.drawable.get_width(), x2)
         y2 = min(self.drawable.get_height(), y2)
-        data, w, h, bpp = self.drawable.get_sub_thumbnail_data(x1, y1, x2 - x1, y2 - y1,
-                                                               width, height)
+        data, w, h, bpp = self.drawable.get_sub_thumbnail_data(
+            x1, y1, x2 - x1, y2 - y1, width, height
+        )
         return Image(w, h, bpp, bytes(data.get_data()), "u8")
 
     def invalidated(self, _preview=None) -> None:
@@ -169,9 +173,11 @@ class FastPreview:
 
     def options(self) -> dict:
         config = self.config
-        return {"style": config.get_property("style"),
-                "strength": round(config.get_property("strength"), 4),
-                "preserve_colors": config.get_property("preserve-colors")}
+        return {
+            "style": config.get_property("style"),
+            "strength": round(config.get_property("strength"), 4),
+            "preserve_colors": config.get_property("preserve-colors"),
+        }
 
     def ask(self) -> bool:
         self.timer = 0
@@ -184,13 +190,13 @@ class FastPreview:
             params["preserve_colors"] = options["preserve_colors"]
 
         def job(client, superseded):
-            return run_job(client, superseded, source, style=options["style"], method="fast",
-                           params=params)
+            return run_job(
+                client, superseded, source, style=options["style"], method="fast", params=params
+            )
 
         asked = time.monotonic()
         serial = self.worker.request(job)
-        self.asked[serial] = ({**options, "width": source.width, "height": source.height},
-                              asked)
+        self.asked[serial] = ({**options, "width": source.width, "height": source.height}, asked)
         if self.drawn == 0:
             self.status.set_text("Computing the preview…")
         return False
@@ -207,8 +213,13 @@ class FastPreview:
         self.drawn += 1
         latency = time.monotonic() - asked
         self.status.set_text(f"Preview at {result.width} × {result.height} px")
-        daemon_link.log_event("preview", serial=serial, digest=digest(bytes(result.data)),
-                              latency_s=round(latency, 3), **options)
+        daemon_link.log_event(
+            "preview",
+            serial=serial,
+            digest=digest(bytes(result.data)),
+            latency_s=round(latency, 3),
+            **options,
+        )
         return False
 
     def close(self) -> None:
@@ -236,10 +247,12 @@ class DraftPreview:
         self.area.set_valign(Gtk.Align.CENTER)
         self.area.connect_after("size-allocate", lambda *_: self.paint())
         self.picture: Image | None = None
-        self.label = Gtk.Label(label="<b>Draft preview</b> (low resolution)", use_markup=True,
-                               xalign=0.0)
-        self.status = note_label("Press 'Draft preview' to see roughly what the full run "
-                                 "will give, in a few seconds.")
+        self.label = Gtk.Label(
+            label="<b>Draft preview</b> (low resolution)", use_markup=True, xalign=0.0
+        )
+        self.status = note_label(
+            "Press 'Draft preview' to see roughly what the full run will give, in a few seconds."
+        )
         self.button = Gtk.Button.new_with_mnemonic("_Draft preview")
         self.button.connect("clicked", self.start)
         self.worker = Worker(self.done, self.status.set_text)
@@ -267,8 +280,7 @@ class DraftPreview:
                     if superseded():
                         return None
                     if isinstance(event, Progress):
-                        GLib.idle_add(status.set_text,
-                                      "Draft: " + daemon_link.progress_text(event))
+                        GLib.idle_add(status.set_text, "Draft: " + daemon_link.progress_text(event))
                     elif isinstance(event, Result):
                         return event.image
             finally:
@@ -277,24 +289,40 @@ class DraftPreview:
 
         self.serial = self.worker.request(job)
         self.status.set_text("Draft: starting…")
-        daemon_link.log_event("draft-asked", serial=self.serial, width=width, height=height,
-                              quality=params["quality"], max_size=side)
+        daemon_link.log_event(
+            "draft-asked",
+            serial=self.serial,
+            width=width,
+            height=height,
+            quality=params["quality"],
+            max_size=side,
+        )
 
     def done(self, serial: int, result: Image | None, error: Exception | None) -> bool:
         if error is not None:
-            message = (str(error) if not isinstance(error, DaemonError)
-                       else daemon_link.describe_error(error))
+            message = (
+                str(error)
+                if not isinstance(error, DaemonError)
+                else daemon_link.describe_error(error)
+            )
             self.status.set_text("No draft: " + message)
             daemon_link.log_event("draft-error", error=str(error))
             return False
         if result is None or serial != self.serial:
             return False
         self.picture = result
-        self.status.set_text(f"Draft at {result.width} × {result.height} px, quick settings: "
-                             "the full run is finer and follows the painting more closely.")
-        daemon_link.log_event("draft", digest=digest(bytes(result.data)),
-                              width=result.width, height=result.height,
-                              label=self.label.get_text(), note=self.status.get_text())
+        self.status.set_text(
+            f"Draft at {result.width} × {result.height} px, quick settings: "
+            "the full run is finer and follows the painting more closely."
+        )
+        daemon_link.log_event(
+            "draft",
+            digest=digest(bytes(result.data)),
+            width=result.width,
+            height=result.height,
+            label=self.label.get_text(),
+            note=self.status.get_text(),
+        )
         self.area.set_size_request(result.width, result.height)
         self.paint()  # now if the area has the draft's size, else once it gets it
         return False
@@ -304,13 +332,30 @@ class DraftPreview:
         size = (self.area.get_allocated_width(), self.area.get_allocated_height())
         if result is None or size != (result.width, result.height):
             return
-        kinds = {1: Gimp.ImageType.GRAY_IMAGE, 2: Gimp.ImageType.GRAYA_IMAGE,
-                 3: Gimp.ImageType.RGB_IMAGE, 4: Gimp.ImageType.RGBA_IMAGE}
-        self.area.draw(0, 0, result.width, result.height, kinds[result.channels],
-                       bytes(result.data), result.width * result.channels)
+        kinds = {
+            1: Gimp.ImageType.GRAY_IMAGE,
+            2: Gimp.ImageType.GRAYA_IMAGE,
+            3: Gimp.ImageType.RGB_IMAGE,
+            4: Gimp.ImageType.RGBA_IMAGE,
+        }
+        self.area.draw(
+            0,
+            0,
+            result.width,
+            result.height,
+            kinds[result.channels],
+            bytes(result.data),
+            result.width * result.channels,
+        )
         at = self.area.translate_coordinates(self.area.get_toplevel(), 0, 0) or (None, None)
-        daemon_link.log_event("draft-drawn", digest=digest(bytes(result.data)), x=at[-2],
-                              y=at[-1], width=result.width, height=result.height)
+        daemon_link.log_event(
+            "draft-drawn",
+            digest=digest(bytes(result.data)),
+            x=at[-2],
+            y=at[-1],
+            width=result.width,
+            height=result.height,
+        )
 
     def close(self) -> None:
         self.worker.stop()

@@ -111,7 +111,8 @@ def show_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, fields:
         dialog.get_label(
             "daemon-note",
             "The Neural Style daemon is not running: it will be started when you press OK.",
-            False, False,
+            False,
+            False,
         )
         fields = ["daemon-note", *fields]
     dialog.fill(fields)
@@ -143,9 +144,12 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
             return cancelled(procedure)
     style = config.get_property("style")
     if style == NO_STYLE:
-        return fail(procedure, "No style to choose from: GIMP could not reach the Neural Style "
-                               "daemon when it listed the styles. Start it (Filters > Neural "
-                               "Style > Daemon Status) and open this dialog again.")
+        return fail(
+            procedure,
+            "No style to choose from: GIMP could not reach the Neural Style "
+            "daemon when it listed the styles. Start it (Filters > Neural "
+            "Style > Daemon Status) and open this dialog again.",
+        )
 
     def request() -> dict:
         return {"style": style, "method": "fast", "params": common_params(config)}
@@ -153,8 +157,7 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
     title = short_name(style_title(style))
     if config.get_property("animation-frames"):
         return run_frames(procedure, image, request, title)
-    return run_jobs(procedure, image, drawables, request, title,
-                    config.get_property("placement"))
+    return run_jobs(procedure, image, drawables, request, title, config.get_property("placement"))
 
 
 def painting_name(config) -> str | None:
@@ -170,6 +173,7 @@ def painting_name(config) -> str | None:
 def paint_like_request(config, batch: bool) -> Callable[[], dict]:
     """The job for Paint Like; ``batch``: a positive ``iterations`` overrides the preset
     (as it always did in batch calls); in the dialog only "Custom" uses it."""
+
     def request() -> dict:
         style_layer = config.get_property("style-layer")
         style_file = config.get_property("style-file")
@@ -195,8 +199,10 @@ def paint_like_request(config, batch: bool) -> Callable[[], dict]:
     return request
 
 
-NO_PAINTING = ("Choose the painting to imitate (an image file, or a layer of an open image) "
-               "in Filters > Neural Style > Paint Like.")
+NO_PAINTING = (
+    "Choose the painting to imitate (an image file, or a layer of an open image) "
+    "in Filters > Neural Style > Paint Like."
+)
 
 
 def run_paint_like(procedure, run_mode, image, drawables, config, data):
@@ -210,16 +216,22 @@ def run_paint_like(procedure, run_mode, image, drawables, config, data):
 
         entries, state = styles()
         request = paint_like_request(config, batch=False)
-        if not dialogs.paint_like_dialog(procedure, config, image, layer, entries, state,
-                                         request):
+        if not dialogs.paint_like_dialog(procedure, config, image, layer, entries, state, request):
             return cancelled(procedure)
     name = painting_name(config)
     if name is None:
         return fail(procedure, NO_PAINTING)
     layer_name = short_name(f"Paint Like: {name}")
     batch = run_mode == Gimp.RunMode.NONINTERACTIVE
-    return run_jobs(procedure, image, drawables, paint_like_request(config, batch),
-                    layer_name, config.get_property("placement"), name if interactive else None)
+    return run_jobs(
+        procedure,
+        image,
+        drawables,
+        paint_like_request(config, batch),
+        layer_name,
+        config.get_property("placement"),
+        name if interactive else None,
+    )
 
 
 def run_train(procedure, run_mode, image, drawables, config, data):
@@ -232,8 +244,11 @@ def run_train(procedure, run_mode, image, drawables, config, data):
         return fail(procedure, "Select exactly one layer: the painting to learn the style of.")
     if dataset is None or not dataset.get_path():
         return fail(procedure, "Choose a folder of photos to train on (a few hundred or more).")
-    params = {"dataset": dataset.get_path(), "steps": config.get_property("steps"),
-              "image_size": config.get_property("image-size")}
+    params = {
+        "dataset": dataset.get_path(),
+        "steps": config.get_property("steps"),
+        "image_size": config.get_property("image-size"),
+    }
     if config.get_property("title"):
         params["title"] = config.get_property("title")
     progress = ProgressBar(f"Neural Style: training '{name}'", 1)
@@ -269,31 +284,50 @@ def run_status(procedure, run_mode, image, drawables, config, data):
 
 
 def add_common_arguments(procedure: Gimp.Procedure, max_size: int) -> None:
-    procedure.add_double_argument("strength", "Stren_gth",
-                                  "How much of the style to apply (0: none, 1: all)",
-                                  0.0, 1.0, 1.0, RW)
+    procedure.add_double_argument(
+        "strength",
+        "Stren_gth",
+        "How much of the style to apply (0: none, 1: all)",
+        0.0,
+        1.0,
+        1.0,
+        RW,
+    )
     colors = Gimp.Choice.new()
     colors.add(NO_STYLE, 0, "Colours of the style", "")
     colors.add("luminance", 1, "Keep the layer's colours", "Only the lightness is stylized")
     colors.add("histogram", 2, "Match the layer's colour histogram", "")
-    procedure.add_choice_argument("preserve-colors", "Colo_urs",
-                                  "Keep the colours of the layer", colors, NO_STYLE, RW)
-    procedure.add_int_argument("max-size", "Output si_ze limit",
-                               "Long side in pixels that the style is computed at "
-                               "(0: full size); the result is scaled back up", 0, 16384,
-                               max_size, RW)
-    procedure.add_layer_return_value("layer", "Layer", "The new layer (the last one made)",
-                                     True, RW)
+    procedure.add_choice_argument(
+        "preserve-colors", "Colo_urs", "Keep the colours of the layer", colors, NO_STYLE, RW
+    )
+    procedure.add_int_argument(
+        "max-size",
+        "Output si_ze limit",
+        "Long side in pixels that the style is computed at "
+        "(0: full size); the result is scaled back up",
+        0,
+        16384,
+        max_size,
+        RW,
+    )
+    procedure.add_layer_return_value(
+        "layer", "Layer", "The new layer (the last one made)", True, RW
+    )
 
 
 def add_placement_argument(procedure: Gimp.Procedure) -> None:
     placement = Gimp.Choice.new()
     placement.add("above", 0, "Right above the layer", "")
     placement.add("top", 1, "On top of all layers", "")
-    procedure.add_choice_argument("placement", "Ne_w layer",
-                                  "Where the new layer goes: right above its source, or on "
-                                  "top of the image where no layer hides it",
-                                  placement, "above", RW)
+    procedure.add_choice_argument(
+        "placement",
+        "Ne_w layer",
+        "Where the new layer goes: right above its source, or on "
+        "top of the image where no layer hides it",
+        placement,
+        "above",
+        RW,
+    )
 
 
 def help_uri() -> Gio.File:
@@ -309,8 +343,9 @@ class NeuralStyle(Gimp.PlugIn):
         return [FAST, PAINT_LIKE, TRAIN, STATUS]
 
     def do_create_procedure(self, name):
-        run = {FAST: run_fast, PAINT_LIKE: run_paint_like, TRAIN: run_train,
-               STATUS: run_status}[name]
+        run = {FAST: run_fast, PAINT_LIKE: run_paint_like, TRAIN: run_train, STATUS: run_status}[
+            name
+        ]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_attribution("Neural Style for GIMP", "MIT", "2026")
         if name == STATUS:
@@ -321,19 +356,21 @@ class NeuralStyle(Gimp.PlugIn):
                 "Show, start or stop the Neural Style daemon",
                 "Shows the daemon's device, job queue and loaded models; starts or stops it. "
                 "Non-interactive: action 'show', 'start' or 'stop'; returns the status as JSON.",
-                name)
+                name,
+            )
             actions = Gimp.Choice.new()
             for index, action in enumerate(("show", "start", "stop")):
                 actions.add(action, index, action.capitalize(), "")
             procedure.add_choice_argument("action", "Action", "What to do", actions, "show", RW)
-            procedure.add_string_return_value("status", "Status",
-                                              "The daemon's status as JSON (null when down)",
-                                              "", RW)
+            procedure.add_string_return_value(
+                "status", "Status", "The daemon's status as JSON (null when down)", "", RW
+            )
             procedure.add_menu_path(MENU)
             return procedure
         procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
-                                       | Gimp.ProcedureSensitivityMask.DRAWABLES)
+        procedure.set_sensitivity_mask(
+            Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES
+        )
         if name == TRAIN:
             procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
             procedure.set_menu_label("_Train Style from Layer...")
@@ -342,20 +379,39 @@ class NeuralStyle(Gimp.PlugIn):
                 "Trains a fast-style network on a folder of photos so that it paints like the "
                 "selected layer. Takes long (hours on a CPU); the style then appears in Fast "
                 "Style (in batch calls after GIMP restarts). Returns the style's name.",
-                name)
-            procedure.add_string_argument("name", "Style _name",
-                                          "Name of the new style (letters, digits, - _ .)",
-                                          "my-style", RW)
-            procedure.add_string_argument("title", "_Title", "Title shown in the style list",
-                                          "", RW)
-            procedure.add_file_argument("dataset", "_Photos folder",
-                                        "Folder of photos to train on",
-                                        Gimp.FileChooserAction.SELECT_FOLDER, True, None, RW)
-            procedure.add_int_argument("steps", "_Steps", "Training steps (batches of photos)",
-                                       1, 10_000_000, 2000, RW)
-            procedure.add_int_argument("image-size", "_Image size",
-                                       "Size the photos are cropped to for training",
-                                       32, 4096, 256, RW)
+                name,
+            )
+            procedure.add_string_argument(
+                "name",
+                "Style _name",
+                "Name of the new style (letters, digits, - _ .)",
+                "my-style",
+                RW,
+            )
+            procedure.add_string_argument(
+                "title", "_Title", "Title shown in the style list", "", RW
+            )
+            procedure.add_file_argument(
+                "dataset",
+                "_Photos folder",
+                "Folder of photos to train on",
+                Gimp.FileChooserAction.SELECT_FOLDER,
+                True,
+                None,
+                RW,
+            )
+            procedure.add_int_argument(
+                "steps", "_Steps", "Training steps (batches of photos)", 1, 10_000_000, 2000, RW
+            )
+            procedure.add_int_argument(
+                "image-size",
+                "_Image size",
+                "Size the photos are cropped to for training",
+                32,
+                4096,
+                256,
+                RW,
+            )
             procedure.add_string_return_value("style", "Style", "The new style's name", "", RW)
         elif name == FAST:
             procedure.set_menu_label("_Fast Style...")
@@ -363,16 +419,20 @@ class NeuralStyle(Gimp.PlugIn):
                 "Repaint the layer in a style, in seconds",
                 "Applies a fast (feed-forward) style model to each selected layer, or to the "
                 "selection, and adds the result as a new layer above it.",
-                name)
+                name,
+            )
             choice, default = style_choice()
             procedure.add_choice_argument("style", "St_yle", "Style model", choice, default, RW)
             add_common_arguments(procedure, 1600)
             add_placement_argument(procedure)
             procedure.add_boolean_argument(
-                "animation-frames", "La_yers are animation frames",
+                "animation-frames",
+                "La_yers are animation frames",
                 "Stylise every layer of the image as a frame of one animation (the bottom "
                 "layer first), consistently over time, into a new layer group on top",
-                False, RW)
+                False,
+                RW,
+            )
         else:
             procedure.set_menu_label("_Paint Like...")
             procedure.set_documentation(
@@ -380,37 +440,76 @@ class NeuralStyle(Gimp.PlugIn):
                 "Optimises each selected layer, or the selection, to take the style of a "
                 "painting given as an image file or as a layer of an open image; slow, but "
                 "works with any painting. Adds the result as a new layer above the source.",
-                name)
-            procedure.add_file_argument("style-file", "Painting _file",
-                                        "The painting to imitate",
-                                        Gimp.FileChooserAction.OPEN, True, None, RW)
-            procedure.add_drawable_argument("style-layer", "...or a la_yer",
-                                            "A layer of an open image to imitate (used "
-                                            "instead of the file when set)", True, RW)
+                name,
+            )
+            procedure.add_file_argument(
+                "style-file",
+                "Painting _file",
+                "The painting to imitate",
+                Gimp.FileChooserAction.OPEN,
+                True,
+                None,
+                RW,
+            )
+            procedure.add_drawable_argument(
+                "style-layer",
+                "...or a la_yer",
+                "A layer of an open image to imitate (used instead of the file when set)",
+                True,
+                RW,
+            )
             quality = Gimp.Choice.new()
             for index, (nick, label) in enumerate(
-                (("draft", "Draft (quick)"), ("balanced", "Balanced"), ("high", "High (slow)"),
-                 ("custom", "Custom number of steps"))
+                (
+                    ("draft", "Draft (quick)"),
+                    ("balanced", "Balanced"),
+                    ("high", "High (slow)"),
+                    ("custom", "Custom number of steps"),
+                )
             ):
                 quality.add(nick, index, label, "")
-            procedure.add_choice_argument("quality", "_Quality", "Quality preset", quality,
-                                          "balanced", RW)
-            procedure.add_int_argument("iterations", "Custom ste_ps",
-                                       "Optimisation steps for quality 'custom' (in batch "
-                                       "calls a positive value also overrides a preset)",
-                                       0, 5000, 0, RW)
-            procedure.add_double_argument("style-scale", "Style sc_ale",
-                                          "Size of the brush strokes relative to the "
-                                          "painting", 0.25, 4.0, 1.0, RW)
+            procedure.add_choice_argument(
+                "quality", "_Quality", "Quality preset", quality, "balanced", RW
+            )
+            procedure.add_int_argument(
+                "iterations",
+                "Custom ste_ps",
+                "Optimisation steps for quality 'custom' (in batch "
+                "calls a positive value also overrides a preset)",
+                0,
+                5000,
+                0,
+                RW,
+            )
+            procedure.add_double_argument(
+                "style-scale",
+                "Style sc_ale",
+                "Size of the brush strokes relative to the painting",
+                0.25,
+                4.0,
+                1.0,
+                RW,
+            )
             choice, default = style_choice(with_none="No (start from the layer)")
-            procedure.add_choice_argument("init-style", "Start from a fast s_tyle",
-                                          "Start from this fast style's result", choice,
-                                          default, RW)
+            procedure.add_choice_argument(
+                "init-style",
+                "Start from a fast s_tyle",
+                "Start from this fast style's result",
+                choice,
+                default,
+                RW,
+            )
             add_common_arguments(procedure, 512)
             add_placement_argument(procedure)
-            procedure.add_double_argument("style-strength", "Style stre_ngth",
-                                          "Weight of the painting's style against the "
-                                          "layer's content (1: balanced)", 0.1, 10.0, 1.0, RW)
+            procedure.add_double_argument(
+                "style-strength",
+                "Style stre_ngth",
+                "Weight of the painting's style against the layer's content (1: balanced)",
+                0.1,
+                10.0,
+                1.0,
+                RW,
+            )
         procedure.add_menu_path(MENU)
         return procedure
 

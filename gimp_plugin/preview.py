@@ -37,8 +37,13 @@ class PreviewWindow:
         """Display a protocol ``Image`` (RGB, 8 bits) and let GTK draw it now."""
         width, height = image.width, image.height
         pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(
-            GLib.Bytes.new(image.data), GdkPixbuf.Colorspace.RGB, False, 8,
-            width, height, width * 3,
+            GLib.Bytes.new(image.data),
+            GdkPixbuf.Colorspace.RGB,
+            False,
+            8,
+            width,
+            height,
+            width * 3,
         )
         self.picture.set_from_pixbuf(pixbuf)
         self.window.resize(width, height)

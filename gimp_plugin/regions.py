@@ -17,9 +17,7 @@ def context_margin(width: int, height: int) -> int:
     return max(32, round(0.1 * max(width, height)))
 
 
-def region_to_send(
-    layer: Rect, selection: Rect | None, margin: int | None = None
-) -> Rect | None:
+def region_to_send(layer: Rect, selection: Rect | None, margin: int | None = None) -> Rect | None:
     """The rectangle of ``layer`` to stylize, in layer coordinates.
 
     ``layer`` is the layer's offset and size in image coordinates; ``selection`` the

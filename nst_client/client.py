@@ -232,7 +232,8 @@ class Client:
             self._inbox.pop(msg["id"], None)
         if reply is None:
             raise DaemonError(
-                "timeout", f"no answer from the daemon at {self.endpoint} within "
+                "timeout",
+                f"no answer from the daemon at {self.endpoint} within "
                 f"{self.timeout if timeout is None else timeout:g} s",
             )
         return self._typed(reply)
@@ -240,8 +241,10 @@ class Client:
     def _expect(self, request: Request, kind: type[R], timeout: float | None = None) -> R:
         reply = self.request(request, timeout)
         if not isinstance(reply, kind):
-            raise DaemonError("internal", f"the daemon answered {request.TYPE!r} with "
-                              f"{reply.TYPE!r}, not {kind.TYPE!r}")
+            raise DaemonError(
+                "internal",
+                f"the daemon answered {request.TYPE!r} with {reply.TYPE!r}, not {kind.TYPE!r}",
+            )
         return reply
 
     def probe(self, timeout: float = PROBE_TIMEOUT_S) -> Hello:
@@ -290,8 +293,11 @@ class Client:
         with tempfile.TemporaryFile() as errors:
             try:
                 proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=errors, start_new_session=True,
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 raise self._unavailable(f"cannot run {command[0]!r} ({exc})") from None
@@ -343,8 +349,9 @@ class Client:
         self.connect()
         self.request(ShutdownRequest())
 
-    def run(self, request: StylizeRequest | TrainRequest, timeout: float | None = None
-            ) -> Generator[JobEvent, None, None]:
+    def run(
+        self, request: StylizeRequest | TrainRequest, timeout: float | None = None
+    ) -> Generator[JobEvent, None, None]:
         """Submit a job; yield ``Accepted`` and ``Progress`` events, last the ``Result``.
 
         Raises ``DaemonError`` on an error reply or on timeout; closing the generator
@@ -372,9 +379,13 @@ class Client:
         if isinstance(params, Params):
             params = params.to_wire()
         msg = protocol.make_request(
-            "stylize", image=image.to_wire(), method=method, style=style,
+            "stylize",
+            image=image.to_wire(),
+            method=method,
+            style=style,
             style_image=[s.to_wire() for s in style_image] if style_image else None,
-            mask=mask.to_wire() if mask is not None else None, params=params,
+            mask=mask.to_wire() if mask is not None else None,
+            params=params,
         )
         return self._job(msg, timeout)
 
@@ -392,8 +403,13 @@ class Client:
     ) -> Result:
         """Run a job to the end; ``on_progress`` gets every ``Accepted``/``Progress``."""
         events = self.submit(
-            image, style=style, style_image=style_image, method=method, mask=mask,
-            params=params, timeout=timeout,
+            image,
+            style=style,
+            style_image=style_image,
+            method=method,
+            mask=mask,
+            params=params,
+            timeout=timeout,
         )
         return self._drain(events, on_progress)
 
@@ -414,8 +430,13 @@ class Client:
             return self.run(style_image, timeout)
         if isinstance(params, TrainParams):
             params = params.to_wire()
-        msg = protocol.make_request("train", style_image=style_image.to_wire(), name=name,
-                                    params=params, overwrite=overwrite or None)
+        msg = protocol.make_request(
+            "train",
+            style_image=style_image.to_wire(),
+            name=name,
+            params=params,
+            overwrite=overwrite or None,
+        )
         return self._job(msg, timeout)
 
     @staticmethod
@@ -429,8 +450,7 @@ class Client:
                 on_progress(event)
         raise DaemonError("internal", "the daemon ended the job without a result")
 
-    def _job(self, msg: dict[str, Any], timeout: float | None
-             ) -> Generator[JobEvent, None, None]:
+    def _job(self, msg: dict[str, Any], timeout: float | None) -> Generator[JobEvent, None, None]:
         self.connect()
         rid = msg["id"]
         self._inbox[rid] = deque()
@@ -439,8 +459,7 @@ class Client:
         self._send(msg)  # before the generator starts: size errors raise at once
         return self._events(rid, self.timeout if timeout is None else timeout, connection)
 
-    def _events(self, rid: str, timeout: float, connection: int
-                ) -> Generator[JobEvent, None, None]:
+    def _events(self, rid: str, timeout: float, connection: int) -> Generator[JobEvent, None, None]:
         job_id = None
         finished = False
         try:

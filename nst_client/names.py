@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 
 MAX_STYLE_NAME = 64
-STYLE_NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit, " \
+STYLE_NAME_RULE = (
+    "letters, digits, '_', '-' and '.', starting with a letter or digit, "
     f"at most {MAX_STYLE_NAME} characters"
+)
 _STYLE_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_STYLE_NAME - 1}}}")
 
 

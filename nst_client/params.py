@@ -172,8 +172,9 @@ class CommonParams(Params):
     strength: float = param(1.0, number(0.0, 1.0))  # blend with the original
     preserve_colors: str | None = param(None, choice(PRESERVE_COLORS))
     max_size: int | None = param(None, optional(number(16, MAX_SIDE, integer=True)))
-    tile_size: int | None = param(None, optional(number(MIN_TILE_SIZE, MAX_TILE_SIZE,
-                                                        integer=True)))
+    tile_size: int | None = param(
+        None, optional(number(MIN_TILE_SIZE, MAX_TILE_SIZE, integer=True))
+    )
     seed: int = param(0, number(0, MAX_SEED, integer=True))
 
 
@@ -204,7 +205,8 @@ class GatysParams(CommonParams):
     init_style: str | None = param(None, style_name_or_none)  # for init "fast"
     quality: str = param("balanced", choice(QUALITIES))
     style_weights: tuple[float, ...] | None = param(
-        None, optional(number_list(0.0, 1e6, MAX_STYLE_IMAGES)))
+        None, optional(number_list(0.0, 1e6, MAX_STYLE_IMAGES))
+    )
     preview_every: int = param(0, number(0, 100_000, integer=True))
 
 
@@ -248,5 +250,6 @@ class TrainParams(Params):
 
 
 METHOD_PARAMS: dict[str, type[FastParams] | type[GatysParams]] = {
-    "fast": FastParams, "gatys": GatysParams,
+    "fast": FastParams,
+    "gatys": GatysParams,
 }

@@ -54,13 +54,47 @@ from .wire import (
 )
 
 __all__ = [
-    "CLIENT_SILENCE_S", "DEFAULT_ENDPOINT", "DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_MAX_PIXELS",
-    "PING_INTERVAL_S", "PROTOCOL_VERSION", "REPLIES", "REQUESTS", "REQUEST_TYPES",
-    "Accepted", "Cancel", "Error", "Heartbeat", "Hello", "HelloRequest", "Image", "JobEvent",
-    "JobInfo", "Limits", "ModelsInfo", "Ok", "PingRequest", "Progress", "Reply", "Request",
-    "Result", "ShutdownRequest", "Status", "StatusRequest", "StyleEntry", "Styles",
-    "StylesRequest", "StylizeRequest", "TrainRequest", "check_envelope", "decode",
-    "default_endpoint", "encode", "make_request", "parse_reply", "parse_request",
+    "CLIENT_SILENCE_S",
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "PING_INTERVAL_S",
+    "PROTOCOL_VERSION",
+    "REPLIES",
+    "REQUESTS",
+    "REQUEST_TYPES",
+    "Accepted",
+    "Cancel",
+    "Error",
+    "Heartbeat",
+    "Hello",
+    "HelloRequest",
+    "Image",
+    "JobEvent",
+    "JobInfo",
+    "Limits",
+    "ModelsInfo",
+    "Ok",
+    "PingRequest",
+    "Progress",
+    "Reply",
+    "Request",
+    "Result",
+    "ShutdownRequest",
+    "Status",
+    "StatusRequest",
+    "StyleEntry",
+    "Styles",
+    "StylesRequest",
+    "StylizeRequest",
+    "TrainRequest",
+    "check_envelope",
+    "decode",
+    "default_endpoint",
+    "encode",
+    "make_request",
+    "parse_reply",
+    "parse_request",
     "request_id",
 ]
 
@@ -99,8 +133,7 @@ class Cancel(Message):
     job_id: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.job_id, str) or not self.job_id or \
-                len(self.job_id) > MAX_ID_LENGTH:
+        if not isinstance(self.job_id, str) or not self.job_id or len(self.job_id) > MAX_ID_LENGTH:
             raise ProtocolError("bad_request", "cancel needs job_id (a string)")
 
     @classmethod
@@ -162,7 +195,8 @@ class StylizeRequest(Message):
                 raise ProtocolError("bad_request", "method 'fast' needs a style name")
             if self.style_images:
                 raise ProtocolError(
-                    "bad_request", "method 'fast' takes a style name, not a style_image; "
+                    "bad_request",
+                    "method 'fast' takes a style name, not a style_image; "
                     "use method 'gatys' to paint like an arbitrary picture",
                 )
             return
@@ -206,8 +240,7 @@ class StylizeRequest(Message):
         limits = limits or Limits()
         method = msg.get("method", "fast")
         if method not in METHODS:
-            raise ProtocolError("bad_parameter",
-                                f"unknown method {method!r}; use one of {METHODS}")
+            raise ProtocolError("bad_parameter", f"unknown method {method!r}; use one of {METHODS}")
         image = Image.from_wire(msg.get("image"), limits, "image")
         style = msg.get("style")
         if style is not None:
@@ -246,8 +279,11 @@ class TrainRequest(Message):
         return self
 
     def fields_to_wire(self) -> dict[str, Any]:
-        out = {"name": self.name, "style_image": self.style_image.to_wire(),
-               "params": self.params.to_wire()}
+        out = {
+            "name": self.name,
+            "style_image": self.style_image.to_wire(),
+            "params": self.params.to_wire(),
+        }
         return {**out, "overwrite": True} if self.overwrite else out
 
     @classmethod
@@ -258,11 +294,28 @@ class TrainRequest(Message):
         return cls(name, style_image, params, msg.get("overwrite", False))
 
 
-Request = (HelloRequest | StylesRequest | StatusRequest | PingRequest | ShutdownRequest
-           | Cancel | StylizeRequest | TrainRequest)
+Request = (
+    HelloRequest
+    | StylesRequest
+    | StatusRequest
+    | PingRequest
+    | ShutdownRequest
+    | Cancel
+    | StylizeRequest
+    | TrainRequest
+)
 REQUESTS: dict[str, type[Request]] = {
-    cls.TYPE: cls for cls in (HelloRequest, StylesRequest, StylizeRequest, Cancel,
-                              StatusRequest, TrainRequest, PingRequest, ShutdownRequest)
+    cls.TYPE: cls
+    for cls in (
+        HelloRequest,
+        StylesRequest,
+        StylizeRequest,
+        Cancel,
+        StatusRequest,
+        TrainRequest,
+        PingRequest,
+        ShutdownRequest,
+    )
 }
 REQUEST_TYPES = tuple(REQUESTS)
 

@@ -24,67 +24,81 @@ class Wording:
 
 ERRORS: dict[ErrorCode, Wording] = {
     ErrorCode.BAD_REQUEST: Wording(
-        "the message is not a valid request (not msgpack, wrong types, fields)"),
+        "the message is not a valid request (not msgpack, wrong types, fields)"
+    ),
     ErrorCode.UNSUPPORTED_VERSION: Wording(
         "the request's protocol major version is not spoken here",
-        "the daemon is another version of nst; restart it: "
-        "`nst daemon stop && nst daemon start`",
-        "The plug-in and the daemon are from different versions. Re-run install.sh."),
+        "the daemon is another version of nst; restart it: `nst daemon stop && nst daemon start`",
+        "The plug-in and the daemon are from different versions. Re-run install.sh.",
+    ),
     ErrorCode.TOO_LARGE: Wording(
         "image or message larger than the daemon's limits",
         "try a smaller --max-size",
         "The image is too large for the daemon. Lower 'Output size limit', or select a "
-        "smaller area."),
+        "smaller area.",
+    ),
     ErrorCode.BUSY: Wording(
         "the daemon's queue is full",
         "the daemon's queue is full; try again when `nst status` shows fewer jobs",
-        "The daemon's queue is full. Wait for the running jobs to finish."),
-    ErrorCode.FORBIDDEN: Wording(
-        "not allowed from this peer (e.g. shutdown from another machine)"),
+        "The daemon's queue is full. Wait for the running jobs to finish.",
+    ),
+    ErrorCode.FORBIDDEN: Wording("not allowed from this peer (e.g. shutdown from another machine)"),
     ErrorCode.UNKNOWN_JOB: Wording("no job with this id"),
     ErrorCode.DAEMON_UNAVAILABLE: Wording(
         "no daemon answers and none could be started",
         "start it with `nst daemon start` (see its log), check --endpoint or NST_ENDPOINT, "
         "or run in-process with --local",
         "The Neural Style daemon is not running and could not be started: see Filters > "
-        "Neural Style > Daemon Status."),
+        "Neural Style > Daemon Status.",
+    ),
     ErrorCode.TIMEOUT: Wording(
         "no message from the daemon within the client's timeout",
         "check the daemon with `nst daemon status`; its log is in the data dir",
-        "The daemon stopped answering."),
+        "The daemon stopped answering.",
+    ),
     ErrorCode.SHUTTING_DOWN: Wording(
-        "the daemon is stopping and accepts no new jobs", None,
-        "The Neural Style daemon was shutting down and ended the job: try again in a "
-        "moment.", plugin_only=True),
+        "the daemon is stopping and accepts no new jobs",
+        None,
+        "The Neural Style daemon was shutting down and ended the job: try again in a moment.",
+        plugin_only=True,
+    ),
     ErrorCode.INTERNAL: Wording(
         "unexpected failure inside the daemon (see its log)",
-        "see the daemon's log (`nst daemon status` shows where)"),
+        "see the daemon's log (`nst daemon status` shows where)",
+    ),
     ErrorCode.WEIGHTS_MISSING: Wording(
         "VGG weights are not installed",
         "run `nst weights fetch`, or `nst weights import FILE` for a file you have",
         "Paint Like cannot run: the daemon has no VGG network weights; reinstall Neural "
-        "Style to restore the bundled ones.", plugin_only=True),
+        "Style to restore the bundled ones.",
+        plugin_only=True,
+    ),
     ErrorCode.UNKNOWN_STYLE: Wording(
         "no style with this name",
         "list styles with `nst styles`, or add a model with `nst styles import FILE`",
         "The daemon does not know this style. Pick another one, or import the model with "
-        "'nst styles import FILE'."),
+        "'nst styles import FILE'.",
+    ),
     ErrorCode.BAD_MODEL: Wording(
         "a style model or weights file cannot be read",
-        "use a .pth from PyTorch's fast_neural_style example or an nst .safetensors model"),
+        "use a .pth from PyTorch's fast_neural_style example or an nst .safetensors model",
+    ),
     ErrorCode.BAD_IMAGE: Wording("the image cannot be used"),
     ErrorCode.BAD_PARAMETER: Wording("a parameter has a wrong type or value"),
     ErrorCode.OUT_OF_MEMORY: Wording(
         "the device ran out of memory",
         "try a smaller --max-size",
-        "The daemon ran out of memory. Lower 'Output size limit' or select a smaller area."),
+        "The daemon ran out of memory. Lower 'Output size limit' or select a smaller area.",
+    ),
     ErrorCode.CANCELLED: Wording("the job was cancelled", None, "The job was cancelled."),
 }
 
 #: the plug-in's words for a daemon that died under a job (``DaemonUnavailable.lost_job``)
-DAEMON_STOPPED = ("The Neural Style daemon stopped during the job, so the job is lost: try "
-                  "again (the daemon is started anew), or see Filters > Neural Style > "
-                  "Daemon Status.")
+DAEMON_STOPPED = (
+    "The Neural Style daemon stopped during the job, so the job is lost: try "
+    "again (the daemon is started anew), or see Filters > Neural Style > "
+    "Daemon Status."
+)
 
 
 def _wording(code: str) -> Wording | None:
@@ -176,8 +190,11 @@ def status_report(endpoint: str, status: Status) -> str:
     """The daemon's status as ``nst status`` prints it."""
     uptime = status.uptime_s or 0.0
     memory = status.memory
-    used = (f", {memory['allocated'] / 2**20:.0f} MiB of {memory['total'] / 2**20:.0f} MiB used"
-            if memory.get("total") else "")
+    used = (
+        f", {memory['allocated'] / 2**20:.0f} MiB of {memory['total'] / 2**20:.0f} MiB used"
+        if memory.get("total")
+        else ""
+    )
     lines = [
         f"daemon   {endpoint} (pid {status.pid or '?'}, up {uptime / 60:.1f} min)",
         f"device   {status.device or '?'}{used}",
@@ -199,6 +216,9 @@ def weights_text(info: dict[str, Any]) -> str:
         return f"missing ({info.get('error') or 'no VGG weights found'})"
     if source == "bundled":
         return f"bundled {info.get('name', '')}".rstrip()
-    label = {"data_dir": "imported/fetched", "explicit": "--vgg-weights",
-             "torchvision_cache": "torchvision's cache"}.get(source, source)
+    label = {
+        "data_dir": "imported/fetched",
+        "explicit": "--vgg-weights",
+        "torchvision_cache": "torchvision's cache",
+    }.get(source, source)
     return f"{label} {info.get('path', '')}".rstrip()

@@ -55,8 +55,12 @@ def to_wire_value(value: Any) -> Any:
     return value
 
 
-def wire(default: Any = None, *, read: Callable[[Any], Any] | None = None,
-         factory: Callable[[], Any] | None = None) -> Any:
+def wire(
+    default: Any = None,
+    *,
+    read: Callable[[Any], Any] | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
     """A field of a record; ``read`` turns its wire value into the field's type."""
     metadata = {"read": read} if read is not None else {}
     if factory is not None:
@@ -69,8 +73,11 @@ class Record:
     """A map on the wire whose keys are the dataclass's fields; ``None`` values are left out."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {f.name: to_wire_value(v) for f in fields(self)
-                if (v := getattr(self, f.name)) is not None}
+        return {
+            f.name: to_wire_value(v)
+            for f in fields(self)
+            if (v := getattr(self, f.name)) is not None
+        }
 
     @classmethod
     def read(cls, obj: object) -> Self:
@@ -169,8 +176,13 @@ class Image:
         return self
 
     def to_wire(self) -> dict[str, Any]:
-        return {"width": self.width, "height": self.height, "channels": self.channels,
-                "dtype": self.dtype, "data": bytes(self.data)}
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "dtype": self.dtype,
+            "data": bytes(self.data),
+        }
 
     @classmethod
     def from_wire(cls, obj: object, limits: Limits | None = None, what: str = "image") -> Image:
@@ -178,8 +190,7 @@ class Image:
         if isinstance(obj, Image):
             obj = obj.to_wire()
         m = check_image(obj, limits or Limits(), what)
-        return cls(m["width"], m["height"], m["channels"], bytes(m["data"]),
-                   m.get("dtype", "u8"))
+        return cls(m["width"], m["height"], m["channels"], bytes(m["data"]), m.get("dtype", "u8"))
 
 
 def read_image(obj: object) -> Image:
@@ -240,8 +251,12 @@ class Message(Record):
 
     def to_wire(self, rid: str | None = None) -> dict[str, Any]:  # type: ignore[override]
         """The message map; ``rid`` is the request id (a fresh one when ``None``)."""
-        return {"v": list(PROTOCOL_VERSION), "id": new_id() if rid is None else rid,
-                "type": self.TYPE, **self.fields_to_wire()}
+        return {
+            "v": list(PROTOCOL_VERSION),
+            "id": new_id() if rid is None else rid,
+            "type": self.TYPE,
+            **self.fields_to_wire(),
+        }
 
     def fields_to_wire(self) -> dict[str, Any]:
         return super().to_wire()

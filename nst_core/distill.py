@@ -70,8 +70,16 @@ class DistillConfig:
 
     def data_key(self) -> str:
         """Names the crops and teacher results: what they depend on."""
-        text = json.dumps([_sha256(Path(self.teacher)), str(self.data_dir), self.crops,
-                           self.crop_size, self.notch_grid, self.seed])
+        text = json.dumps(
+            [
+                _sha256(Path(self.teacher)),
+                str(self.data_dir),
+                self.crops,
+                self.crop_size,
+                self.notch_grid,
+                self.seed,
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -110,9 +118,9 @@ def _to_u8(x: torch.Tensor) -> torch.Tensor:
 
 def batch_indices(config: DistillConfig, step: int) -> list[int]:
     """The crops of one step: a function of (seed, step) only."""
-    return random.Random(config.seed * 1_000_003 + step).sample(range(config.crops),
-                                                                min(config.batch_size,
-                                                                    config.crops))
+    return random.Random(config.seed * 1_000_003 + step).sample(
+        range(config.crops), min(config.batch_size, config.crops)
+    )
 
 
 def lr_at(config: DistillConfig, step: int) -> float:
@@ -142,8 +150,16 @@ def distill(config: DistillConfig, progress: ProgressCallback | None = None) -> 
     def save_checkpoint() -> None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(checkpoint) as f:
-            torch.save({"version": CHECKPOINT_VERSION, "key": config.data_key(), "step": step,
-                        "net": net.state_dict(), "optimizer": optimizer.state_dict()}, f)
+            torch.save(
+                {
+                    "version": CHECKPOINT_VERSION,
+                    "key": config.data_key(),
+                    "step": step,
+                    "net": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                },
+                f,
+            )
 
     while step < config.steps:
         for group in optimizer.param_groups:
@@ -178,26 +194,33 @@ def lite_metadata(config: DistillConfig, steps_done: int) -> dict[str, object]:
     training = {
         "method": "distillation",
         "steps": steps_done,
-        **{k: settings[k] for k in ("crops", "crop_size", "batch_size", "lr", "tv_weight",
-                                    "notch_grid", "seed")},
+        **{
+            k: settings[k]
+            for k in ("crops", "crop_size", "batch_size", "lr", "tv_weight", "notch_grid", "seed")
+        },
         # what the quality tools read: the painting and its size, the teacher's
         "style_images": teacher_training.get("style_images", []),
         "style_size": teacher_training.get("style_size", 512),
         "teacher_training": teacher_training,
     }
     meta: dict[str, object] = {
-        k: teacher.meta[k] for k in ("name", "title", "artist", "year", "licence", "vgg")
+        k: teacher.meta[k]
+        for k in ("name", "title", "artist", "year", "licence", "vgg")
         if k in teacher.meta
     }
-    meta.update({
-        "variant": "lite",
-        "teacher": {"file": Path(config.teacher).name, "name": teacher.meta.get("name", ""),
-                    "sha256": _sha256(Path(config.teacher))},
-        "training": training,
-    })
+    meta.update(
+        {
+            "variant": "lite",
+            "teacher": {
+                "file": Path(config.teacher).name,
+                "name": teacher.meta.get("name", ""),
+                "sha256": _sha256(Path(config.teacher)),
+            },
+            "training": training,
+        }
+    )
     meta.update(config.extra_meta)
     return meta
 
 
-__all__ = ["DistillConfig", "distill", "remove_grid", "teacher_data", "LITE_WIDTHS",
-           "LITE_BLOCKS"]
+__all__ = ["DistillConfig", "distill", "remove_grid", "teacher_data", "LITE_WIDTHS", "LITE_BLOCKS"]

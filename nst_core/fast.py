@@ -65,9 +65,7 @@ NormStats = list[tuple[torch.Tensor, torch.Tensor]]
 #: Called for each InstanceNorm layer with (layer index, the image's own mean, inverse std);
 #: returns the (mean, inverse std) to normalise with instead (e.g. a running estimate over
 #: the frames of a video, :mod:`nst_core.motion`), or ``None`` to keep the image's own.
-StatsHook = Callable[
-    [int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None
-]
+StatsHook = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]
 
 _UPSAMPLE_TAPS = (  # rows: the 2 low-resolution taps of output phase 0 and 1
     torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]),
@@ -141,7 +139,9 @@ class FastRunner:
         self.winograd = {
             name.removesuffix(".conv2d.weight"): transform_kernel(value)
             for name, value in params.items()
-            if on_cpu and name.startswith("res") and name.endswith(".conv2d.weight")
+            if on_cpu
+            and name.startswith("res")
+            and name.endswith(".conv2d.weight")
             and value.shape[0] >= WINOGRAD_MIN_CHANNELS
         }
         self.autocast_dtype = (
@@ -365,8 +365,9 @@ def _stylize_network(
         try:
             # after running out of memory the statistics pass must fit where a tile does
             stats_pixels = (tile + 2 * TILE_MARGIN) ** 2 if out_of_memory else None
-            return stylize_tiled(runner, content, tile, progress=progress, cancel=cancel,
-                                 stats_pixels=stats_pixels)
+            return stylize_tiled(
+                runner, content, tile, progress=progress, cancel=cancel, stats_pixels=stats_pixels
+            )
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise

@@ -124,8 +124,7 @@ class GatysParams:
             raise ParameterError("tv_weight must be >= 0")
         if self.lbfgs_line_search not in (None, "strong_wolfe"):
             raise ParameterError(
-                f"lbfgs_line_search must be None or 'strong_wolfe', "
-                f"not {self.lbfgs_line_search!r}"
+                f"lbfgs_line_search must be None or 'strong_wolfe', not {self.lbfgs_line_search!r}"
             )
         if self.start_colors not in (None, "style"):
             raise ParameterError(f"start_colors must be None or 'style', not {self.start_colors!r}")

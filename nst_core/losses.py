@@ -79,11 +79,14 @@ def style_loss(
     total = sum(weights.values())
     if total <= 0:
         raise ValueError("style layer weights must sum to a positive number")
-    return cast(torch.Tensor, sum(  # a tensor: at least one weight is positive
-        (w / total) * style_layer_loss(grams[name], targets[name])
-        for name, w in weights.items()
-        if w
-    ))
+    return cast(
+        torch.Tensor,
+        sum(  # a tensor: at least one weight is positive
+            (w / total) * style_layer_loss(grams[name], targets[name])
+            for name, w in weights.items()
+            if w
+        ),
+    )
 
 
 def blend_grams(
@@ -133,8 +136,9 @@ def grid_power(rgb: torch.Tensor, window: int | None = None) -> torch.Tensor:
     b, h, w = y.shape
     h, w = h - h % p, w - w % p
     y = y[:, :h, :w]
-    phases = y.reshape(b, h // p, p, w // p, p).permute(0, 2, 4, 1, 3).reshape(b, p * p, h // p,
-                                                                             w // p)
+    phases = (
+        y.reshape(b, h // p, p, w // p, p).permute(0, 2, 4, 1, 3).reshape(b, p * p, h // p, w // p)
+    )
     if window is None or window >= min(h, w) // p:
         means = phases.mean(dim=(2, 3), keepdim=True)
     else:

@@ -50,16 +50,20 @@ def keep_freed_memory() -> bool:
 # What a failed host allocation looks like once torch has wrapped it in a RuntimeError:
 # torch's own CPU allocator, and oneDNN, which reports a scratchpad it could not allocate
 # as a primitive it could not create.
-_HOST_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory",
-                       "could not create a primitive", "std::bad_alloc")
+_HOST_OUT_OF_MEMORY = (
+    "can't allocate memory",
+    "not enough memory",
+    "out of memory",
+    "could not create a primitive",
+    "std::bad_alloc",
+)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is the device or the host running out of memory."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and any(
-        text in str(exc) for text in _HOST_OUT_OF_MEMORY)
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _HOST_OUT_OF_MEMORY)
 
 
 def release_freed_memory() -> None:

@@ -157,8 +157,11 @@ class Cost:
 
     def per_frame(self) -> dict[str, float]:
         n = max(1, self.frames)
-        return {"network_s": self.network_s / n, "flow_s": self.flow_s / n,
-                "carry_s": self.carry_s / n}
+        return {
+            "network_s": self.network_s / n,
+            "flow_s": self.flow_s / n,
+            "carry_s": self.carry_s / n,
+        }
 
 
 @dataclass
@@ -244,8 +247,9 @@ class VideoStylizer:
             styled = stylize_tiled(self.runner, content, tile, stats_hook=stats)  # type: ignore[arg-type]
         return styled[..., pad_y:, pad_x:]
 
-    def _flow_between(self, gray, previous_gray, height: int, width: int,
-                      device: torch.device) -> torch.Tensor:
+    def _flow_between(
+        self, gray, previous_gray, height: int, width: int, device: torch.device
+    ) -> torch.Tensor:
         small = torch.from_numpy(self._flow(gray, previous_gray))  # type: ignore[misc]
         fh, fw = small.shape[:2]
         flow = small.permute(2, 0, 1).unsqueeze(0).to(device)
@@ -304,8 +308,13 @@ class VideoStylizer:
             self._drift = (self._drift[0] - float(moved[0]), self._drift[1] - float(moved[1]))
         return flow, gray, thumb, new_scene
 
-    def _carry(self, content: torch.Tensor, styled: torch.Tensor, previous: _Previous,
-               flow: torch.Tensor | None) -> torch.Tensor:
+    def _carry(
+        self,
+        content: torch.Tensor,
+        styled: torch.Tensor,
+        previous: _Previous,
+        flow: torch.Tensor | None,
+    ) -> torch.Tensor:
         """``styled`` with the previous result carried forward where the scene holds."""
         cons = self.consistency
         height, width = content.shape[-2:]

@@ -51,8 +51,7 @@ def _sample(picture: torch.Tensor, x0: float, y0: float, scale: float, size: tup
     gx = (xs + 0.5) * (2.0 / pw) - 1.0
     gy = (ys + 0.5) * (2.0 / ph) - 1.0
     grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).unsqueeze(0)
-    return F.grid_sample(picture, grid, mode="bilinear", padding_mode="border",
-                         align_corners=False)
+    return F.grid_sample(picture, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def make_clip(
@@ -91,16 +90,21 @@ def make_clip(
                 flow = torch.zeros(1, 2, h, w)
                 flow[:, 0], flow[:, 1] = float(speed), dy
                 mask = ones.clone()
-                mask[..., w - speed:] = 0.0
+                mask[..., w - speed :] = 0.0
                 if dy:
-                    mask[..., h - 1:, :] = 0.0
+                    mask[..., h - 1 :, :] = 0.0
                 flows.append(flow)
                 valid.append(mask)
     elif kind == "zoom":
         scale0 = min(ph / h, pw / w)
         if scale0 > 0.9:  # shrink once, antialiased, so that sampling never aliases
-            picture = F.interpolate(picture, scale_factor=0.9 / scale0, mode="bilinear",
-                                    antialias=True, align_corners=False)
+            picture = F.interpolate(
+                picture,
+                scale_factor=0.9 / scale0,
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
             ph, pw = picture.shape[-2:]
             scale0 = min(ph / h, pw / w)
         rate = 0.985
@@ -109,8 +113,9 @@ def make_clip(
         xs = torch.arange(w, dtype=torch.float32).view(1, w)
         for t in range(frames):
             scale = scale0 * rate**t
-            out.append(_sample(picture, cx - scale * (w - 1) / 2, cy - scale * (h - 1) / 2,
-                               scale, size))
+            out.append(
+                _sample(picture, cx - scale * (w - 1) / 2, cy - scale * (h - 1) / 2, scale, size)
+            )
             if t:  # pixel x of frame t shows what (x - c) * rate + c showed in frame t-1
                 fx = ((xs - (w - 1) / 2) * rate + (w - 1) / 2) - xs
                 fy = ((ys - (h - 1) / 2) * rate + (h - 1) / 2) - ys
@@ -119,8 +124,9 @@ def make_clip(
     else:
         background = _sample(picture, 0.0, 0.0, min(ph / h, pw / w), size)
         patch_h, patch_w = max(8, h // 3), max(8, w // 4)
-        patch = torch.flip(_sample(picture, 0.0, 0.0, min(ph / h, pw / w) / 2,
-                                   (patch_h, patch_w)), dims=[-1, -2])
+        patch = torch.flip(
+            _sample(picture, 0.0, 0.0, min(ph / h, pw / w) / 2, (patch_h, patch_w)), dims=[-1, -2]
+        )
         top = (h - patch_h) // 2
         previous_box = None
         for t in range(frames):
@@ -129,15 +135,15 @@ def make_clip(
             mask = ones.clone()
             if kind == "object":
                 left = min(w - patch_w, speed * t + 2)
-                frame[..., top:top + patch_h, left:left + patch_w] = patch
+                frame[..., top : top + patch_h, left : left + patch_w] = patch
                 box = (left, left + patch_w)
                 if previous_box is not None:
                     step = box[0] - previous_box[0]
-                    flow[:, 0, top:top + patch_h, box[0]:box[1]] = -float(step)
+                    flow[:, 0, top : top + patch_h, box[0] : box[1]] = -float(step)
                     # the background the patch uncovered: not in the previous frame
                     lo, hi = min(previous_box[0], box[0]), max(previous_box[1], box[1])
-                    mask[..., top:top + patch_h, lo:hi] = 0.0
-                    mask[..., top:top + patch_h, box[0]:box[1]] = 1.0
+                    mask[..., top : top + patch_h, lo:hi] = 0.0
+                    mask[..., top : top + patch_h, box[0] : box[1]] = 1.0
                 previous_box = box
             frame = frame + noise * torch.randn(frame.shape, generator=gen)
             out.append(frame.clamp(0.0, 1.0))

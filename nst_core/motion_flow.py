@@ -38,7 +38,8 @@ class DisFlow:
         cv2.setNumThreads(1)
         # (OpenCV's stubs lack the DIS factory)
         self.dis = cv2.DISOpticalFlow_create(  # pyright: ignore[reportAttributeAccessIssue]
-            cv2.DISOPTICAL_FLOW_PRESET_FAST)
+            cv2.DISOPTICAL_FLOW_PRESET_FAST
+        )
 
     def __call__(self, current, previous):  # uint8 [h, w] arrays -> [h, w, 2] float32
         return self.dis.calc(current, previous, None)
@@ -113,8 +114,9 @@ def local_energy(detail: torch.Tensor, radius: int) -> torch.Tensor:
     return blur(energy, radius)
 
 
-def mix(fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor,
-         restore: float) -> torch.Tensor:
+def mix(
+    fresh: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor, restore: float
+) -> torch.Tensor:
     """``lerp(fresh, carried, weight)``; with ``restore`` > 1, the mix's fine detail
     (what a 3x3 blur removes) is scaled back up, locally, to the energy of the fresh
     stylisation's detail at that scale, by at most ``restore``: averaging strokes that

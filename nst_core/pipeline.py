@@ -44,14 +44,21 @@ def processing_size(height: int, width: int, max_size: int | None) -> tuple[int,
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
-def _check(content: torch.Tensor, mask: torch.Tensor | None, strength: float,
-           preserve_colors: str | None, max_size: int | None) -> None:
+def _check(
+    content: torch.Tensor,
+    mask: torch.Tensor | None,
+    strength: float,
+    preserve_colors: str | None,
+    max_size: int | None,
+) -> None:
     if content.dim() != 4 or content.shape[:2] != (1, 3) or min(content.shape[-2:]) < 1:
         raise ImageError(f"expected an RGB image [1, 3, H, W], got {list(content.shape)}")
-    if mask is not None and (mask.dim() != 4 or mask.shape[:2] != (1, 1)
-                             or mask.shape[-2:] != content.shape[-2:]):
-        raise ImageError(f"the mask must be [1, 1, H, W] of the picture's size, got "
-                         f"{list(mask.shape)}")
+    if mask is not None and (
+        mask.dim() != 4 or mask.shape[:2] != (1, 1) or mask.shape[-2:] != content.shape[-2:]
+    ):
+        raise ImageError(
+            f"the mask must be [1, 1, H, W] of the picture's size, got {list(mask.shape)}"
+        )
     if not 0.0 <= strength <= 1.0:
         raise ParameterError(f"strength {strength}: must be between 0 and 1")
     if preserve_colors not in COLOR_MODES:
@@ -86,8 +93,9 @@ def _paint(
             return network(small)
         if model is None:
             raise ParameterError("the fast method needs a style model")
-        return stylize_fast(model, small, tile_size=tile_size, device=device,
-                            progress=progress, cancel=cancel)
+        return stylize_fast(
+            model, small, tile_size=tile_size, device=device, progress=progress, cancel=cancel
+        )
     if method != "gatys":
         raise ParameterError(f"unknown method {method!r}: use 'fast' or 'gatys'")
     if vgg is None or not styles:
@@ -97,8 +105,9 @@ def _paint(
     init = None
     if init_model is not None:  # start from the fast style (the same small picture)
         init = stylize_fast(init_model, small, device=device, cancel=cancel)
-    return stylize_gatys(small, styles, vgg, gatys, init=init, progress=progress,
-                         cancel=cancel, targets=targets)
+    return stylize_gatys(
+        small, styles, vgg, gatys, init=init, progress=progress, cancel=cancel, targets=targets
+    )
 
 
 def stylize(
@@ -138,9 +147,19 @@ def stylize(
     height, width = rgb.shape[-2:]
     small = resize(rgb, processing_size(height, width, max_size))
     styled = _paint(
-        small, method, model=model, network=network, styles=styles, vgg=vgg, gatys=gatys,
-        init_model=init_model, targets=targets, tile_size=tile_size, device=device,
-        progress=progress, cancel=cancel,
+        small,
+        method,
+        model=model,
+        network=network,
+        styles=styles,
+        vgg=vgg,
+        gatys=gatys,
+        init_model=init_model,
+        targets=targets,
+        tile_size=tile_size,
+        device=device,
+        progress=progress,
+        cancel=cancel,
     )
     styled = resize(styled.detach().cpu().float(), (height, width))
     styled = apply_colors(styled, rgb, preserve_colors)

@@ -29,8 +29,10 @@ def _cpu_has_native_bf16() -> bool:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
     return bool(_CPU_BF16_FLAGS & set(flags)) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
@@ -53,7 +55,10 @@ def loss_network_precision(
 
 
 def loss_network_features(
-    vgg: VGGFeatures, x: torch.Tensor, layers: Iterable[str] | None = None, *,
+    vgg: VGGFeatures,
+    x: torch.Tensor,
+    layers: Iterable[str] | None = None,
+    *,
     enabled: bool = True,
 ) -> dict[str, torch.Tensor]:
     """``vgg(x, layers)`` under :func:`loss_network_precision`, returned in float32 for

@@ -108,8 +108,14 @@ class TrainConfig:
                 raise ParameterError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.image_size < 32:
             raise ParameterError(f"image_size must be at least 32 pixels, not {self.image_size}")
-        for key in ("lr", "content_weight", "style_weight", "tv_weight", "grid_weight",
-                    "anchor_weight"):
+        for key in (
+            "lr",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "grid_weight",
+            "anchor_weight",
+        ):
             value = getattr(self, key)
             if not math.isfinite(value) or value < 0:
                 raise ParameterError(f"{key} must be a finite number >= 0, not {value}")
@@ -275,8 +281,11 @@ class _Trainer:
         init = load_style_model(config.init_model) if config.init_model is not None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            net = TransformerNet() if init is None else TransformerNet(init.net.widths,
-                                                                       init.net.blocks)
+            net = (
+                TransformerNet()
+                if init is None
+                else TransformerNet(init.net.widths, init.net.blocks)
+            )
             self.net = net.to(self.device)
         if init is not None:  # fine-tune: the same architecture, its weights
             self.net.load_state_dict(init.net.state_dict())

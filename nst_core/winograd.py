@@ -84,8 +84,9 @@ def conv3x3(padded: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> t
     products = torch.bmm(tiles.view(36, -1, c), kernel).view(6, 6, n, th, tw, co)
     half = torch.empty(4, 6, n, th, tw, co, dtype=x.dtype, device=x.device)
     _output_transform(products, half)
-    y = torch.empty(n, co, 4 * th, 4 * tw, dtype=x.dtype, device=x.device,
-                    memory_format=torch.channels_last)
+    y = torch.empty(
+        n, co, 4 * th, 4 * tw, dtype=x.dtype, device=x.device, memory_format=torch.channels_last
+    )
     # y's memory is [n, th, 4 (row in block), tw, 4 (column in block), co].
     blocks = y.permute(0, 2, 3, 1).view(n, th, 4, tw, 4, co).permute(4, 2, 0, 1, 3, 5)
     _output_transform(half.transpose(0, 1), blocks)

@@ -26,7 +26,6 @@ from nst_daemon.imagefile import read_image, write_image
 ProgressHandler = Callable[[Any], None]  # a Progress reply, or the engine's own in-process
 
 
-
 @dataclass
 class StyleSpec:
     """What to paint with: the parts of a stylize request that every image shares (the
@@ -129,9 +128,7 @@ def plan_batch(input_dir: Path, output_dir: Path) -> tuple[list[Task], list[Task
     Outputs keep their input's file name (and so its format), which makes the mapping
     one-to-one; an existing output means the input is done.
     """
-    sources = sorted(
-        p for p in input_dir.iterdir() if p.is_file() and is_picture_file(p)
-    )
+    sources = sorted(p for p in input_dir.iterdir() if p.is_file() and is_picture_file(p))
     tasks = [Task(p, output_dir / p.name) for p in sources]
     done = [t for t in tasks if t.target.exists()]
     todo = [t for t in tasks if not t.target.exists()]

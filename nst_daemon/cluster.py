@@ -147,13 +147,15 @@ def plan(source: Folder, output: Folder) -> tuple[list[Task], list[Task]]:
 
     if source.local:
         names = sorted(
-            p.name for p in Path(source.path).iterdir()
+            p.name
+            for p in Path(source.path).iterdir()
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
     else:
         infos = source.fs.get_file_info(pafs.FileSelector(source.path, recursive=False))
         names = sorted(
-            info.base_name for info in infos
+            info.base_name
+            for info in infos
             if info.type == pafs.FileType.File
             and Path(info.base_name).suffix.lower() in IMAGE_EXTENSIONS
         )
@@ -163,7 +165,8 @@ def plan(source: Folder, output: Folder) -> tuple[list[Task], list[Task]]:
     else:
         infos = output.fs.get_file_info([str(t.target) for t in tasks]) if tasks else []
         finished = {
-            t.target for t, info in zip(tasks, infos, strict=True)
+            t.target
+            for t, info in zip(tasks, infos, strict=True)
             if info.type != pafs.FileType.NotFound
         }
     todo = [t for t in tasks if t.target not in finished]
@@ -283,7 +286,8 @@ class StylizeWorker:
                 error = getattr(exc, "message", None) or str(exc)
                 status = "failed" if is_picture_error(exc) else "abort"
             for key, value in zip(
-                keys, (source, target, status, error, code, self.node, self.worker, size),
+                keys,
+                (source, target, status, error, code, self.node, self.worker, size),
                 strict=True,
             ):
                 rows[key].append(value)
@@ -430,14 +434,14 @@ def run(
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             StylizeWorker,
             fn_constructor_kwargs={
-                "spec": spec, "source": job.source, "output": job.output,
+                "spec": spec,
+                "source": job.source,
+                "output": job.output,
                 "runner_factory": runner_factory,
             },
             batch_size=report.batch_size,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(
-                size=report.actors, max_tasks_in_flight_per_actor=2
-            ),
+            compute=ray.data.ActorPoolStrategy(size=report.actors, max_tasks_in_flight_per_actor=2),
             num_cpus=cpus_per_actor,
             num_gpus=1 if report.gpu else 0,
         )
@@ -462,4 +466,3 @@ def run(
             if close is not None:
                 close()  # stops the dataset's execution when the loop ends early
     return report
-

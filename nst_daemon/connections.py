@@ -127,10 +127,13 @@ class Connections:
         if len(self.open) > self.max_open:
             self._forget_stale()
             extra = len(self.open) - self.max_open
-            idle = sorted((c for c in self.open.values() if c.fd not in busy_fds),
-                          key=Connection.idle_order)
-            chosen += [(c, f"over {self.max_open} connections (--max-connections)")
-                       for c in idle[:max(extra, 0)]]
+            idle = sorted(
+                (c for c in self.open.values() if c.fd not in busy_fds), key=Connection.idle_order
+            )
+            chosen += [
+                (c, f"over {self.max_open} connections (--max-connections)")
+                for c in idle[: max(extra, 0)]
+            ]
         if self.max_receiving is not None:
             chosen += self._over_receiving({c.fd for c, _ in chosen})
         return chosen
@@ -161,8 +164,13 @@ class Connections:
             if held <= self.max_receiving:
                 break
             held -= conn.pending
-            chosen.append((conn, f"{conn.pending / (1 << 20):,.0f} MiB of a message in "
-                           f"flight, over {self.max_receiving >> 20} MiB (--max-receiving-mb)"))
+            chosen.append(
+                (
+                    conn,
+                    f"{conn.pending / (1 << 20):,.0f} MiB of a message in "
+                    f"flight, over {self.max_receiving >> 20} MiB (--max-receiving-mb)",
+                )
+            )
         return chosen
 
     def close(self, conn: Connection) -> bool:

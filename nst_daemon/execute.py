@@ -63,8 +63,9 @@ def _report(progress: ProgressCallback | None, stage: str) -> None:
         progress(Progress(0, 0, stage))
 
 
-def _fast_model(style: str, models: Models, progress: ProgressCallback | None) -> tuple[
-        StyleModel, Path]:
+def _fast_model(
+    style: str, models: Models, progress: ProgressCallback | None
+) -> tuple[StyleModel, Path]:
     from nst_core.styles import find_style
 
     path = find_style(style)
@@ -73,8 +74,9 @@ def _fast_model(style: str, models: Models, progress: ProgressCallback | None) -
     return models.fast_model(path), path
 
 
-def _clip_network(model: StyleModel, path: Path, params: FastParams, models: Models,
-                  cancel: CancelToken | None) -> Network:
+def _clip_network(
+    model: StyleModel, path: Path, params: FastParams, models: Models, cancel: CancelToken | None
+) -> Network:
     """A frame of a video: consistent with the clip's previous frame (``nst_daemon.video``)."""
     from .video import clip_frame
 
@@ -97,8 +99,14 @@ def _run(
 
     params = request.params
     run = functools.partial(
-        stylize, content, max_size=params.max_size, preserve_colors=params.preserve_colors,
-        strength=params.strength, mask=mask, device=models.device, progress=progress,
+        stylize,
+        content,
+        max_size=params.max_size,
+        preserve_colors=params.preserve_colors,
+        strength=params.strength,
+        mask=mask,
+        device=models.device,
+        progress=progress,
         cancel=cancel,
     )
     if isinstance(params, FastParams):
@@ -129,8 +137,14 @@ def _run(
         _report(progress, "loading")
     vgg = models.vgg()
     targets = models.style_targets(style_cache_key(vgg, styles, gatys_params))
-    return run(method="gatys", styles=styles, vgg=vgg, gatys=gatys_params,
-               init_model=init_model, targets=targets)
+    return run(
+        method="gatys",
+        styles=styles,
+        vgg=vgg,
+        gatys=gatys_params,
+        init_model=init_model,
+        targets=targets,
+    )
 
 
 def execute_stylize(
@@ -155,8 +169,12 @@ def execute_stylize(
         data = to_pixels(styled, alpha, image.channels, image.dtype)
     done = time.perf_counter()
     result = Image(image.width, image.height, image.channels, data, image.dtype)
-    timings = {"decode_s": decoded - started, "run_s": ran - decoded, "encode_s": done - ran,
-               "total_s": done - started}
+    timings = {
+        "decode_s": decoded - started,
+        "run_s": ran - decoded,
+        "encode_s": done - ran,
+        "total_s": done - started,
+    }
     return {"image": result, "timings": timings}
 
 
@@ -176,11 +194,17 @@ def execute_train(
     with engine_errors(), tempfile.TemporaryDirectory(prefix="nst-train-") as tmp:
         style_path = save_image(Path(tmp) / "style.png", _tensors(request.style_image)[0])
         config = TrainConfig(
-            style_images=[style_path], data_dir=dataset, name=request.name,
+            style_images=[style_path],
+            data_dir=dataset,
+            name=request.name,
             device=str(models.device),
             vgg_weights=Path(models.vgg_weights) if models.vgg_weights is not None else None,
-            overwrite=request.overwrite, **params,
+            overwrite=request.overwrite,
+            **params,
         )
         path = train(config, progress=progress, cancel=cancel)
-    return {"style": request.name, "path": str(path),
-            "timings": {"total_s": time.perf_counter() - started}}
+    return {
+        "style": request.name,
+        "path": str(path),
+        "timings": {"total_s": time.perf_counter() - started},
+    }

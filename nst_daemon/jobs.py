@@ -140,21 +140,29 @@ class JobQueue:
         mine = [j for j in queued if j.owner == job.owner]
         held, my_held = sum(j.size for j in queued), sum(j.size for j in mine)
         if len(queued) >= lim.max_jobs:
-            raise ProtocolError("busy", f"the queue is full ({lim.max_jobs} jobs); "
-                                "try again later")
+            raise ProtocolError("busy", f"the queue is full ({lim.max_jobs} jobs); try again later")
         if len(mine) >= lim.per_client_jobs:
-            raise ProtocolError("busy", f"this client already has {len(mine)} queued jobs, "
-                                "the daemon's limit (--max-queued-per-client); wait for one "
-                                "to finish")
+            raise ProtocolError(
+                "busy",
+                f"this client already has {len(mine)} queued jobs, "
+                "the daemon's limit (--max-queued-per-client); wait for one "
+                "to finish",
+            )
         if mine and my_held + job.size > lim.per_client_bytes:
-            raise ProtocolError("busy", f"this client's queued jobs hold {_mib(my_held)} of "
-                                f"images; this one ({_mib(job.size)}) would pass the limit "
-                                f"of {_mib(lim.per_client_bytes)} "
-                                "(--max-queued-mb-per-client); wait for one to finish")
+            raise ProtocolError(
+                "busy",
+                f"this client's queued jobs hold {_mib(my_held)} of "
+                f"images; this one ({_mib(job.size)}) would pass the limit "
+                f"of {_mib(lim.per_client_bytes)} "
+                "(--max-queued-mb-per-client); wait for one to finish",
+            )
         if queued and held + job.size > lim.total_bytes:
-            raise ProtocolError("busy", f"the queued jobs hold {_mib(held)} of images; this "
-                                f"one ({_mib(job.size)}) would pass the daemon's limit of "
-                                f"{_mib(lim.total_bytes)} (--max-queued-mb); try again later")
+            raise ProtocolError(
+                "busy",
+                f"the queued jobs hold {_mib(held)} of images; this "
+                f"one ({_mib(job.size)}) would pass the daemon's limit of "
+                f"{_mib(lim.total_bytes)} (--max-queued-mb); try again later",
+            )
 
     def put(self, job: Job) -> int:
         """Queue ``job``; returns how many queued jobs run before it (``busy`` if full)."""
@@ -249,11 +257,14 @@ class Worker(threading.Thread):
             if isinstance(job.request, TrainRequest):
                 result = execute_train(job.request, self.models, self._progress(job), job.cancel)
             else:
-                result = execute_stylize(job.request, self.models, self._progress(job),
-                                         job.cancel)
+                result = execute_stylize(job.request, self.models, self._progress(job), job.cancel)
             timings = {**result["timings"], "queued_s": job.started - job.submitted}
-            self.emit(job, Result(job.id, result.get("image"), timings, result.get("style"),
-                                  result.get("path")))
+            self.emit(
+                job,
+                Result(
+                    job.id, result.get("image"), timings, result.get("style"), result.get("path")
+                ),
+            )
             log.info("job %s done in %.2f s", job.id, time.monotonic() - job.started)
         except NSTError as exc:
             level = logging.INFO if isinstance(exc, Cancelled) else logging.WARNING
@@ -266,8 +277,9 @@ class Worker(threading.Thread):
                 self.emit(job, Error(exc.code, str(exc), job_id=job.id))
         except Exception as exc:
             log.exception("job %s failed", job.id)
-            self.emit(job, Error("internal", f"internal error: {exc} (see the daemon log)",
-                                 job_id=job.id))
+            self.emit(
+                job, Error("internal", f"internal error: {exc} (see the daemon log)", job_id=job.id)
+            )
         finally:
             job.state = "done"
             self.running.remove(job)
@@ -280,8 +292,12 @@ class Worker(threading.Thread):
             job.progress = p
             now = time.monotonic()
             final = p.total > 0 and p.step >= p.total
-            if p.preview is not None or final or p.stage == "loading" or \
-                    now - last_sent >= PROGRESS_INTERVAL_S:
+            if (
+                p.preview is not None
+                or final
+                or p.stage == "loading"
+                or now - last_sent >= PROGRESS_INTERVAL_S
+            ):
                 last_sent = now
                 self.emit(job, progress_message(p, job.started or now, job.id))
             if job.lane == "slow":
@@ -300,11 +316,17 @@ def progress_message(p: Progress, started: float, job_id: str) -> ProgressReply:
     from nst_core.images import to_pixels
 
     elapsed = time.monotonic() - started
-    eta = p.eta_s if p.eta_s is not None else \
-        elapsed / p.step * (p.total - p.step) if p.step > 0 and p.total else None
+    eta = (
+        p.eta_s
+        if p.eta_s is not None
+        else elapsed / p.step * (p.total - p.step)
+        if p.step > 0 and p.total
+        else None
+    )
     preview = None
     if p.preview is not None:
         h, w = p.preview.shape[-2:]
         preview = Image(w, h, 3, to_pixels(p.preview, None, 3))
-    return ProgressReply(job_id, p.step, p.total, p.stage,
-                         {k: float(v) for k, v in p.losses.items()}, eta, preview)
+    return ProgressReply(
+        job_id, p.step, p.total, p.stage, {k: float(v) for k, v in p.losses.items()}, eta, preview
+    )

@@ -39,8 +39,9 @@ LOG_BACKUPS = 3
 class DaemonRunning(RuntimeError):
     def __init__(self, endpoint: str, pid: int | None) -> None:
         who = f"pid {pid}" if pid else "another process"
-        super().__init__(f"a daemon ({who}) is already serving {endpoint}; "
-                         "stop it with `nst daemon stop`")
+        super().__init__(
+            f"a daemon ({who}) is already serving {endpoint}; stop it with `nst daemon stop`"
+        )
         self.pid = pid
 
 
@@ -162,7 +163,10 @@ def _spawn(endpoint: str, server_args: Sequence[str], errors_path: Path) -> subp
     with open(errors_path, "wb") as errors:
         return subprocess.Popen(
             [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint, *server_args],
-            stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=errors,
+            stderr=errors,
+            start_new_session=True,
         )
 
 
@@ -177,9 +181,7 @@ def _serving_pid(endpoint: str) -> int | None:
     return int(info.pid or pid or 0) or None
 
 
-def start(
-    endpoint: str, server_args: Sequence[str] = (), timeout: float = START_TIMEOUT_S
-) -> int:
+def start(endpoint: str, server_args: Sequence[str] = (), timeout: float = START_TIMEOUT_S) -> int:
     """Start a daemon in the background and wait until it answers; returns the pid of
     the daemon that serves the endpoint.
 

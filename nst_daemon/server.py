@@ -89,9 +89,17 @@ def style_entries(preview_size: int = 96) -> list[protocol.StyleEntry]:
         except NSTError as exc:
             log.warning("no preview for style %s: %s", info.name, exc)
             image = None
-        entries.append(protocol.StyleEntry(
-            info.name, info.title or "", info.artist or "", info.year or "", info.licence or "",
-            info.source or "", image))
+        entries.append(
+            protocol.StyleEntry(
+                info.name,
+                info.title or "",
+                info.artist or "",
+                info.year or "",
+                info.licence or "",
+                info.source or "",
+                image,
+            )
+        )
     return entries
 
 
@@ -101,8 +109,9 @@ class Server:
         self.context = zmq.Context()
         # The VGG file is chosen once (nst_core.weights.choose_weights), named in hello/status.
         self.vgg_weights = weights_status("vgg16", config.vgg_weights)
-        self.models = Models(config.device,
-                             vgg_weights=self.vgg_weights["path"] or config.vgg_weights)
+        self.models = Models(
+            config.device, vgg_weights=self.vgg_weights["path"] or config.vgg_weights
+        )
         self.queue = JobQueue(config.queue)
         limits = config.limits
         self.connections = Connections(
@@ -141,8 +150,13 @@ class Server:
         self.monitor = open_monitor(self.context, router, f"inproc://monitor-{id(self)}")
         self.outbox = self.context.socket(zmq.PULL)
         self.outbox.bind(self._outbox_address)
-        log.info("listening on %s (device %s, pid %d, at most %d connections)", cfg.endpoint,
-                 describe_device(self.models.device), os.getpid(), self.connections.max_open)
+        log.info(
+            "listening on %s (device %s, pid %d, at most %d connections)",
+            cfg.endpoint,
+            describe_device(self.models.device),
+            os.getpid(),
+            self.connections.max_open,
+        )
 
     # ------------------------------------------------------------------ replies
 
@@ -238,8 +252,9 @@ class Server:
             queue=tuple(replace(job.describe(), position=i) for i, job in enumerate(queued)),
             device=describe_device(self.models.device),
             memory=memory_info(self.models.device),
-            models=protocol.ModelsInfo(loaded["vgg"], tuple(loaded["fast"]),
-                                       loaded["style_targets"]),
+            models=protocol.ModelsInfo(
+                loaded["vgg"], tuple(loaded["fast"]), loaded["style_targets"]
+            ),
             clients=len(self.last_seen),
             uptime_s=time.monotonic() - self.started,
             pid=os.getpid(),
@@ -252,8 +267,9 @@ class Server:
         job.owner = identity
         position = self.queue.put(job)
         self.jobs[job.id] = job
-        log.info("job %s (%s) queued for %s at position %d", job.id, job.method,
-                 identity.hex(), position)
+        log.info(
+            "job %s (%s) queued for %s at position %d", job.id, job.method, identity.hex(), position
+        )
         return protocol.Accepted(job.id, position)
 
     def _on_stylize(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
@@ -270,14 +286,17 @@ class Server:
         job_id = request.job_id
         job = self.jobs.get(job_id)
         # job ids are visible to every client (status): only the submitter may cancel
-        if job is None or job.owner != identity or \
-                not self.cancel_job(job_id, "cancelled on request"):
-            raise ProtocolError("unknown_job", f"no queued or running job {job_id!r} "
-                                "submitted by this client")
+        if (
+            job is None
+            or job.owner != identity
+            or not self.cancel_job(job_id, "cancelled on request")
+        ):
+            raise ProtocolError(
+                "unknown_job", f"no queued or running job {job_id!r} submitted by this client"
+            )
         return Ok(job_id)
 
-    def _on_shutdown(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame
-                     ) -> Reply:
+    def _on_shutdown(self, identity: bytes, rid: str, request: Request, frame: zmq.Frame) -> Reply:
         if not peer_is_local(self.config.endpoint, frame):
             raise ProtocolError("forbidden", "shutdown is only accepted from this machine")
         log.info("shutdown requested by %s", identity.hex())
@@ -415,8 +434,9 @@ class Server:
 
 def run(config: ServerConfig, verbose: bool = False, log_to_stderr: bool = True) -> int:
     """Run a daemon in this process until it is stopped; returns an exit status."""
-    log_path = setup_logging(config.endpoint, logging.DEBUG if verbose else logging.INFO,
-                             stderr=log_to_stderr)
+    log_path = setup_logging(
+        config.endpoint, logging.DEBUG if verbose else logging.INFO, stderr=log_to_stderr
+    )
     lock = PidLock(config.endpoint)
     try:
         lock.acquire()
@@ -444,12 +464,13 @@ def run(config: ServerConfig, verbose: bool = False, log_to_stderr: bool = True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nst_daemon.server",
-                                     description="Run the neural style daemon in the foreground.")
+    parser = argparse.ArgumentParser(
+        prog="python -m nst_daemon.server",
+        description="Run the neural style daemon in the foreground.",
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(config_from_args(args), verbose=args.verbose,
-               log_to_stderr=sys.stderr.isatty())
+    return run(config_from_args(args), verbose=args.verbose, log_to_stderr=sys.stderr.isatty())
 
 
 if __name__ == "__main__":

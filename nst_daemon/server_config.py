@@ -51,39 +51,80 @@ def default_max_connections(fd_limit: int) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The daemon's options (shared with ``nst daemon start|run``)."""
-    parser.add_argument("--endpoint", default=None,
-                        help="tcp://127.0.0.1:PORT or ipc://PATH (default: $NST_ENDPOINT or "
-                        f"{protocol.DEFAULT_ENDPOINT})")
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="tcp://127.0.0.1:PORT or ipc://PATH (default: $NST_ENDPOINT or "
+        f"{protocol.DEFAULT_ENDPOINT})",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
-    parser.add_argument("--max-pixels", type=int, default=protocol.DEFAULT_MAX_PIXELS,
-                        help="largest image accepted, in pixels")
-    parser.add_argument("--max-message-mb", type=int,
-                        default=protocol.DEFAULT_MAX_MESSAGE_BYTES >> 20,
-                        help="largest message accepted, in MiB")
-    parser.add_argument("--client-silence", type=float, default=protocol.CLIENT_SILENCE_S,
-                        help="cancel the jobs of a client silent for this many seconds")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=protocol.DEFAULT_MAX_PIXELS,
+        help="largest image accepted, in pixels",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=protocol.DEFAULT_MAX_MESSAGE_BYTES >> 20,
+        help="largest message accepted, in MiB",
+    )
+    parser.add_argument(
+        "--client-silence",
+        type=float,
+        default=protocol.CLIENT_SILENCE_S,
+        help="cancel the jobs of a client silent for this many seconds",
+    )
     defaults = QueueLimits()
-    parser.add_argument("--max-queued-per-client", type=int, default=defaults.per_client_jobs,
-                        metavar="N", help="jobs one client may have waiting (default: "
-                        "%(default)s); more get busy")
-    parser.add_argument("--max-queued-mb-per-client", type=int,
-                        default=defaults.per_client_bytes // MIB, metavar="MB",
-                        help="images one client's waiting jobs may hold (default: %(default)s)")
-    parser.add_argument("--max-queued-mb", type=int, default=defaults.total_bytes // MIB,
-                        metavar="MB", help="images all waiting jobs may hold "
-                        "(default: %(default)s)")
-    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
-                        help="open connections; beyond this the longest idle ones without "
-                        f"jobs are closed (default: the descriptor limit less {RESERVED_FDS}, "
-                        f"at most {MAX_CONNECTIONS})")
-    parser.add_argument("--max-receiving-mb", type=int, default=None, metavar="MB",
-                        help="partly received messages held at once, all connections "
-                        "together; beyond it stalled ones are closed first (default: twice "
-                        "--max-message-mb)")
-    parser.add_argument("--curve-secret", type=Path, default=None,
-                        help="server secret key file; required to bind a non-loopback address")
-    parser.add_argument("--curve-clients", type=Path, default=None,
-                        help="folder of allowed client public key files")
+    parser.add_argument(
+        "--max-queued-per-client",
+        type=int,
+        default=defaults.per_client_jobs,
+        metavar="N",
+        help="jobs one client may have waiting (default: %(default)s); more get busy",
+    )
+    parser.add_argument(
+        "--max-queued-mb-per-client",
+        type=int,
+        default=defaults.per_client_bytes // MIB,
+        metavar="MB",
+        help="images one client's waiting jobs may hold (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queued-mb",
+        type=int,
+        default=defaults.total_bytes // MIB,
+        metavar="MB",
+        help="images all waiting jobs may hold (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="open connections; beyond this the longest idle ones without "
+        f"jobs are closed (default: the descriptor limit less {RESERVED_FDS}, "
+        f"at most {MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--max-receiving-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="partly received messages held at once, all connections "
+        "together; beyond it stalled ones are closed first (default: twice "
+        "--max-message-mb)",
+    )
+    parser.add_argument(
+        "--curve-secret",
+        type=Path,
+        default=None,
+        help="server secret key file; required to bind a non-loopback address",
+    )
+    parser.add_argument(
+        "--curve-clients", type=Path, default=None, help="folder of allowed client public key files"
+    )
     parser.add_argument("--vgg-weights", type=Path, default=None, help="VGG weights file")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
 
@@ -94,9 +135,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         device=args.device,
         limits=protocol.Limits(args.max_pixels, args.max_message_mb << 20),
         client_silence_s=args.client_silence,
-        queue=QueueLimits(per_client_jobs=args.max_queued_per_client,
-                          total_bytes=args.max_queued_mb * MIB,
-                          per_client_bytes=args.max_queued_mb_per_client * MIB),
+        queue=QueueLimits(
+            per_client_jobs=args.max_queued_per_client,
+            total_bytes=args.max_queued_mb * MIB,
+            per_client_bytes=args.max_queued_mb_per_client * MIB,
+        ),
         max_connections=args.max_connections,
         max_receiving_bytes=args.max_receiving_mb * MIB if args.max_receiving_mb else None,
         curve_secret=args.curve_secret,

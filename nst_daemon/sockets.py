@@ -67,20 +67,22 @@ def refuse_exposed(endpoint: str) -> None:
         )
 
 
-def setup_curve(context: zmq.Context, router: zmq.Socket, secret_file: Path,
-                clients: Path | None) -> ThreadAuthenticator:
+def setup_curve(
+    context: zmq.Context, router: zmq.Socket, secret_file: Path, clients: Path | None
+) -> ThreadAuthenticator:
     """CURVE encryption on ``router``, clients allowed by their public key files in
     ``clients``; the authenticator thread, for the daemon to stop when it closes."""
     if clients is None or not clients.is_dir():
-        raise StartupError("CURVE needs --curve-clients, a folder of allowed client "
-                           "public keys (*.key files from zmq.auth.create_certificates)")
+        raise StartupError(
+            "CURVE needs --curve-clients, a folder of allowed client "
+            "public keys (*.key files from zmq.auth.create_certificates)"
+        )
     try:
         public, secret = zmq.auth.load_certificate(str(secret_file))
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot read CURVE key {secret_file}: {exc}") from None
     if not secret:
-        raise StartupError(f"{secret_file} holds no secret key (use the "
-                           "*.key_secret file)")
+        raise StartupError(f"{secret_file} holds no secret key (use the *.key_secret file)")
     auth = ThreadAuthenticator(context, log=logging.getLogger("nst_daemon.auth"))
     auth.start()
     try:

@@ -65,8 +65,9 @@ def random_net(seed: int) -> TransformerNet:
 
 def save_random_style(home: Path, name: str, seed: int = 0, **meta: str) -> Path:
     """A user style ``name`` in ``home`` (a random network: no reference data needed)."""
-    return save_style_model(home / "styles" / f"{name}.safetensors", random_net(seed),
-                            {"name": name, **meta})
+    return save_style_model(
+        home / "styles" / f"{name}.safetensors", random_net(seed), {"name": name, **meta}
+    )
 
 
 def noise_image(width: int, height: int, channels: int, seed: int) -> Image:
@@ -86,8 +87,11 @@ def request_pool(count: int, styles: Sequence[str] = ("rand", "other")) -> list[
     for i in range(count):
         width, height = 16 + (i * 37) % 81, 16 + (i * 53) % 81
         image = noise_image(width, height, 1 + i % 4, seed=100 + i)
-        pool.append(stylize_request(image, style=styles[i % len(styles)],
-                                    strength=(1.0, 0.6)[(i // len(styles)) % 2]))
+        pool.append(
+            stylize_request(
+                image, style=styles[i % len(styles)], strength=(1.0, 0.6)[(i // len(styles)) % 2]
+            )
+        )
     return pool
 
 
@@ -172,15 +176,19 @@ class DaemonProcess:
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "nst_daemon.server", "--endpoint", self.endpoint,
-                *self.args]
+        return [sys.executable, "-m", "nst_daemon.server", "--endpoint", self.endpoint, *self.args]
 
     def launch(self) -> subprocess.Popen:
         """Start the process without waiting for it to answer."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.output_path, "wb") as out:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         return self.proc
 
     def start(self, timeout: float = START_TIMEOUT_S) -> DaemonProcess:
@@ -211,8 +219,9 @@ class DaemonProcess:
         return rss_kb(self.pid)
 
     def client(self, timeout: float = 30.0, **kwargs: Any) -> Client:
-        return Client(self.endpoint, autostart=False, timeout=timeout,
-                      **{**self.client_options, **kwargs})
+        return Client(
+            self.endpoint, autostart=False, timeout=timeout, **{**self.client_options, **kwargs}
+        )
 
     def status(self) -> Status:
         with self.client(timeout=5.0) as client:

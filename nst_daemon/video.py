@@ -90,8 +90,9 @@ def clip_frame(
             or state.stylizer.consistency != consistency
             or state.stylizer.model is not model
         ):
-            state = _ClipState(VideoStylizer(model, consistency, device, params.tile_size),
-                               style_path, 0, now)
+            state = _ClipState(
+                VideoStylizer(model, consistency, device, params.tile_size), style_path, 0, now
+            )
         if index != state.next_frame:
             state.stylizer.reset()
         _clips[clip_id] = state
@@ -116,8 +117,12 @@ OUTPUTS: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
     ".mp4": ("mp4", "libx264", ("aac", "mp3", "alac", "opus", "flac", "ac3"), "aac"),
     ".m4v": ("mp4", "libx264", ("aac", "mp3", "alac", "ac3"), "aac"),
     ".mov": ("mov", "libx264", ("aac", "mp3", "alac", "pcm_s16le", "pcm_s24le"), "aac"),
-    ".mkv": ("matroska", "libx264", ("aac", "mp3", "opus", "vorbis", "flac", "ac3",
-                                     "pcm_s16le"), "aac"),
+    ".mkv": (
+        "matroska",
+        "libx264",
+        ("aac", "mp3", "opus", "vorbis", "flac", "ac3", "pcm_s16le"),
+        "aac",
+    ),
     ".webm": ("webm", "libvpx-vp9", ("opus", "vorbis"), "libopus"),
     ".gif": ("gif", "gif", (), None),
 }
@@ -166,8 +171,13 @@ def probe(path: Path) -> VideoInfo:
     with _opened(av, path) as container:
         stream = container.streams.video[0]
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        return VideoInfo(stream.codec_context.width, stream.codec_context.height,
-                         stream.average_rate, _frame_count(stream), audio)
+        return VideoInfo(
+            stream.codec_context.width,
+            stream.codec_context.height,
+            stream.average_rate,
+            _frame_count(stream),
+            audio,
+        )
 
 
 @contextlib.contextmanager
@@ -281,8 +291,7 @@ def _video_stream(out: Any, codec: str, vin: Any) -> Any:
         stream.options = {"crf": "18", "preset": "medium"}
     else:
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "24", "b": "0", "row-mt": "1", "deadline": "good",
-                          "cpu-used": "4"}
+        stream.options = {"crf": "24", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
     return stream
 
 
@@ -323,19 +332,38 @@ examples:
     )
     p.add_argument("input", metavar="IN", type=Path, help="the video to stylise")
     p.add_argument("output", metavar="OUT", type=Path, help="the stylised video")
-    p.add_argument("--style", required=True, metavar="NAME|FILE",
-                   help="fast style: a name (see `nst styles`) or a model file")
-    p.add_argument("--strength", type=_fraction, metavar="S",
-                   help="blend with the original, 0..1 (default 1: fully stylised)")
-    p.add_argument("--preserve-colors", nargs="?", const="luminance",
-                   choices=["luminance", "histogram"],
-                   help="keep the video's colours: luminance (the default when given) or "
-                   "histogram")
-    p.add_argument("--max-size", type=_positive_int, metavar="PX",
-                   help="limit the long side while stylising; frames are scaled back")
-    p.add_argument("--consistency", choices=["full", "stats", "off"], default="full",
-                   help="full (default): shared statistics and strokes that follow the "
-                   "motion; stats: shared statistics only; off: each frame on its own")
+    p.add_argument(
+        "--style",
+        required=True,
+        metavar="NAME|FILE",
+        help="fast style: a name (see `nst styles`) or a model file",
+    )
+    p.add_argument(
+        "--strength",
+        type=_fraction,
+        metavar="S",
+        help="blend with the original, 0..1 (default 1: fully stylised)",
+    )
+    p.add_argument(
+        "--preserve-colors",
+        nargs="?",
+        const="luminance",
+        choices=["luminance", "histogram"],
+        help="keep the video's colours: luminance (the default when given) or histogram",
+    )
+    p.add_argument(
+        "--max-size",
+        type=_positive_int,
+        metavar="PX",
+        help="limit the long side while stylising; frames are scaled back",
+    )
+    p.add_argument(
+        "--consistency",
+        choices=["full", "stats", "off"],
+        default="full",
+        help="full (default): shared statistics and strokes that follow the "
+        "motion; stats: shared statistics only; off: each frame on its own",
+    )
     p.set_defaults(func=cmd_video)
 
 
@@ -384,8 +412,14 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=info.frames or None, desc=source.name, unit="frame", disable=None,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=info.frames or None,
+        desc=source.name,
+        unit="frame",
+        disable=None,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def on_frame(done: int, total: int) -> None:
         if total and bar.total != total:

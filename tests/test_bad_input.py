@@ -51,44 +51,66 @@ def test_unhashable_or_odd_dtypes_are_bad_requests(dtype: object) -> None:
     assert refusal(Image.from_wire, wire).code == "bad_request"
 
 
-@pytest.mark.parametrize("field,value", [
-    ("preserve_colors", []), ("preserve_colors", {}), ("quality", []), ("optimizer", {}),
-    ("init", [1]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("preserve_colors", []),
+        ("preserve_colors", {}),
+        ("quality", []),
+        ("optimizer", {}),
+        ("init", [1]),
+    ],
+)
 def test_unhashable_enum_params_are_bad_parameters(field: str, value: object) -> None:
-    msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
-                                style_image=rgb().to_wire(), params={field: value})
+    msg = protocol.make_request(
+        "stylize",
+        image=rgb().to_wire(),
+        method="gatys",
+        style_image=rgb().to_wire(),
+        params={field: value},
+    )
     assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
 
 
 def test_the_protocols_ranges_are_the_engines() -> None:
     assert MIN_TILE_SIZE == fast.MIN_TILE
     for tile in (64, 255):
-        msg = protocol.make_request("stylize", image=rgb().to_wire(), style="udnie",
-                                    params={"tile_size": tile})
+        msg = protocol.make_request(
+            "stylize", image=rgb().to_wire(), style="udnie", params={"tile_size": tile}
+        )
         assert "256" in refusal(StylizeRequest.from_wire, msg).message
     for value in (0, 0.0):
-        msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
-                                    style_image=rgb().to_wire(),
-                                    params={"style_strength": value})
+        msg = protocol.make_request(
+            "stylize",
+            image=rgb().to_wire(),
+            method="gatys",
+            style_image=rgb().to_wire(),
+            params={"style_strength": value},
+        )
         assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
-    msg = protocol.make_request("stylize", image=rgb().to_wire(), method="gatys",
-                                style_image=[rgb().to_wire()] * 2,
-                                params={"style_weights": [0, 0]})
+    msg = protocol.make_request(
+        "stylize",
+        image=rgb().to_wire(),
+        method="gatys",
+        style_image=[rgb().to_wire()] * 2,
+        params={"style_weights": [0, 0]},
+    )
     assert refusal(StylizeRequest.from_wire, msg).code == "bad_parameter"
 
 
 @pytest.mark.parametrize("dataset", ["", ".", "photos", "./photos"])
 def test_train_needs_an_absolute_dataset(dataset: str) -> None:
-    msg = protocol.make_request("train", name="mine", style_image=rgb().to_wire(),
-                                params={"dataset": dataset})
+    msg = protocol.make_request(
+        "train", name="mine", style_image=rgb().to_wire(), params={"dataset": dataset}
+    )
     assert "absolute" in refusal(TrainRequest.from_wire, msg).message
 
 
 @pytest.mark.parametrize("name", ["nl\n", "bad name", ".x", "x" * 65, "trailing."])
 def test_train_names_follow_the_one_rule(name: str) -> None:
-    msg = protocol.make_request("train", name=name, style_image=rgb().to_wire(),
-                                params={"dataset": "/photos"})
+    msg = protocol.make_request(
+        "train", name=name, style_image=rgb().to_wire(), params={"dataset": "/photos"}
+    )
     assert refusal(TrainRequest.from_wire, msg).code == "bad_parameter"
 
 
@@ -99,12 +121,17 @@ def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims ``width x height`` pixels (a decompression bomb once decoded)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) \
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
         + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -118,9 +145,17 @@ def photos(tmp_path: Path) -> Path:
 def _config(photos: Path, tmp_path: Path) -> train.TrainConfig:
     style = tmp_path / "style.png"
     PILImage.new("RGB", (48, 48), (200, 20, 30)).save(style)
-    return train.TrainConfig(style_images=[style], data_dir=photos, name="bomb-test",
-                             output=tmp_path / "out.safetensors", steps=1, batch_size=1,
-                             image_size=32, style_size=48, device="cpu")
+    return train.TrainConfig(
+        style_images=[style],
+        data_dir=photos,
+        name="bomb-test",
+        output=tmp_path / "out.safetensors",
+        steps=1,
+        batch_size=1,
+        image_size=32,
+        style_size=48,
+        device="cpu",
+    )
 
 
 def test_a_decompression_bomb_in_the_training_folder_is_a_bad_image(photos, tmp_path):
@@ -169,12 +204,15 @@ def test_listing_training_photos_survives_folders_that_vanish(tmp_path: Path) ->
         worker.join()
 
 
-@pytest.mark.parametrize("state", [
-    {"conv1.conv2d.weight": 3},
-    {"conv1.conv2d.weight": {"nested": torch.zeros(1)}},
-    {1: torch.zeros(1)},
-    {"conv1.conv2d.weight": torch.zeros(2, dtype=torch.int64)},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"conv1.conv2d.weight": 3},
+        {"conv1.conv2d.weight": {"nested": torch.zeros(1)}},
+        {1: torch.zeros(1)},
+        {"conv1.conv2d.weight": torch.zeros(2, dtype=torch.int64)},
+    ],
+)
 def test_importing_a_state_dict_of_non_tensors_is_a_bad_model(tmp_path, state) -> None:
     path = tmp_path / "odd.pth"
     torch.save(state, path)
@@ -249,10 +287,15 @@ def test_the_daemon_answers_bad_enum_types_with_codes(daemon: DaemonProcess) -> 
 
 
 @pytest.mark.parametrize("name,code", [("udnie", "bundled style"), ("mine", "already exists")])
-def test_the_daemon_refuses_a_taken_training_name_before_accepting(daemon, tmp_path, name,
-                                                                   code) -> None:
-    msg = protocol.make_request("train", name=name, style_image=rgb(32, 32).to_wire(),
-                                params={"dataset": str(tmp_path), "steps": 1})
+def test_the_daemon_refuses_a_taken_training_name_before_accepting(
+    daemon, tmp_path, name, code
+) -> None:
+    msg = protocol.make_request(
+        "train",
+        name=name,
+        style_image=rgb(32, 32).to_wire(),
+        params={"dataset": str(tmp_path), "steps": 1},
+    )
     reply = raw(daemon, msg)
     assert (reply["type"], reply["code"]) == ("error", "bad_parameter"), reply
     assert code in reply["message"]
@@ -260,7 +303,12 @@ def test_the_daemon_refuses_a_taken_training_name_before_accepting(daemon, tmp_p
 
 
 def test_overwrite_is_a_boolean(daemon: DaemonProcess, tmp_path: Path) -> None:
-    msg = protocol.make_request("train", name="mine", style_image=rgb(32, 32).to_wire(),
-                                params={"dataset": str(tmp_path)}, overwrite="yes")
+    msg = protocol.make_request(
+        "train",
+        name="mine",
+        style_image=rgb(32, 32).to_wire(),
+        params={"dataset": str(tmp_path)},
+        overwrite="yes",
+    )
     reply = raw(daemon, msg)
     assert (reply["type"], reply["code"]) == ("error", "bad_request"), reply

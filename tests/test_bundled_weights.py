@@ -45,7 +45,7 @@ CREDIT = (
 
 # Loaded by every Python process of a test through PYTHONPATH: no connection leaves the
 # machine and no host name is looked up, so a download attempt fails at once.
-NO_NETWORK = textwrap.dedent('''
+NO_NETWORK = textwrap.dedent("""
     import ipaddress, socket
 
     def _local(host):
@@ -67,7 +67,7 @@ NO_NETWORK = textwrap.dedent('''
         return _getaddrinfo(host, *args, **kwargs)
 
     socket.socket.connect, socket.getaddrinfo = connect, getaddrinfo
-''')
+""")
 
 
 def _words(text: str) -> str:
@@ -120,9 +120,22 @@ def test_package_data_and_a_wheel_carry_the_file(tmp_path: Path) -> None:
     for name in ("nst_client", "nst_core", "nst_daemon"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "--quiet", "-w", str(tmp_path / "dist"), str(src)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0 and "No module named pip" in result.stderr:
         pytest.skip("pip is not installed in this environment")
@@ -153,22 +166,38 @@ def fresh(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(NO_NETWORK)
     env = environment(tmp_path / "home", free_endpoint())
-    env.update(TORCH_HOME=str(tmp_path / "torch"), PYTHONPATH=str(guard),
-               NST_HOME=str(tmp_path / "home"))
+    env.update(
+        TORCH_HOME=str(tmp_path / "torch"), PYTHONPATH=str(guard), NST_HOME=str(tmp_path / "home")
+    )
     return tmp_path, env
 
 
-def nst(env: dict[str, str], cwd: Path, *args: str, check: bool = True,
-        timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "nst_daemon", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+def nst(
+    env: dict[str, str], cwd: Path, *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "nst_daemon", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check:
         assert result.returncode == 0, result.stderr + result.stdout
     return result
 
 
-GATYS = ("stylize", "photo.png", "--style-image", "painting.png", "--iterations", "12",
-         "--quality", "draft")
+GATYS = (
+    "stylize",
+    "photo.png",
+    "--style-image",
+    "painting.png",
+    "--iterations",
+    "12",
+    "--quality",
+    "draft",
+)
 
 
 def painted(folder: Path, name: str) -> float:
@@ -207,8 +236,12 @@ def test_gatys_through_a_daemon_names_the_bundled_weights(fresh, monkeypatch) ->
             hello, reply = client.hello(), client.status()
             client.shutdown()
     assert wait_until(lambda: lifecycle.running_pid(endpoint) is None, 20)
-    expected = {"arch": "vgg16", "source": "bundled", "name": BUNDLED_NAME,
-                "path": str(BUNDLED_VGG16)}
+    expected = {
+        "arch": "vgg16",
+        "source": "bundled",
+        "name": BUNDLED_NAME,
+        "path": str(BUNDLED_VGG16),
+    }
     assert hello.vgg_weights == expected and reply.vgg_weights == expected
     assert reply.models.vgg  # the Gatys job loaded it
     assert not (folder / "home" / "weights").exists()
@@ -236,8 +269,12 @@ def test_imported_weights_take_precedence_over_the_bundled_ones(fresh, monkeypat
         finally:
             server.context.term()
 
-    assert described(None) == {"arch": "vgg16", "source": "data_dir",
-                               "name": stored.name, "path": str(stored)}
+    assert described(None) == {
+        "arch": "vgg16",
+        "source": "data_dir",
+        "name": stored.name,
+        "path": str(stored),
+    }
     assert described(BUNDLED_VGG16)["source"] == "explicit"  # --vgg-weights beats both
     stored.unlink()  # deleting it goes back to the bundled weights
     assert described(None)["source"] == "bundled"

@@ -299,8 +299,16 @@ def test_daemon_start_and_stop_with_curve(tmp_path: Path) -> None:
     (allowed / "client.key").write_bytes(Path(client_public).read_bytes())
     env = environment(tmp_path / "home", free_endpoint())
     # a run that waited for the 90 s readiness timeout would be killed at 85 s
-    started = run(env, "daemon", "start", "--curve-secret", server_secret,
-                  "--curve-clients", allowed, timeout=85)
+    started = run(
+        env,
+        "daemon",
+        "start",
+        "--curve-secret",
+        server_secret,
+        "--curve-clients",
+        allowed,
+        timeout=85,
+    )
     assert started.returncode == 0, started.stderr
     assert "daemon running" in started.stdout
     stopped = run(env, "daemon", "stop")

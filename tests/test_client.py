@@ -92,10 +92,28 @@ def test_job_events_are_decoded_and_progress_reported():
     def script(router, identity, msg):
         if msg["type"] == "stylize":
             send(router, identity, msg, "accepted", job_id="j1", position=0)
-            send(router, identity, msg, "progress", job_id="j1", step=1, total=2, stage="s",
-                 losses={}, eta_s=0.1, preview=small_image().to_wire())
-            send(router, identity, msg, "result", job_id="j1", image=msg["image"],
-                 timings={"total_s": 0.5})
+            send(
+                router,
+                identity,
+                msg,
+                "progress",
+                job_id="j1",
+                step=1,
+                total=2,
+                stage="s",
+                losses={},
+                eta_s=0.1,
+                preview=small_image().to_wire(),
+            )
+            send(
+                router,
+                identity,
+                msg,
+                "result",
+                job_id="j1",
+                image=msg["image"],
+                timings={"total_s": 0.5},
+            )
 
     fake = ScriptedDaemon(script)
     events: list[dict] = []
@@ -112,8 +130,10 @@ def test_error_reply_raises_with_code():
         send(router, identity, msg, "error", code="unknown_style", message="no style 'x'")
 
     fake = ScriptedDaemon(script)
-    with Client(fake.endpoint, autostart=False, timeout=5) as client, \
-            pytest.raises(DaemonError) as info:
+    with (
+        Client(fake.endpoint, autostart=False, timeout=5) as client,
+        pytest.raises(DaemonError) as info,
+    ):
         client.stylize(small_image(), style="x")
     fake.stop()
     assert info.value.code == "unknown_style" and "no style" in info.value.message
@@ -157,8 +177,10 @@ def test_closing_the_event_generator_cancels_the_job():
 def test_too_large_request_is_refused_before_sending():
     fake = ScriptedDaemon(lambda *a: None, limits={"max_pixels": 10, "max_message_bytes": 500})
     image = Image(20, 20, 3, bytes(1200))
-    with Client(fake.endpoint, autostart=False, timeout=5) as client, \
-            pytest.raises(DaemonError) as info:
+    with (
+        Client(fake.endpoint, autostart=False, timeout=5) as client,
+        pytest.raises(DaemonError) as info,
+    ):
         client.stylize(image, style="x")
     fake.stop()
     assert info.value.code == "too_large"
@@ -166,8 +188,10 @@ def test_too_large_request_is_refused_before_sending():
 
 
 def test_no_daemon_without_autostart():
-    with Client(free_endpoint(), autostart=False, timeout=1) as client, \
-            pytest.raises(DaemonUnavailable) as info:
+    with (
+        Client(free_endpoint(), autostart=False, timeout=1) as client,
+        pytest.raises(DaemonUnavailable) as info,
+    ):
         client.status()
     assert "nst daemon start" in str(info.value)
 
@@ -176,16 +200,20 @@ def test_autostart_failure_is_explained():
     statuses: list[str] = []
     command = [sys.executable, "-c", "import sys; sys.exit('nst: error: no torch here')"]
     endpoint = free_endpoint()
-    with Client(endpoint, autostart=command, timeout=1, on_status=statuses.append) as client, \
-            pytest.raises(DaemonUnavailable) as info:
+    with (
+        Client(endpoint, autostart=command, timeout=1, on_status=statuses.append) as client,
+        pytest.raises(DaemonUnavailable) as info,
+    ):
         client.hello()
     message = str(info.value)
     assert f"daemon not running at {endpoint} and could not be started" in message
     assert "no torch here" in message and "nst daemon start" in message
     assert statuses == ["starting daemon…"]
 
-    with Client(endpoint, autostart=["/nonexistent/nst"], timeout=1) as client, \
-            pytest.raises(DaemonUnavailable, match="cannot run"):
+    with (
+        Client(endpoint, autostart=["/nonexistent/nst"], timeout=1) as client,
+        pytest.raises(DaemonUnavailable, match="cannot run"),
+    ):
         client.hello()
 
 
@@ -193,8 +221,15 @@ def test_a_typed_request_goes_out_with_the_protocols_keys():
     def script(router, identity, msg):
         if msg["type"] == "stylize":
             send(router, identity, msg, "accepted", job_id="j2", position=0)
-            send(router, identity, msg, "result", job_id="j2", image=msg["image"],
-                 timings={"total_s": 0.1})
+            send(
+                router,
+                identity,
+                msg,
+                "result",
+                job_id="j2",
+                image=msg["image"],
+                timings={"total_s": 0.1},
+            )
 
     fake = ScriptedDaemon(script)
     request = StylizeRequest(small_image(), "x", params=FastParams(strength=0.5))
@@ -214,8 +249,10 @@ def test_a_malformed_reply_is_an_internal_error():
             send(router, identity, msg, "progress", job_id="j3", preview="not an image")
 
     fake = ScriptedDaemon(script)
-    with Client(fake.endpoint, autostart=False, timeout=5) as client, \
-            pytest.raises(DaemonError) as info:
+    with (
+        Client(fake.endpoint, autostart=False, timeout=5) as client,
+        pytest.raises(DaemonError) as info,
+    ):
         client.stylize(small_image(), style="x")
     fake.stop()
     assert info.value.code == "internal" and "malformed" in info.value.message

@@ -174,8 +174,9 @@ def test_without_the_extra_the_error_says_how_to_install(
 ) -> None:
     make_pictures(tmp_path / "in", 2)
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets without the extra
-    code = main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--style", STYLE,
-                 "--ray"])
+    code = main(
+        ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--style", STYLE, "--ray"]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "pip install '.[cluster]'" in err and "Traceback" not in err
@@ -186,7 +187,10 @@ def test_without_the_extra_the_error_says_how_to_install(
 
 
 def test_thirty_pictures_match_the_local_batch(
-    ray_cluster: str, library: Path, reference: Path, tmp_path: Path,
+    ray_cluster: str,
+    library: Path,
+    reference: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out"
@@ -217,13 +221,17 @@ def test_an_actor_killed_mid_run_is_restarted_and_every_picture_written_once(
     # the killed picture was computed twice (it died before writing), every other once:
     # the retried batch skipped the pictures the dead actor had already written
     assert counts[victim] == 2
-    assert {i: n for i, n in counts.items() if i != victim} == {i: 1 for i in range(COUNT)
-                                                                 if i != victim}
+    assert {i: n for i, n in counts.items() if i != victim} == {
+        i: 1 for i in range(COUNT) if i != victim
+    }
     assert len(pids(log)) >= 3  # two actors, and the restarted one
 
 
 def test_a_rerun_after_the_driver_was_killed_finishes_the_rest(
-    ray_cluster: str, library: Path, reference: Path, tmp_path: Path,
+    ray_cluster: str,
+    library: Path,
+    reference: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     log, out = tmp_path / "computed.log", tmp_path / "out"
@@ -281,8 +289,19 @@ def test_unreadable_pictures_are_reported_and_the_rest_done(
     good = (source / "00.png").read_bytes()
     (source / "cut.png").write_bytes(good[: len(good) // 2])  # truncated
     out = tmp_path / "out"
-    code = main(["batch", f"file://{source}", "-o", str(out), "--style", STYLE, "--ray",
-                 "--ray-actors", "1"])
+    code = main(
+        [
+            "batch",
+            f"file://{source}",
+            "-o",
+            str(out),
+            "--style",
+            STYLE,
+            "--ray",
+            "--ray-actors",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "notes.png" in err and "cut.png" in err and "could not be stylised" in err
@@ -317,9 +336,7 @@ def test_a_pyarrow_file_system_is_read_and_written_through_pyarrow(
     assert not partials(tmp_path / "out")
 
 
-def test_gatys_runs_one_picture_per_task(
-    ray_cluster: str, tmp_path: Path
-) -> None:
+def test_gatys_runs_one_picture_per_task(ray_cluster: str, tmp_path: Path) -> None:
     source = make_pictures(tmp_path / "in", 2)
     painting = picture(tmp_path / "painting.png", 5)
     out = tmp_path / "out"
@@ -352,8 +369,19 @@ def test_an_unknown_style_stops_the_job_with_a_clear_error(
 ) -> None:
     source = make_pictures(tmp_path / "in", 2)
     out = tmp_path / "out"
-    code = main(["batch", str(source), "-o", str(out), "--style", "no-such-style", "--ray",
-                 "--ray-actors", "1"])
+    code = main(
+        [
+            "batch",
+            str(source),
+            "-o",
+            str(out),
+            "--style",
+            "no-such-style",
+            "--ray",
+            "--ray-actors",
+            "1",
+        ]
+    )
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
     assert last.startswith("nst: error: no style called 'no-such-style'"), last

@@ -47,28 +47,57 @@ def through_the_wire(msg: protocol.Message) -> dict:
 
 
 REQUESTS = [
-    HelloRequest(), StylesRequest(), StatusRequest(), PingRequest(), ShutdownRequest(),
+    HelloRequest(),
+    StylesRequest(),
+    StatusRequest(),
+    PingRequest(),
+    ShutdownRequest(),
     Cancel("j3"),
-    StylizeRequest(PIXELS, "candy", mask=Image(2, 2, 1, bytes(4)),
-                   params=FastParams(strength=0.5, tile_size=512, clip="c1", clip_frame=2)),
-    StylizeRequest(PIXELS, style_images=(PIXELS, PIXELS),
-                   params=GatysParams(iterations=5, style_weights=(1.0, 0.5), init="fast",
-                                      init_style="candy", quality="draft")),
+    StylizeRequest(
+        PIXELS,
+        "candy",
+        mask=Image(2, 2, 1, bytes(4)),
+        params=FastParams(strength=0.5, tile_size=512, clip="c1", clip_frame=2),
+    ),
+    StylizeRequest(
+        PIXELS,
+        style_images=(PIXELS, PIXELS),
+        params=GatysParams(
+            iterations=5, style_weights=(1.0, 0.5), init="fast", init_style="candy", quality="draft"
+        ),
+    ),
     TrainRequest("mine", PIXELS, TrainParams(dataset="/photos", steps=10), overwrite=True),
 ]
 REPLIES = [
-    Hello((1, 0), "0.1.0", "2.5", "cpu", ("fast", "gatys"), protocol.Limits(100, 1000),
-          pid=7, vgg_weights={"source": "bundled", "name": "VGG16"}),
+    Hello(
+        (1, 0),
+        "0.1.0",
+        "2.5",
+        "cpu",
+        ("fast", "gatys"),
+        protocol.Limits(100, 1000),
+        pid=7,
+        vgg_weights={"source": "bundled", "name": "VGG16"},
+    ),
     Styles((StyleEntry("candy", "Candy", "", "", "", "bundled", PIXELS), StyleEntry("x"))),
-    Status((JobInfo("j1", "gatys", "running", 3, 10, "refining"),),
-           (JobInfo("j2", "fast", "queued", position=0),), "cpu", {}, ModelsInfo(True, ("a",), 2),
-           2, 61.5, 7, None),
+    Status(
+        (JobInfo("j1", "gatys", "running", 3, 10, "refining"),),
+        (JobInfo("j2", "fast", "queued", position=0),),
+        "cpu",
+        {},
+        ModelsInfo(True, ("a",), 2),
+        2,
+        61.5,
+        7,
+        None,
+    ),
     Accepted("j1", 2),
     Progress("j1", 3, 10, "refining", {"style": 1.5}, 4.0, PIXELS),
     Result("j1", PIXELS, {"total_s": 0.5}),
     Result("j4", None, {"total_s": 9.0}, style="mine", path="/styles/mine.safetensors"),
     Error("busy", "the queue is full", "j1"),
-    Ok("j1"), Ok(),
+    Ok("j1"),
+    Ok(),
 ]
 
 
@@ -87,8 +116,12 @@ def test_replies_round_trip(reply: protocol.Message) -> None:
 def test_the_wire_keys_are_those_of_protocol_1_0() -> None:
     stylize = REQUESTS[6].to_wire()
     assert set(stylize) == {"v", "id", "type", "image", "method", "style", "mask", "params"}
-    assert stylize["params"] == {"strength": 0.5, "tile_size": 512, "clip": "c1",
-                                 "clip_frame": 2}  # defaults are left out
+    assert stylize["params"] == {
+        "strength": 0.5,
+        "tile_size": 512,
+        "clip": "c1",
+        "clip_frame": 2,
+    }  # defaults are left out
     gatys = REQUESTS[7].to_wire()
     assert gatys["method"] == "gatys" and len(gatys["style_image"]) == 2 and "style" not in gatys
     assert gatys["params"]["style_weights"] == [1.0, 0.5]  # a list, as msgpack sends it
@@ -96,8 +129,14 @@ def test_the_wire_keys_are_those_of_protocol_1_0() -> None:
     assert set(train) == {"v", "id", "type", "name", "style_image", "params", "overwrite"}
     assert "overwrite" not in TrainRequest("mine", PIXELS, TrainParams(dataset="/p")).to_wire()
     status = REPLIES[2].to_wire()
-    assert status["running"][0] == {"job_id": "j1", "method": "gatys", "state": "running",
-                                    "step": 3, "total": 10, "stage": "refining"}
+    assert status["running"][0] == {
+        "job_id": "j1",
+        "method": "gatys",
+        "state": "running",
+        "step": 3,
+        "total": 10,
+        "stage": "refining",
+    }
     assert status["queue"][0]["position"] == 0 and status["models"]["vgg"] is True
     hello = REPLIES[0].to_wire()
     assert hello["limits"] == {"max_pixels": 100, "max_message_bytes": 1000}
@@ -113,8 +152,12 @@ def test_an_older_or_newer_daemons_replies_are_read() -> None:
     status = protocol.parse_reply({"type": "status", "running": [{"job_id": "j1"}]})
     assert isinstance(status, Status) and status.running[0].state == ""
     assert status.models == ModelsInfo() and status.vgg_weights is None
-    for malformed in ({"type": "teapot"}, {"type": "status", "running": 5},
-                      {"type": "styles", "styles": [7]}, {"type": "progress", "preview": "x"}):
+    for malformed in (
+        {"type": "teapot"},
+        {"type": "status", "running": 5},
+        {"type": "styles", "styles": [7]},
+        {"type": "progress", "preview": "x"},
+    ):
         with pytest.raises(ProtocolError):
             protocol.parse_reply(malformed)
 
@@ -149,12 +192,18 @@ def test_parameter_defaults_and_ranges_are_the_engines() -> None:
 
     engine = gatys.GatysParams()
     ours = GatysParams()
-    for name in ("style_strength", "style_scale", "optimizer", "init", "seed", "preview_every",
-                 "preserve_colors"):
+    for name in (
+        "style_strength",
+        "style_scale",
+        "optimizer",
+        "init",
+        "seed",
+        "preview_every",
+        "preserve_colors",
+    ):
         assert getattr(ours, name) == getattr(engine, name), name
     assert ours.iterations is None  # the quality preset's, which the engine knows
-    assert ours.quality == inspect.signature(gatys.GatysParams.preset).parameters[
-        "quality"].default
+    assert ours.quality == inspect.signature(gatys.GatysParams.preset).parameters["quality"].default
     assert set(params.QUALITIES) == set(gatys.QUALITY_PRESETS)
     assert params.MIN_TILE_SIZE == fast.MIN_TILE
     assert set(params.CONSISTENCIES) == set(motion.PRESETS)
@@ -177,8 +226,9 @@ def test_every_error_code_has_wording() -> None:
     assert set(text.ERRORS) == set(ErrorCode)
     assert all(w.meaning for w in text.ERRORS.values())
     assert text.cli_hint("unknown_style") and text.cli_hint("no_such_code") is None
-    assert text.describe_error(DaemonError("newer_code", "details")) == \
-        "Neural Style failed: details"
+    assert (
+        text.describe_error(DaemonError("newer_code", "details")) == "Neural Style failed: details"
+    )
     assert "stopped during the job" in text.describe_error(DaemonUnavailable("x", True))
 
 
@@ -203,7 +253,9 @@ sys.meta_path.insert(0, Blocked())
 sys.path.insert(0, sys.argv[1])
 """
 
-PLUGIN_SIDE = BLOCKED + """
+PLUGIN_SIDE = (
+    BLOCKED
+    + """
 import nst_client, nst_client.client, nst_client.names, nst_client.params
 import nst_client.protocol, nst_client.text, nst_client.wire, nst_client.errors
 import daemon_link, daemon_status, regions
@@ -216,18 +268,27 @@ print(daemon_link.status_text(None))
 loaded = {m.split(".")[0] for m, v in sys.modules.items() if v}
 assert not loaded & {"torch", "nst_core", "nst_daemon", "numpy"}, loaded
 """
+)
 
 
 def test_the_plugin_side_needs_neither_torch_nor_the_engine() -> None:
     done = subprocess.run(
         [sys.executable, "-c", PLUGIN_SIDE, str(REPO / "gimp_plugin")],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
     assert "not running" in done.stdout
 
 
 def test_the_blocker_blocks() -> None:
-    done = subprocess.run([sys.executable, "-c", BLOCKED + "import nst_core.errors\n", "."],
-                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED + "import nst_core.errors\n", "."],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert done.returncode != 0 and "not available here" in done.stderr

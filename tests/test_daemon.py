@@ -43,13 +43,19 @@ def make_style(home: Path) -> None:
     with torch.no_grad():
         net.deconv3.conv2d.weight.mul_(400.0)
         net.deconv3.conv2d.bias.fill_(128.0)
-    meta = {"name": STYLE, "title": "Test Style", "artist": "nobody", "year": "2026",
-            "licence": "CC0"}
+    meta = {
+        "name": STYLE,
+        "title": "Test Style",
+        "artist": "nobody",
+        "year": "2026",
+        "licence": "CC0",
+    }
     save_style_model(home / "styles" / f"{STYLE}.safetensors", net, meta)
 
 
-def start_daemon(home: Path, *args: str, endpoint: str | None = None,
-                 client_options: dict | None = None) -> DaemonProcess:
+def start_daemon(
+    home: Path, *args: str, endpoint: str | None = None, client_options: dict | None = None
+) -> DaemonProcess:
     return DaemonProcess(home, endpoint, args, client_options=client_options).start()
 
 
@@ -85,13 +91,22 @@ def in_process(daemon: DaemonProcess, image: Image, **fields) -> Image:
 
 def max_difference(a: Image, b: Image) -> int:
     assert (a.width, a.height, a.channels, a.dtype) == (b.width, b.height, b.channels, b.dtype)
-    return int((torch.frombuffer(bytearray(a.data), dtype=torch.uint8).int()
-                - torch.frombuffer(bytearray(b.data), dtype=torch.uint8).int()).abs().max())
+    return int(
+        (
+            torch.frombuffer(bytearray(a.data), dtype=torch.uint8).int()
+            - torch.frombuffer(bytearray(b.data), dtype=torch.uint8).int()
+        )
+        .abs()
+        .max()
+    )
 
 
 def gatys_fields(size: int = 64, iterations: int = 5, **params) -> dict:
-    return {"method": "gatys", "style_image": pattern(size, size, seed=9),
-            "params": {"iterations": iterations, "quality": "draft", **params}}
+    return {
+        "method": "gatys",
+        "style_image": pattern(size, size, seed=9),
+        "params": {"iterations": iterations, "quality": "draft", **params},
+    }
 
 
 # --------------------------------------------------------------------------- requests
@@ -191,24 +206,52 @@ def test_malformed_messages_get_errors_while_a_good_job_completes(daemon):
     hostile: list[tuple[list[bytes], str | None]] = [
         ([b"\xc1 not msgpack"], "bad_request"),
         ([protocol.encode([1, 2, 3])], "bad_request"),
-        ([protocol.encode({**protocol.make_request("hello"), "v": [9, 0]})],
-         "unsupported_version"),
+        ([protocol.encode({**protocol.make_request("hello"), "v": [9, 0]})], "unsupported_version"),
         ([protocol.encode(protocol.make_request("rm -rf"))], "bad_request"),
-        ([protocol.encode(protocol.make_request("stylize", **good, method="dream"))],
-         "bad_parameter"),
-        ([protocol.encode(protocol.make_request("stylize", image={
-            "width": 60000, "height": 60000, "channels": 4, "data": b""}, style=STYLE))],
-         "too_large"),
-        ([protocol.encode(protocol.make_request("stylize", image={
-            "width": 4, "height": 4, "channels": 3, "data": bytes(47)}, style=STYLE))],
-         "bad_request"),
-        ([protocol.encode(protocol.make_request("stylize", **{**good, "style": "../../x"}))],
-         "bad_parameter"),
-        ([protocol.encode(protocol.make_request("stylize", **{**good, "style": "nope"}))],
-         "unknown_style"),
-        ([protocol.encode(protocol.make_request("stylize", **good,
-                                                params={"strength": float("nan")}))],
-         "bad_parameter"),
+        (
+            [protocol.encode(protocol.make_request("stylize", **good, method="dream"))],
+            "bad_parameter",
+        ),
+        (
+            [
+                protocol.encode(
+                    protocol.make_request(
+                        "stylize",
+                        image={"width": 60000, "height": 60000, "channels": 4, "data": b""},
+                        style=STYLE,
+                    )
+                )
+            ],
+            "too_large",
+        ),
+        (
+            [
+                protocol.encode(
+                    protocol.make_request(
+                        "stylize",
+                        image={"width": 4, "height": 4, "channels": 3, "data": bytes(47)},
+                        style=STYLE,
+                    )
+                )
+            ],
+            "bad_request",
+        ),
+        (
+            [protocol.encode(protocol.make_request("stylize", **{**good, "style": "../../x"}))],
+            "bad_parameter",
+        ),
+        (
+            [protocol.encode(protocol.make_request("stylize", **{**good, "style": "nope"}))],
+            "unknown_style",
+        ),
+        (
+            [
+                protocol.encode(
+                    protocol.make_request("stylize", **good, params={"strength": float("nan")})
+                )
+            ],
+            "bad_parameter",
+        ),
         ([protocol.encode(protocol.make_request("hello")), b"extra frame"], "bad_request"),
         ([protocol.encode(protocol.make_request("cancel", job_id="j999999"))], "unknown_job"),
     ]
@@ -239,8 +282,11 @@ def test_oversized_frames_are_dropped_and_the_daemon_keeps_serving(daemon):
 def test_gatys_job_streams_losses_and_previews(daemon):
     events: list = []
     with daemon.client() as client:
-        result = client.stylize(pattern(64, 64), on_progress=events.append,
-                                **gatys_fields(iterations=4, preview_every=2))
+        result = client.stylize(
+            pattern(64, 64),
+            on_progress=events.append,
+            **gatys_fields(iterations=4, preview_every=2),
+        )
     progress = [e for e in events if isinstance(e, Progress) and e.total]
     assert progress[-1].step == progress[-1].total
     assert all(e.losses for e in progress)
@@ -312,8 +358,9 @@ for event in events:
 
 @needs_vgg
 def test_a_killed_client_has_its_job_cancelled(daemon):
-    proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, daemon.endpoint],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, daemon.endpoint], stdout=subprocess.PIPE, text=True
+    )
     job_id = proc.stdout.readline().strip()
 
     def optimising() -> bool:  # past loading: the network is resident
@@ -334,8 +381,9 @@ def test_a_silent_client_has_its_job_cancelled(daemon):
     sock = raw_socket(daemon.endpoint)  # sends no pings
     fields = gatys_fields(96, iterations=2000)
     fields["style_image"] = [fields["style_image"].to_wire()]
-    sock.send(protocol.encode(protocol.make_request("stylize", image=pattern(96, 96).to_wire(),
-                                                    **fields)))
+    sock.send(
+        protocol.encode(protocol.make_request("stylize", image=pattern(96, 96).to_wire(), **fields))
+    )
     job_id = raw_reply(sock)["job_id"]
     started = time.monotonic()
     reply = raw_reply(sock, timeout=15)
@@ -360,15 +408,19 @@ def test_shutdown_sigterm_stale_pidfile_and_a_second_daemon(tmp_path, monkeypatc
 
     second = subprocess.run(
         [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
-        env={**os.environ, "NST_HOME": str(tmp_path)}, capture_output=True, text=True,
+        env={**os.environ, "NST_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert second.returncode == 1 and "already serving" in second.stderr
 
     elsewhere = subprocess.run(  # another NST_HOME, same port: the bind fails clearly
         [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
-        env={**os.environ, "NST_HOME": str(tmp_path / "other")}, capture_output=True,
-        text=True, timeout=60,
+        env={**os.environ, "NST_HOME": str(tmp_path / "other")},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert elsewhere.returncode == 1 and "already in use" in elsewhere.stderr
 
@@ -385,7 +437,9 @@ def test_shutdown_sigterm_stale_pidfile_and_a_second_daemon(tmp_path, monkeypatc
 def test_non_loopback_bind_needs_curve(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "nst_daemon.server", "--endpoint", "tcp://0.0.0.0:47899"],
-        env={**os.environ, "NST_HOME": str(tmp_path)}, capture_output=True, text=True,
+        env={**os.environ, "NST_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode == 1 and "CURVE" in result.stderr
@@ -400,19 +454,36 @@ def test_curve_rejects_unknown_client_keys(tmp_path):
     _, stranger_secret_file = zmq.auth.create_certificates(keys, "stranger")
     (allowed / "client.key").write_bytes(Path(client_public_file).read_bytes())
     server_public, _ = zmq.auth.load_certificate(server_public_file)
-    keys = {"curve_server_key": server_public,
-            "curve_client_keys": zmq.auth.load_certificate(client_secret_file)}
-    d = start_daemon(tmp_path, "--curve-secret", server_secret_file, "--curve-clients",
-                     str(allowed), client_options=keys)
+    keys = {
+        "curve_server_key": server_public,
+        "curve_client_keys": zmq.auth.load_certificate(client_secret_file),
+    }
+    d = start_daemon(
+        tmp_path,
+        "--curve-secret",
+        server_secret_file,
+        "--curve-clients",
+        str(allowed),
+        client_options=keys,
+    )
     try:
         with Client(d.endpoint, autostart=False, timeout=5, **keys) as ok:
             assert ok.hello().TYPE == "hello"
-        with Client(d.endpoint, autostart=False, timeout=2, curve_server_key=server_public,
-                    curve_client_keys=zmq.auth.load_certificate(stranger_secret_file)) as bad, \
-                pytest.raises(DaemonUnavailable):
+        with (
+            Client(
+                d.endpoint,
+                autostart=False,
+                timeout=2,
+                curve_server_key=server_public,
+                curve_client_keys=zmq.auth.load_certificate(stranger_secret_file),
+            ) as bad,
+            pytest.raises(DaemonUnavailable),
+        ):
             bad.hello()
-        with Client(d.endpoint, autostart=False, timeout=2) as plain, \
-                pytest.raises(DaemonUnavailable):
+        with (
+            Client(d.endpoint, autostart=False, timeout=2) as plain,
+            pytest.raises(DaemonUnavailable),
+        ):
             plain.hello()  # no encryption at all
     finally:
         assert d.terminate() == 0

@@ -79,10 +79,14 @@ def run(daemon: DaemonProcess, image: Image, **request: Any) -> Image:
         return client.stylize(image, **request).image
 
 
-def gatys(daemon: DaemonProcess, world: dict[str, Any], styles: list[str],
-          **params: Any) -> Image:
-    return run(daemon, world["photo"], method="gatys",
-               style_image=[world[s] for s in styles], params={**GATYS, **params})
+def gatys(daemon: DaemonProcess, world: dict[str, Any], styles: list[str], **params: Any) -> Image:
+    return run(
+        daemon,
+        world["photo"],
+        method="gatys",
+        style_image=[world[s] for s in styles],
+        params={**GATYS, **params},
+    )
 
 
 def test_refinement_starts_from_the_fast_result(
@@ -103,15 +107,16 @@ def test_refinement_starts_from_the_fast_result(
         start = stylize_fast(model, content, device="cpu")
         vgg = VGGFeatures("vgg16", weights=world["weights"])
         params = GatysParams.preset(GATYS["quality"], iterations=GATYS["iterations"])
-        direct = stylize_gatys(content, [(tensor(world["style_a"]), 1.0)], vgg, params,
-                               init=start)
+        direct = stylize_gatys(content, [(tensor(world["style_a"]), 1.0)], vgg, params, init=start)
     finally:
         torch.set_num_threads(threads)
 
     apart, moved = levels(refined, from_photo).mean(), levels(refined, fast_only).mean()
     off = levels(refined, direct)
-    print(f"\nrefinement: {apart:.1f} levels from the photo-initialised run, {moved:.1f} "
-          f"from the fast picture; off the direct engine run by at most {off.max():.0f}")
+    print(
+        f"\nrefinement: {apart:.1f} levels from the photo-initialised run, {moved:.1f} "
+        f"from the fast picture; off the direct engine run by at most {off.max():.0f}"
+    )
     assert apart > 10  # it started somewhere else
     assert moved > 0.5  # and Gatys worked on it
     assert off.max() <= 1  # exactly the engine's refinement of the fast picture
@@ -124,24 +129,26 @@ def test_luminance_mode_keeps_the_photos_chroma(
     """YIQ chroma (I, Q) of the result is the photo's, its luminance Y the styled one's
     (within the rounding of the styled picture to 8 bits)."""
     request: dict[str, Any] = (
-        {"style": FAST_STYLE} if method == "fast"
+        {"style": FAST_STYLE}
+        if method == "fast"
         else {"method": "gatys", "style_image": world["style_b"], "params": dict(GATYS)}
     )
     plain = run(daemon, world["photo"], **request)
     request["params"] = {**request.get("params", {}), "preserve_colors": "luminance"}
     kept = run(daemon, world["photo"], **request)
 
-    photo_yiq, plain_yiq, kept_yiq = (rgb_to_yiq(tensor(x)) for x in
-                                      (world["photo"], plain, kept))
+    photo_yiq, plain_yiq, kept_yiq = (rgb_to_yiq(tensor(x)) for x in (world["photo"], plain, kept))
     kept_rgb = tensor(kept)
     inside = ((kept_rgb > 0.5 / 255) & (kept_rgb < 254.5 / 255)).all(1)  # not clipped
     assert inside.float().mean() > 0.5
     chroma_off = 255 * (kept_yiq[:, 1:] - photo_yiq[:, 1:]).abs().amax(1)[inside]
     luma_off = 255 * (kept_yiq[:, 0] - plain_yiq[:, 0]).abs()[inside]
     changed = 255 * (plain_yiq[:, 1:] - photo_yiq[:, 1:]).abs().mean()
-    print(f"\nluminance mode ({method}): chroma off the photo's by at most "
-          f"{chroma_off.max():.2f} levels (the plain result's by {changed:.1f} on average), "
-          f"luma off the styled one's by at most {luma_off.max():.2f}")
+    print(
+        f"\nluminance mode ({method}): chroma off the photo's by at most "
+        f"{chroma_off.max():.2f} levels (the plain result's by {changed:.1f} on average), "
+        f"luma off the styled one's by at most {luma_off.max():.2f}"
+    )
     assert changed > 3  # without the mode the colours do change
     # exactly: the new luminance adds one amount to R, G and B, so it survives rounding
     assert chroma_off.max() < 0.01
@@ -158,9 +165,11 @@ def test_style_weights_one_zero_equal_the_single_style(
     first = gatys(daemon, world, ["style_a", "style_b"], style_weights=[1.0, 0.0])
     second = gatys(daemon, world, ["style_a", "style_b"], style_weights=[0.0, 1.0])
     between = levels(a_only, b_only).mean()
-    print(f"\nstyle weights: the two single styles are {between:.1f} levels apart; "
-          f"[1, 0] off the first by {levels(first, a_only).max():.0f}, [0, 1] off the "
-          f"second by {levels(second, b_only).max():.0f}")
+    print(
+        f"\nstyle weights: the two single styles are {between:.1f} levels apart; "
+        f"[1, 0] off the first by {levels(first, a_only).max():.0f}, [0, 1] off the "
+        f"second by {levels(second, b_only).max():.0f}"
+    )
     assert between > 3
     assert levels(first, a_only).max() <= 1
     assert levels(second, b_only).max() <= 1

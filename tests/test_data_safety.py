@@ -31,14 +31,17 @@ NST = [sys.executable, "-m", "nst_daemon"]
 
 def nst(home: Path, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = environment(home, free_endpoint())
-    return subprocess.run([*NST, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+    return subprocess.run(
+        [*NST, *map(str, args)], env=env, capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file's bytes and inode: what a refused run must leave exactly as it was."""
-    return {p.name: (p.read_bytes() if p.is_file() else b"", p.lstat().st_ino)
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (p.read_bytes() if p.is_file() else b"", p.lstat().st_ino)
+        for p in sorted(folder.iterdir())
+    }
 
 
 # --------------------------------------------------------------------------- inputs
@@ -48,8 +51,16 @@ def test_a_derived_output_name_that_is_another_input_is_refused(tmp_path: Path) 
     for i, name in enumerate(("x.png", "y.png", "x-udnie.png")):
         picture(tmp_path / name, seed=i)
     before = snapshot(tmp_path)
-    result = nst(tmp_path / "home", "stylize", tmp_path / "x.png", tmp_path / "y.png",
-                 tmp_path / "x-udnie.png", "--style", "udnie", "--local")
+    result = nst(
+        tmp_path / "home",
+        "stylize",
+        tmp_path / "x.png",
+        tmp_path / "y.png",
+        tmp_path / "x-udnie.png",
+        "--style",
+        "udnie",
+        "--local",
+    )
     assert_clean_error(result, "x-udnie.png", "input", "nothing was written")
     assert result.returncode == 2
     assert snapshot(tmp_path) == before  # y-udnie.png was not written either
@@ -66,8 +77,7 @@ def test_an_explicit_output_that_is_an_input_is_refused(tmp_path: Path, link: st
     else:
         target = source
     before = snapshot(tmp_path)
-    result = nst(tmp_path / "home", "stylize", source, "--style", "udnie", "-o", target,
-                 "--local")
+    result = nst(tmp_path / "home", "stylize", source, "--style", "udnie", "-o", target, "--local")
     assert_clean_error(result, "input", "photo.png")
     assert snapshot(tmp_path) == before
 
@@ -75,8 +85,9 @@ def test_an_explicit_output_that_is_an_input_is_refused(tmp_path: Path, link: st
 def test_the_painting_of_a_gatys_run_is_an_input_too(tmp_path: Path) -> None:
     photo, painting = picture(tmp_path / "photo.png"), picture(tmp_path / "art.png", seed=1)
     before = snapshot(tmp_path)
-    result = nst(tmp_path / "home", "stylize", photo, "--style-image", painting,
-                 "-o", painting, "--local")
+    result = nst(
+        tmp_path / "home", "stylize", photo, "--style-image", painting, "-o", painting, "--local"
+    )
     assert_clean_error(result, "art.png", "input")
     assert snapshot(tmp_path) == before
 
@@ -99,8 +110,7 @@ def test_an_explicit_output_that_exists_is_replaced(tmp_path: Path) -> None:
     only when the file is one of its inputs."""
     source = picture(tmp_path / "photo.png", size=(32, 24))
     target = picture(tmp_path / "old.png", size=(8, 8), seed=3)
-    result = nst(tmp_path / "home", "stylize", source, "--style", "udnie", "-o", target,
-                 "--local")
+    result = nst(tmp_path / "home", "stylize", source, "--style", "udnie", "-o", target, "--local")
     assert result.returncode == 0, result.stderr
     assert (read_image(target).width, read_image(target).height) == (32, 24)
     help_text = nst(tmp_path / "home", "stylize", "--help").stdout
@@ -120,12 +130,13 @@ def _planted(tmp_path: Path, names: list[str]) -> Path:
 
 
 def _image(width: int = 8, height: int = 6) -> Image:
-    return Image(width, height, 3, bytes(range(256))[: 3] * (width * height))
+    return Image(width, height, 3, bytes(range(256))[:3] * (width * height))
 
 
 def test_writers_never_follow_symlinks_at_temporary_names(tmp_path: Path) -> None:
-    victim = _planted(tmp_path, [f".out.png{PARTIAL_SUFFIX}", "model.safetensors.tmp",
-                                 "ckpt.tmp", ".ckpt.tmp"])
+    victim = _planted(
+        tmp_path, [f".out.png{PARTIAL_SUFFIX}", "model.safetensors.tmp", "ckpt.tmp", ".ckpt.tmp"]
+    )
     write_image(tmp_path / "out.png", _image())
     save_image(tmp_path / "saved.png", torch.rand(1, 3, 6, 8))
     save_style_model(tmp_path / "model.safetensors", random_net(0), {"name": "m"})
@@ -180,8 +191,22 @@ def test_written_files_follow_the_umask_not_private_temporary_modes(tmp_path: Pa
 # --------------------------------------------------------------------------- names
 
 
-@pytest.mark.parametrize("name", ["nl\n", "", ".hidden", "a/b", "..", "x" * 65, "trailing.",
-                                  "-dash", "tab\tname", "a\0b", "~home"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nl\n",
+        "",
+        ".hidden",
+        "a/b",
+        "..",
+        "x" * 65,
+        "trailing.",
+        "-dash",
+        "tab\tname",
+        "a\0b",
+        "~home",
+    ],
+)
 def test_invalid_style_names(name: str) -> None:
     assert not is_style_name(name)
 

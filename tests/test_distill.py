@@ -41,8 +41,7 @@ def test_remove_grid_zeroes_exactly_the_grid_frequencies() -> None:
 
 def test_grid_power_is_the_grid_frequencies_share_of_the_luminance() -> None:
     torch.manual_seed(1)
-    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=(64, 64),
-                                             mode="bilinear")
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8), size=(64, 64), mode="bilinear")
     pattern = torch.tensor([[0.1, -0.1, 0.05, 0.0]] * 4).repeat(16, 16)  # period 4
     gridded = (smooth + pattern).clamp(0, 1)
     assert grid_power(gridded) > 50 * grid_power(smooth)
@@ -55,8 +54,14 @@ def test_grid_power_is_the_grid_frequencies_share_of_the_luminance() -> None:
 
 @pytest.fixture
 def teacher(tmp_path: Path) -> Path:
-    meta = {"name": "stripes", "title": "Stripes", "artist": "Test Painter", "year": "2024",
-            "licence": "test", "training": {"style_images": ["stripes.png"], "style_size": 64}}
+    meta = {
+        "name": "stripes",
+        "title": "Stripes",
+        "artist": "Test Painter",
+        "year": "2024",
+        "licence": "test",
+        "training": {"style_images": ["stripes.png"], "style_size": 64},
+    }
     return save_style_model(tmp_path / "stripes.safetensors", random_net(3), meta)
 
 
@@ -66,9 +71,20 @@ def config(teacher: Path, tmp_path: Path) -> DistillConfig:
     photos.mkdir()
     for i in range(3):
         _picture(photos / f"p{i}.png", seed=i)
-    return DistillConfig(teacher=teacher, data_dir=photos, output=tmp_path / "lite.safetensors",
-                         work_dir=tmp_path / "work", widths=(4, 8, 8), blocks=1, crops=6,
-                         crop_size=32, steps=4, batch_size=2, lr=1e-2, checkpoint_every=1)
+    return DistillConfig(
+        teacher=teacher,
+        data_dir=photos,
+        output=tmp_path / "lite.safetensors",
+        work_dir=tmp_path / "work",
+        widths=(4, 8, 8),
+        blocks=1,
+        crops=6,
+        crop_size=32,
+        steps=4,
+        batch_size=2,
+        lr=1e-2,
+        checkpoint_every=1,
+    )
 
 
 class _Stop(Exception):
@@ -76,8 +92,9 @@ class _Stop(Exception):
 
 
 def test_distillation_resumes_exactly(config: DistillConfig, tmp_path: Path) -> None:
-    straight = replace(config, work_dir=tmp_path / "straight",
-                       output=tmp_path / "straight.safetensors")
+    straight = replace(
+        config, work_dir=tmp_path / "straight", output=tmp_path / "straight.safetensors"
+    )
     losses: list[float] = []
     distill(straight, progress=lambda p: losses.append(p.losses["pixel"]))
     assert len(losses) == 4
@@ -121,5 +138,6 @@ def test_lite_model_names_its_teacher_and_runs_through_the_runner(
     training = json.loads(model.meta["training"])
     assert training["method"] == "distillation" and training["style_images"] == ["stripes.png"]
     image = preview_pattern(40)
-    assert torch.allclose(FastRunner(model.net, "cpu")(image), plain_run(model.net, image),
-                          atol=1e-4)
+    assert torch.allclose(
+        FastRunner(model.net, "cpu")(image), plain_run(model.net, image), atol=1e-4
+    )

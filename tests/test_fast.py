@@ -59,8 +59,9 @@ def test_runner_matches_the_plain_network_for_lite_architectures(
     runner = FastRunner(lite, "cpu")
     assert runner.blocks == blocks
     assert torch.allclose(runner(image), expected, atol=1e-4)
-    assert torch.allclose(stylize_fast(lite, image, device="cpu", tile_size=256), expected,
-                          atol=1e-4)
+    assert torch.allclose(
+        stylize_fast(lite, image, device="cpu", tile_size=256), expected, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 9), (5, 3), (17, 31), (33, 20)])

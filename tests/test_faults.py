@@ -116,9 +116,13 @@ def idle(daemon: DaemonProcess) -> bool:
 
 
 def start_client_process(daemon: DaemonProcess) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, daemon.endpoint],
-                            env=daemon.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, daemon.endpoint],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 300)  # a broken client: not forever
     if not ready:
@@ -209,8 +213,7 @@ def test_real_memory_cap_gets_a_clean_reply_and_the_daemon_serves_on(
         assert small_job_works(daemon)  # still under the cap
     finally:
         resource.prlimit(daemon.pid, resource.RLIMIT_AS, limits)
-    assert outcome.get("result") == (1400, 1400) or outcome["error"][0] == "out_of_memory", \
-        outcome
+    assert outcome.get("result") == (1400, 1400) or outcome["error"][0] == "out_of_memory", outcome
     if "error" in outcome:
         assert "max_size" in outcome["error"][1]
     assert daemon.alive()
@@ -243,8 +246,15 @@ class OutOfMemoryAbove(DaemonProcess):
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-c", OOM_DAEMON, str(self.pixels),
-                "--endpoint", self.endpoint, *self.args]
+        return [
+            sys.executable,
+            "-c",
+            OOM_DAEMON,
+            str(self.pixels),
+            "--endpoint",
+            self.endpoint,
+            *self.args,
+        ]
 
 
 def lighthouse(width: int, height: int) -> Image:
@@ -270,25 +280,26 @@ def test_out_of_memory_falls_back_to_tiles_that_match_the_untiled_result(
         result = client.stylize(image, style=STYLE, on_progress=events.append).image
         small = client.stylize(noise_image(24, 20, 3, seed=5), style=STYLE).image
         assert small.width == 24  # and the daemon serves on
-    tiles = [(e.step, e.total) for e in events
-             if isinstance(e, Progress) and e.stage == "stylize"]
+    tiles = [(e.step, e.total) for e in events if isinstance(e, Progress) and e.stage == "stylize"]
     assert tiles and tiles[-1][0] == tiles[-1][1] >= 3, events  # the last tile of several
-    diff = (torch.frombuffer(bytearray(result.data), dtype=torch.uint8).float()
-            - torch.frombuffer(bytearray(untiled), dtype=torch.uint8).float()).abs()
+    diff = (
+        torch.frombuffer(bytearray(result.data), dtype=torch.uint8).float()
+        - torch.frombuffer(bytearray(untiled), dtype=torch.uint8).float()
+    ).abs()
     # the tiles share the InstanceNorm statistics of the downscaled copy, which differ a
     # little from the whole image's: about 1.5 levels on average here; a missing, shifted
     # or separately normalised tile is far more
     p99 = diff.quantile(0.99).item()
     assert diff.mean() < 3 and p99 < 16, (diff.mean(), p99, diff.max())
-    print(f"\nout of memory above 245,000 px: {tiles[-1][1]} tiles; difference from the "
-          f"untiled result: mean {diff.mean():.2f}, 99th percentile {p99:.0f}, "
-          f"max {diff.max():.0f} levels of 255")
+    print(
+        f"\nout of memory above 245,000 px: {tiles[-1][1]} tiles; difference from the "
+        f"untiled result: mean {diff.mean():.2f}, 99th percentile {p99:.0f}, "
+        f"max {diff.max():.0f} levels of 255"
+    )
 
 
 @pytest.mark.parametrize("name", ["truncated", "garbage", "empty", "wrongshape"])
-def test_broken_style_file_is_named_and_other_styles_work(
-    daemon: DaemonProcess, name: str
-) -> None:
+def test_broken_style_file_is_named_and_other_styles_work(daemon: DaemonProcess, name: str) -> None:
     with daemon.client(timeout=30) as client:
         with pytest.raises(DaemonError) as caught:
             client.stylize(noise_image(24, 20, 3, seed=1), style=name)
@@ -330,12 +341,20 @@ def test_busy_port_and_stale_pidfile_give_clear_messages(
         dead.wait()
         pidfile.write_text(f"{dead.pid}\n")  # left by a daemon that was killed
         env = environment(tmp_path, endpoint)
-        status = subprocess.run([sys.executable, "-m", "nst_daemon", "daemon", "status"],
-                                env=env, capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "nst_daemon", "daemon", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert status.returncode == 3 and "not running" in status.stdout, status
         result = subprocess.run(
             [sys.executable, "-m", "nst_daemon.server", "--endpoint", endpoint],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert result.returncode == 1
     assert "already in use" in result.stderr and endpoint in result.stderr

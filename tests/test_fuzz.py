@@ -56,14 +56,35 @@ FIGURES: dict[str, int] = {}  # printed with -s: the figures of docs/reliability
 # --------------------------------------------------------------------------- strategies
 
 junk = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-    | st.text(max_size=12) | st.binary(max_size=24),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.binary(max_size=24),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
-bad_numbers = st.sampled_from([0, -1, -(2**63), 2**63 - 1, 2**64 - 1, 65_536, 1e9,
-                               float("nan"), float("inf"), -0.0, 2.5, True, "7", None])
+bad_numbers = st.sampled_from(
+    [
+        0,
+        -1,
+        -(2**63),
+        2**63 - 1,
+        2**64 - 1,
+        65_536,
+        1e9,
+        float("nan"),
+        float("inf"),
+        -0.0,
+        2.5,
+        True,
+        "7",
+        None,
+    ]
+)
 sizes = st.integers(-3, 5) | st.integers(65_530, 2**40) | bad_numbers
 
 
@@ -83,14 +104,26 @@ huge_claim = st.builds(
     st.integers(1, 4),
 )
 tiny_valid = st.builds(
-    lambda w, h, c: {"width": w, "height": h, "channels": c, "dtype": "u8",
-                     "data": bytes(range(w * h * c))},
-    st.integers(1, 3), st.integers(1, 3), st.integers(1, 4),
+    lambda w, h, c: {
+        "width": w,
+        "height": h,
+        "channels": c,
+        "dtype": "u8",
+        "data": bytes(range(w * h * c)),
+    },
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 4),
 )
 random_header = st.fixed_dictionaries(
-    {}, optional={"width": sizes, "height": sizes, "channels": sizes | junk,
-                  "dtype": st.sampled_from(["u8", "f64", "", "U8", "u16 "]) | junk,
-                  "data": st.binary(max_size=64) | junk},
+    {},
+    optional={
+        "width": sizes,
+        "height": sizes,
+        "channels": sizes | junk,
+        "dtype": st.sampled_from(["u8", "f64", "", "U8", "u16 "]) | junk,
+        "data": st.binary(max_size=64) | junk,
+    },
 )
 images = wrong_length_image() | huge_claim | random_header | junk | tiny_valid
 
@@ -99,26 +132,48 @@ images = wrong_length_image() | huge_claim | random_header | junk | tiny_valid
 def valid_image(draw: st.DrawFn, max_side: int = 40) -> dict[str, Any]:
     """A well-formed image: 1 to ``max_side`` px, gray to RGBA, u8, u16 or f32 (whose
     random bytes include NaN, infinities and values outside [0, 1])."""
-    w, h, c = draw(st.integers(1, max_side)), draw(st.integers(1, max_side)), \
-        draw(st.integers(1, 4))
+    w, h, c = (
+        draw(st.integers(1, max_side)),
+        draw(st.integers(1, max_side)),
+        draw(st.integers(1, 4)),
+    )
     dtype = draw(st.sampled_from(["u8", "u8", "u16", "f32"]))
     n = w * h * c * {"u8": 1, "u16": 2, "f32": 4}[dtype]
     seed = draw(st.integers(0, 2**32 - 1))
-    return {"width": w, "height": h, "channels": c, "dtype": dtype,
-            "data": random.Random(seed).randbytes(n)}
+    return {
+        "width": w,
+        "height": h,
+        "channels": c,
+        "dtype": dtype,
+        "data": random.Random(seed).randbytes(n),
+    }
 
 
 # the fast method's own parameters: valid values, edges of the ranges, and wrong ones
 FAST_PARAMS = {
-    "strength": st.floats(-0.5, 1.5) | st.sampled_from(
-        [0, 1, 0.0, 1.0, -0.0, 0.5, 1e-300, float("nan"), float("inf"), True, "1", None]),
+    "strength": st.floats(-0.5, 1.5)
+    | st.sampled_from(
+        [0, 1, 0.0, 1.0, -0.0, 0.5, 1e-300, float("nan"), float("inf"), True, "1", None]
+    ),
     "preserve_colors": st.sampled_from(
-        [None, "luminance", "histogram", "luminance", "histogram", "", "Luminance", 0, True,
-         ["luminance"], {"x": 1}]),
-    "max_size": st.integers(0, 64) | st.sampled_from(
-        [None, 15, 16, 17, 2**31, 65_536, 16.0, -16, True, "32"]),
-    "tile_size": st.integers(240, 300) | st.sampled_from(
-        [None, 0, 63, 64, 255, 256, 257, 1024, 16_384, 16_385, 256.0, False]),
+        [
+            None,
+            "luminance",
+            "histogram",
+            "luminance",
+            "histogram",
+            "",
+            "Luminance",
+            0,
+            True,
+            ["luminance"],
+            {"x": 1},
+        ]
+    ),
+    "max_size": st.integers(0, 64)
+    | st.sampled_from([None, 15, 16, 17, 2**31, 65_536, 16.0, -16, True, "32"]),
+    "tile_size": st.integers(240, 300)
+    | st.sampled_from([None, 0, 63, 64, 255, 256, 257, 1024, 16_384, 16_385, 256.0, False]),
     "seed": st.integers(-1, 2**64 - 1),  # msgpack carries at most 64-bit integers
 }
 # Gatys parameters; iterations are 1 or 2 when valid (the runs must stay short)
@@ -130,8 +185,10 @@ GATYS_FUZZ_PARAMS = {
     "init": st.sampled_from(["content", "noise", "fast", "", "photo"]),
     "init_style": st.sampled_from(["rand", "rand", "../rand", "", 7]),
     "quality": st.sampled_from(["draft", "balanced", "high", "best"]),
-    "style_weights": st.lists(st.sampled_from([0.0, 1.0, 0.5, 2, 1e6, -1.0, float("nan")]),
-                              max_size=4) | st.sampled_from([None, 1.0, "1"]),
+    "style_weights": st.lists(
+        st.sampled_from([0.0, 1.0, 0.5, 2, 1e6, -1.0, float("nan")]), max_size=4
+    )
+    | st.sampled_from([None, 1.0, "1"]),
     "preview_every": st.sampled_from([0, 1, 2, -1, 1.5]),
 }
 GATYS_ITERATIONS = st.sampled_from([1, 2, 1, 2, 0, -1, 100_001, 2.0, True, None])
@@ -140,8 +197,12 @@ GATYS_ITERATIONS = st.sampled_from([1, 2, 1, 2, 0, -1, 100_001, 2.0, True, None]
 def fast_jobs() -> st.SearchStrategy[dict[str, Any]]:
     """Fast jobs on well-formed images whose parameters are fuzzed."""
     return st.fixed_dictionaries(
-        {"type": st.just("stylize"), "image": valid_image(), "style": st.just("rand"),
-         "params": st.fixed_dictionaries({}, optional=FAST_PARAMS)},
+        {
+            "type": st.just("stylize"),
+            "image": valid_image(),
+            "style": st.just("rand"),
+            "params": st.fixed_dictionaries({}, optional=FAST_PARAMS),
+        },
         optional={"method": st.just("fast")},
     )
 
@@ -150,11 +211,15 @@ def gatys_jobs() -> st.SearchStrategy[dict[str, Any]]:
     """Gatys jobs on well-formed images (1 to 3 styles) whose parameters are fuzzed; they
     reach the engine (the daemon has VGG weights, random ones)."""
     return st.fixed_dictionaries(
-        {"type": st.just("stylize"), "method": st.just("gatys"),
-         "image": valid_image(24),
-         "style_image": valid_image(24) | st.lists(valid_image(24), min_size=1, max_size=3),
-         "params": st.fixed_dictionaries({"iterations": GATYS_ITERATIONS},
-                                         optional=GATYS_FUZZ_PARAMS)},
+        {
+            "type": st.just("stylize"),
+            "method": st.just("gatys"),
+            "image": valid_image(24),
+            "style_image": valid_image(24) | st.lists(valid_image(24), min_size=1, max_size=3),
+            "params": st.fixed_dictionaries(
+                {"iterations": GATYS_ITERATIONS}, optional=GATYS_FUZZ_PARAMS
+            ),
+        },
         optional={"style": st.just("rand")},
     )
 
@@ -178,11 +243,29 @@ def path_styles(outside: Path) -> st.SearchStrategy[str]:
     """Every way of naming the model file outside the data dir by its path."""
     target = outside / "sentinel"
     names = [
-        str(target) + ".safetensors", str(target) + ".pth", str(target), "../outside/sentinel",
-        "../../outside/sentinel.safetensors", "..", ".", "../", "..\\sentinel", "/etc/passwd",
-        "./sentinel", "styles/../../outside/sentinel", "file://" + str(target) + ".safetensors",
-        "~/sentinel", "sentinel", ".sentinel", "sentinel.safetensors/..", "%2e%2e%2fsentinel",
-        "rand/../../outside/sentinel", "rand\0../outside", "C:\\sentinel.pth", "a" * 65, "",
+        str(target) + ".safetensors",
+        str(target) + ".pth",
+        str(target),
+        "../outside/sentinel",
+        "../../outside/sentinel.safetensors",
+        "..",
+        ".",
+        "../",
+        "..\\sentinel",
+        "/etc/passwd",
+        "./sentinel",
+        "styles/../../outside/sentinel",
+        "file://" + str(target) + ".safetensors",
+        "~/sentinel",
+        "sentinel",
+        ".sentinel",
+        "sentinel.safetensors/..",
+        "%2e%2e%2fsentinel",
+        "rand/../../outside/sentinel",
+        "rand\0../outside",
+        "C:\\sentinel.pth",
+        "a" * 65,
+        "",
     ]
     return st.sampled_from(names) | st.text(max_size=20)
 
@@ -198,9 +281,13 @@ def stylize(outside: Path) -> st.SearchStrategy[dict[str, Any]]:
     methods = st.sampled_from(["fast", "gatys", "FAST", "", "johnson", "../fast"]) | junk
     return st.fixed_dictionaries(
         {"type": st.just("stylize"), "image": images},
-        optional={"method": methods, "style": path_styles(outside) | st.just("rand") | junk,
-                  "params": params(outside), "mask": images,
-                  "style_image": images | st.lists(images, max_size=10)},
+        optional={
+            "method": methods,
+            "style": path_styles(outside) | st.just("rand") | junk,
+            "params": params(outside),
+            "mask": images,
+            "style_image": images | st.lists(images, max_size=10),
+        },
     )
 
 
@@ -216,12 +303,18 @@ def train(outside: Path) -> st.SearchStrategy[dict[str, Any]]:
 def other_requests(outside: Path) -> st.SearchStrategy[dict[str, Any]]:
     cancel = st.fixed_dictionaries(
         {"type": st.just("cancel")},
-        optional={"job_id": (st.text(max_size=70) | junk).filter(
-            lambda j: not (isinstance(j, str) and j.startswith("j")))},
+        optional={
+            "job_id": (st.text(max_size=70) | junk).filter(
+                lambda j: not (isinstance(j, str) and j.startswith("j"))
+            )
+        },
     )
     harmless = st.fixed_dictionaries(
-        {"type": st.sampled_from(["hello", "status", "ping", "styles", "HELLO", "Shutdown",
-                                  "kill", "", "stylize "])},
+        {
+            "type": st.sampled_from(
+                ["hello", "status", "ping", "styles", "HELLO", "Shutdown", "kill", "", "stylize "]
+            )
+        },
         optional={"extra": junk, "style": path_styles(outside)},
     )
     return cancel | harmless
@@ -229,10 +322,14 @@ def other_requests(outside: Path) -> st.SearchStrategy[dict[str, Any]]:
 
 bad_envelopes = st.fixed_dictionaries(
     {},
-    optional={"v": st.sampled_from([[2, 0], [0, 1], [1], [1, 0, 0], "1.0", [True, False],
-                                    [1.0, 0.0], None]) | junk,
-              "id": st.sampled_from(["", "x" * 65, 7, None, b"id"]) | junk,
-              "type": st.sampled_from(protocol.REQUEST_TYPES) | junk},
+    optional={
+        "v": st.sampled_from(
+            [[2, 0], [0, 1], [1], [1, 0, 0], "1.0", [True, False], [1.0, 0.0], None]
+        )
+        | junk,
+        "id": st.sampled_from(["", "x" * 65, 7, None, b"id"]) | junk,
+        "type": st.sampled_from(protocol.REQUEST_TYPES) | junk,
+    },
 ).filter(lambda m: not (m.get("v") == [1, 0] and m.get("type") in protocol.REQUEST_TYPES))
 
 
@@ -240,8 +337,14 @@ def collect(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     """``count`` examples drawn by hypothesis (deterministic, no shrinking needed)."""
     out: list[Any] = []
 
-    @settings(max_examples=count, database=None, deadline=None, derandomize=True,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def draw(example: Any) -> None:
         out.append(example)
@@ -266,11 +369,19 @@ def raw_frames(valid: bytes, count: int, seed: int = 1) -> list[list[bytes]]:
     """Random bytes, damaged valid requests, multi-frame and pathological msgpack."""
     rng = random.Random(seed)
     frames: list[list[bytes]] = [
-        [b""], [b"\xc1"], [b"\x91" * 100_000 + b"\xc0"], [b"\xdd\xff\xff\xff\xff"],
-        [b"\xdf\xff\xff\xff\xff"], [b"\xc6\xff\xff\xff\xff" + b"x" * 10],
-        [b"\xdb\xff\xff\xff\xff"], [msgpack.packb({b"id": b"x"})], [valid, b"second frame"],
-        [b"", valid], [valid, valid, valid],
-        [msgpack.packb(msgpack.ExtType(1, b"x"))], [msgpack.packb([1, 2, 3])],
+        [b""],
+        [b"\xc1"],
+        [b"\x91" * 100_000 + b"\xc0"],
+        [b"\xdd\xff\xff\xff\xff"],
+        [b"\xdf\xff\xff\xff\xff"],
+        [b"\xc6\xff\xff\xff\xff" + b"x" * 10],
+        [b"\xdb\xff\xff\xff\xff"],
+        [msgpack.packb({b"id": b"x"})],
+        [valid, b"second frame"],
+        [b"", valid],
+        [valid, valid, valid],
+        [msgpack.packb(msgpack.ExtType(1, b"x"))],
+        [msgpack.packb([1, 2, 3])],
     ]
     while len(frames) < count:
         if rng.random() < 0.5:
@@ -374,8 +485,13 @@ def is_magenta(image: Image) -> bool:
 # --------------------------------------------------------------------------- the test
 
 
-def pump(sock: zmq.Socket, messages: list[list[bytes]], window: int = 256,
-         quiet_s: float = 20.0, ping: bool = False) -> list[dict[str, Any]]:
+def pump(
+    sock: zmq.Socket,
+    messages: list[list[bytes]],
+    window: int = 256,
+    quiet_s: float = 20.0,
+    ping: bool = False,
+) -> list[dict[str, Any]]:
     """Send every message keeping ``window`` in flight; returns the replies received.
     With ``ping``, also ping as a waiting client does (the daemon cancels the jobs of a
     silent one); the pings' replies are left out."""
@@ -410,8 +526,13 @@ def pump(sock: zmq.Socket, messages: list[list[bytes]], window: int = 256,
     return replies
 
 
-def valid_jobs(daemon: DaemonProcess, request: StylizeRequest, expected: bytes,
-               stop: threading.Event, outcome: dict[str, Any]) -> None:
+def valid_jobs(
+    daemon: DaemonProcess,
+    request: StylizeRequest,
+    expected: bytes,
+    stop: threading.Event,
+    outcome: dict[str, Any],
+) -> None:
     """Run the same valid job again and again until ``stop``; record any difference."""
     image = request.image
     with daemon.client(timeout=60) as client:
@@ -457,13 +578,16 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     assert len(hostile) >= 10_000 and len(param_jobs) == FAST_JOBS + GATYS_JOBS
 
     env = {"TORCH_HOME": str(home / "torch")}
-    args = ["--max-message-mb", str(MAX_MESSAGE_MB),
-            "--vgg-weights", str(home / "weights" / "vgg16_features.safetensors")]
+    args = [
+        "--max-message-mb",
+        str(MAX_MESSAGE_MB),
+        "--vgg-weights",
+        str(home / "weights" / "vgg16_features.safetensors"),
+    ]
     with DaemonProcess(home, args=args, env=env) as daemon:
         stop = threading.Event()
         outcome: dict[str, Any] = {"jobs": 0, "busy": 0, "errors": [], "spans": []}
-        background = run_concurrently(lambda: valid_jobs(daemon, request, expected, stop,
-                                                         outcome))
+        background = run_concurrently(lambda: valid_jobs(daemon, request, expected, stop, outcome))
         # the hostile messages pipelined 256 at a time on 4 sockets; the well-formed jobs
         # with fuzzed parameters 4 at a time on a fifth, so that they reach the engine
         # instead of finding the queue full
@@ -474,8 +598,11 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
         results: list[list[dict[str, Any]]] = [[] for _ in shares]
         fuzz_started = time.monotonic()
         senders = [
-            run_concurrently(lambda i=i: results[i].extend(
-                pump(sockets[i], shares[i], window=windows[i], ping=windows[i] < 256)))
+            run_concurrently(
+                lambda i=i: results[i].extend(
+                    pump(sockets[i], shares[i], window=windows[i], ping=windows[i] < 256)
+                )
+            )
             for i in range(len(shares))
         ]
         # frames over the daemon's limit: the connection is dropped, nothing is parsed
@@ -490,8 +617,9 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
         # one at a time, now that the queue is free
         busy = {r["id"] for r in results[-1] if r.get("code") == "busy"}
         retry_socket = dealer(daemon.endpoint)
-        retried = pump(retry_socket, [f for _, f in param_jobs if expected_id(f) in busy],
-                       window=1, ping=True)
+        retried = pump(
+            retry_socket, [f for _, f in param_jobs if expected_id(f) in busy], window=1, ping=True
+        )
         retry_socket.close()
         stop.set()
         background.join(timeout=120)
@@ -535,8 +663,16 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
             assert reply["type"] == "error", (sent["params"], reply)
             continue
         if reply["type"] != "result":
-            refused.append((kind, sent["image"]["width"], sent["image"]["height"],
-                            sent["params"], reply.get("code"), reply.get("message")))
+            refused.append(
+                (
+                    kind,
+                    sent["image"]["width"],
+                    sent["image"]["height"],
+                    sent["params"],
+                    reply.get("code"),
+                    reply.get("message"),
+                )
+            )
             continue
         image = Image.from_wire(reply["image"])
         size = sent["image"]["width"], sent["image"]["height"], sent["image"]["channels"]
@@ -550,13 +686,20 @@ def test_ten_thousand_hostile_messages(world: dict[str, Any]) -> None:
     during = [s for s in outcome["spans"] if fuzz_started <= s[0] and s[1] <= fuzz_ended]
     assert len(during) >= 3, (len(during), outcome["jobs"], outcome["busy"])
     of_hostile = [r for r in finals if ids_of.get(r.get("id")) not in PARAM_KINDS]
-    FIGURES.update(messages=len(hostile) + 5, oversized_dropped=5, replies=len(of_hostile),
-                   errors=sum(r["type"] == "error" for r in of_hostile),
-                   fuzz_jobs_run=sum(r["type"] == "result" for r in of_hostile),
-                   param_jobs=len(param_jobs), param_fast_ran=ran["fast-params"],
-                   param_gatys_ran=ran["gatys-params"], param_busy_retried=len(busy),
-                   valid_jobs=outcome["jobs"], valid_jobs_during_fuzz=len(during),
-                   valid_jobs_told_busy=outcome["busy"])
+    FIGURES.update(
+        messages=len(hostile) + 5,
+        oversized_dropped=5,
+        replies=len(of_hostile),
+        errors=sum(r["type"] == "error" for r in of_hostile),
+        fuzz_jobs_run=sum(r["type"] == "result" for r in of_hostile),
+        param_jobs=len(param_jobs),
+        param_fast_ran=ran["fast-params"],
+        param_gatys_ran=ran["gatys-params"],
+        param_busy_retried=len(busy),
+        valid_jobs=outcome["jobs"],
+        valid_jobs_during_fuzz=len(during),
+        valid_jobs_told_busy=outcome["busy"],
+    )
     print(f"\nfuzz: {FIGURES}")
 
 
@@ -564,8 +707,13 @@ def test_hostile_style_names_get_clear_refusals(world: dict[str, Any]) -> None:
     """The outside model named by path, one request each, answered with a clear error."""
     home, outside = world["home"], world["outside"]
     image = noise_image(20, 16, 3, seed=1)
-    names = [str(outside / "sentinel.safetensors"), "../outside/sentinel",
-             "../../outside/sentinel.safetensors", "sentinel", "/etc/passwd"]
+    names = [
+        str(outside / "sentinel.safetensors"),
+        "../outside/sentinel",
+        "../../outside/sentinel.safetensors",
+        "sentinel",
+        "/etc/passwd",
+    ]
     with DaemonProcess(home) as daemon, daemon.client(timeout=30) as client:
         for name in names:
             with pytest.raises(DaemonError) as caught:
@@ -573,7 +721,11 @@ def test_hostile_style_names_get_clear_refusals(world: dict[str, Any]) -> None:
             assert caught.value.code in ("bad_parameter", "unknown_style", "bad_model")
             assert name in caught.value.message or "sentinel" in caught.value.message
         with pytest.raises(DaemonError) as caught:
-            client.stylize(image, method="gatys", style_image=image,
-                           params={"init": "fast", "init_style": names[0]})
+            client.stylize(
+                image,
+                method="gatys",
+                style_image=image,
+                params={"init": "fast", "init_style": names[0]},
+            )
         assert caught.value.code == "bad_parameter"
         assert SENTINEL not in client.status().models.fast

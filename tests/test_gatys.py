@@ -231,7 +231,8 @@ def test_schedule_fractions_per_scale_and_stage_names() -> None:
     assert schedule(100, 200, params) == [((100, 200), 10)]
     assert schedule(200, 200, params) == [((100, 100), 20), ((200, 200), 10)]
     assert schedule(512, 512, GatysParams(iterations=5, scales=(0.5, 1.0))) == [
-        ((256, 256), 5), ((512, 512), 5)
+        ((256, 256), 5),
+        ((512, 512), 5),
     ]
     with pytest.raises(ParameterError, match="coarse_fraction"):
         schedule(512, 512, GatysParams(scales=(0.5, 1.0), coarse_fraction=(1.0, 2.0)))

@@ -48,8 +48,14 @@ def test_tiny_content_is_stylised_at_its_own_size(vgg, height, width) -> None:
     mask = torch.ones(1, 1, height, width)
     mask[..., : max(1, height // 2), :] = 0
     events = []
-    out = stylize_gatys(content, [(style, 1.0)], vgg, GatysParams.preset("draft", iterations=2),
-                        mask=mask, progress=events.append)
+    out = stylize_gatys(
+        content,
+        [(style, 1.0)],
+        vgg,
+        GatysParams.preset("draft", iterations=2),
+        mask=mask,
+        progress=events.append,
+    )
     assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
     assert torch.isfinite(out).all()
     keep = mask.expand_as(content) == 0
@@ -72,10 +78,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
 def test_tiny_selection_through_the_daemon(daemon: DaemonProcess, width, height) -> None:
     image = noise_image(width, height, 4, seed=width)  # RGBA: alpha passes through
     with daemon.client(timeout=300) as client:
-        events = list(client.submit(
-            image, method="gatys", style_image=noise_image(40, 30, 3, seed=2),
-            params={"quality": "draft", "iterations": 2},
-        ))
+        events = list(
+            client.submit(
+                image,
+                method="gatys",
+                style_image=noise_image(40, 30, 3, seed=2),
+                params={"quality": "draft", "iterations": 2},
+            )
+        )
     result = events[-1]
     assert isinstance(result, Result), result
     out = result.image

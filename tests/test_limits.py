@@ -53,8 +53,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def gatys(client: Client, image: Image, **params: Any) -> Iterator[dict[str, Any]]:
-    return client.submit(image, method="gatys", style_image=noise_image(16, 16, 3, seed=9),
-                         params={**ENDLESS, **params})
+    return client.submit(
+        image,
+        method="gatys",
+        style_image=noise_image(16, 16, 3, seed=9),
+        params={**ENDLESS, **params},
+    )
 
 
 def first_event(events: Iterator[Any]) -> Any:
@@ -81,8 +85,7 @@ def idle(daemon: DaemonProcess) -> bool:
 
 @pytest.fixture(scope="module")
 def quota_daemon(home: Path) -> Iterator[DaemonProcess]:
-    args = ["--client-silence", "120", "--max-queued-mb", "8",
-            "--max-queued-mb-per-client", "4"]
+    args = ["--client-silence", "120", "--max-queued-mb", "8", "--max-queued-mb-per-client", "4"]
     with DaemonProcess(home, args=args) as daemon:
         yield daemon
 
@@ -103,8 +106,11 @@ def long_job_running(daemon: DaemonProcess) -> Iterator[Client]:
 def test_one_client_cannot_fill_the_queue_for_others(quota_daemon: DaemonProcess) -> None:
     """Today one client may queue 64 jobs and everybody else gets ``busy``."""
     small = noise_image(16, 16, 3, seed=2)
-    with long_job_running(quota_daemon), quota_daemon.client(timeout=60) as greedy, \
-            quota_daemon.client(timeout=60) as other:
+    with (
+        long_job_running(quota_daemon),
+        quota_daemon.client(timeout=60) as greedy,
+        quota_daemon.client(timeout=60) as other,
+    ):
         jobs, refusal = [], None
         for _ in range(65):
             events = gatys(greedy, small)
@@ -132,15 +138,19 @@ def test_queued_image_memory_is_bounded_per_client_and_in_total(
     big = noise_image(724, 724, 3, seed=3)  # 1.5 MiB
     with long_job_running(quota_daemon), contextlib.ExitStack() as stack:
         a, b, c = (stack.enter_context(quota_daemon.client(timeout=60)) for _ in range(3))
-        jobs = {name: [gatys(cl, big) for _ in range(n)]  # kept: closing one cancels it
-                for name, cl, n in (("a", a, 3), ("b", b, 2), ("c", c, 2))}
-        answers = {name: [first_event(events) for events in got]
-                   for name, got in jobs.items()}
-        codes = {name: [getattr(x, "code", "accepted") for x in got]
-                 for name, got in answers.items()}
-        assert codes == {"a": ["accepted", "accepted", "busy"],
-                         "b": ["accepted", "accepted"],
-                         "c": ["accepted", "busy"]}, codes
+        jobs = {
+            name: [gatys(cl, big) for _ in range(n)]  # kept: closing one cancels it
+            for name, cl, n in (("a", a, 3), ("b", b, 2), ("c", c, 2))
+        }
+        answers = {name: [first_event(events) for events in got] for name, got in jobs.items()}
+        codes = {
+            name: [getattr(x, "code", "accepted") for x in got] for name, got in answers.items()
+        }
+        assert codes == {
+            "a": ["accepted", "accepted", "busy"],
+            "b": ["accepted", "accepted"],
+            "c": ["accepted", "busy"],
+        }, codes
         assert "--max-queued-mb-per-client" in answers["a"][2].message
         assert "(--max-queued-mb)" in answers["c"][1].message
         queued = quota_daemon.status().queue
@@ -209,9 +219,11 @@ def test_idle_connections_do_not_lock_out_a_real_client(home: Path) -> None:
             assert result.image.width == 24
             fds = open_fds(daemon.pid)
             assert fds < FD_LIMIT, fds
-            print(f"\n300 idle connections against a {FD_LIMIT}-descriptor daemon "
-                  f"({baseline} in use before): real client served after {served_after:.2f} s, "
-                  f"{fds} descriptors open")
+            print(
+                f"\n300 idle connections against a {FD_LIMIT}-descriptor daemon "
+                f"({baseline} in use before): real client served after {served_after:.2f} s, "
+                f"{fds} descriptors open"
+            )
         finally:
             for sock in raw:
                 sock.close()
@@ -221,14 +233,16 @@ def test_idle_connections_do_not_lock_out_a_real_client(home: Path) -> None:
 
 # --------------------------------------------------------------------------- partial frames
 
-ZMTP_GREETING = (b"\xff" + bytes(8) + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\0")
-                 + b"\0" + bytes(31))
+ZMTP_GREETING = (
+    b"\xff" + bytes(8) + b"\x7f" + bytes([3, 0]) + b"NULL".ljust(20, b"\0") + b"\0" + bytes(31)
+)
 
 
 def zmtp_ready(socket_type: bytes = b"DEALER") -> bytes:
     name = b"Socket-Type"
-    body = b"\x05READY" + bytes([len(name)]) + name + struct.pack(">I", len(socket_type)) \
-        + socket_type
+    body = (
+        b"\x05READY" + bytes([len(name)]) + name + struct.pack(">I", len(socket_type)) + socket_type
+    )
     return bytes([0x04, len(body)]) + body
 
 
@@ -271,8 +285,10 @@ def test_stalled_partial_frames_are_dropped_beyond_the_budget(home: Path) -> Non
             with daemon.client(timeout=30) as client:
                 result = client.stylize(noise_image(24, 20, 3, seed=5), style="rand")
             assert result.image.width == 24
-            print(f"\n8 stalled 40-MiB partial frames, 96 MiB budget: {8 - still_open} "
-                  f"dropped, {still_open} held; RSS {rss_before >> 10} -> {rss_after >> 10} MiB")
+            print(
+                f"\n8 stalled 40-MiB partial frames, 96 MiB budget: {8 - still_open} "
+                f"dropped, {still_open} held; RSS {rss_before >> 10} -> {rss_after >> 10} MiB"
+            )
         finally:
             for sock in stalled:
                 sock.close()
@@ -329,8 +345,12 @@ def test_concurrent_starts_print_the_pid_of_the_serving_daemon(tmp_path: Path) -
     endpoint = free_endpoint()
     env = environment(tmp_path, endpoint)
     command = [sys.executable, "-m", "nst_daemon", "daemon", "start", "--endpoint", endpoint]
-    starts = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    starts = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
     try:
         outputs = [proc.communicate(timeout=180) for proc in starts]
         assert [proc.returncode for proc in starts] == [0, 0, 0], outputs
@@ -343,5 +363,9 @@ def test_concurrent_starts_print_the_pid_of_the_serving_daemon(tmp_path: Path) -
         assert pids == {serving} == {info.pid}, (pids, serving, info.pid)
         print(f"\n3 concurrent starts all printed pid {serving}")
     finally:
-        subprocess.run([sys.executable, "-m", "nst_daemon", "daemon", "stop",
-                        "--endpoint", endpoint], env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "nst_daemon", "daemon", "stop", "--endpoint", endpoint],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )

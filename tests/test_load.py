@@ -31,8 +31,13 @@ WARM_UP_JOBS = 80  # RSS is compared from here on
 RSS_GROWTH_LIMIT_KB = 24 * 1024  # allocator noise; a leak of even 60 KiB a job exceeds it
 
 
-def run_client(daemon: DaemonProcess, index: int, pool: list[StylizeRequest],
-               done: list[int], out: list[tuple[int, Result]]) -> None:
+def run_client(
+    daemon: DaemonProcess,
+    index: int,
+    pool: list[StylizeRequest],
+    done: list[int],
+    out: list[tuple[int, Result]],
+) -> None:
     """50 jobs with ``IN_FLIGHT`` outstanding; ``out`` gets (pool index, result) pairs."""
     picks = [(index * 13 + j * 7) % len(pool) for j in range(JOBS_PER_CLIENT)]
     with daemon.client(timeout=120) as client:
@@ -88,7 +93,9 @@ def test_eight_clients_get_exactly_their_own_results(home: Path) -> None:
     warm = [rss for jobs, rss in samples if jobs >= WARM_UP_JOBS]
     assert len(warm) >= 5, "too few memory samples after warm-up"
     growth = max(warm) - warm[0]
-    print(f"\nload: {CLIENTS * JOBS_PER_CLIENT} jobs in {elapsed:.1f} s; daemon RSS "
-          f"{warm[0] / 1024:.0f} MiB after {WARM_UP_JOBS} jobs, max {max(warm) / 1024:.0f} MiB,"
-          f" end {warm[-1] / 1024:.0f} MiB ({len(samples)} samples)")
+    print(
+        f"\nload: {CLIENTS * JOBS_PER_CLIENT} jobs in {elapsed:.1f} s; daemon RSS "
+        f"{warm[0] / 1024:.0f} MiB after {WARM_UP_JOBS} jobs, max {max(warm) / 1024:.0f} MiB,"
+        f" end {warm[-1] / 1024:.0f} MiB ({len(samples)} samples)"
+    )
     assert growth < RSS_GROWTH_LIMIT_KB, f"daemon RSS grew {growth} KiB after warm-up"

@@ -28,8 +28,9 @@ print(kept, released)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc policy, Linux only")
 def test_freed_memory_is_kept_until_released() -> None:
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+    ).stdout.split()
     if out[0] != "True":
         pytest.skip("not glibc: the policy does not apply")
     kept, released = int(out[1]), int(out[2])
@@ -37,11 +38,14 @@ def test_freed_memory_is_kept_until_released() -> None:
     assert released <= 8, f"release_freed_memory left {released} MiB resident"
 
 
-@pytest.mark.parametrize("message", [
-    "DefaultCPUAllocator: can't allocate memory: you tried to allocate 4096 bytes",
-    "could not create a primitive",  # oneDNN, when its scratchpad cannot be allocated
-    "CUDA out of memory. Tried to allocate 2.00 GiB",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 4096 bytes",
+        "could not create a primitive",  # oneDNN, when its scratchpad cannot be allocated
+        "CUDA out of memory. Tried to allocate 2.00 GiB",
+    ],
+)
 def test_failed_allocations_are_recognised_as_out_of_memory(message: str) -> None:
     from nst_core.memory import is_out_of_memory
 

@@ -41,8 +41,13 @@ def textured_picture(height: int = 192, width: int = 256, seed: int = 0) -> torc
     region would show motion nowhere)."""
     g = torch.Generator().manual_seed(seed)
     detail = sum(
-        F.interpolate(torch.rand(1, 3, height // cell, width // cell, generator=g),
-                      size=(height, width), mode="bicubic", align_corners=False) / (i + 1)
+        F.interpolate(
+            torch.rand(1, 3, height // cell, width // cell, generator=g),
+            size=(height, width),
+            mode="bicubic",
+            align_corners=False,
+        )
+        / (i + 1)
         for i, cell in enumerate((32, 8, 3))
     )
     base = resize(preview_pattern(max(height, width)), (height, width))
@@ -68,8 +73,9 @@ def test_flicker_is_lower_than_per_frame(model, picture, kind, gain):
     assert plain / ours >= gain, (kind, plain, ours)
     # not bought by freezing or washing out the picture: the strokes stay as strong
     last_plain = stylize_fast(model, clip.frames[-1])
-    detail = [(f - resize(resize(f, (16, 24)), SIZE)).abs().mean() for f in
-              (frames[-1], last_plain)]
+    detail = [
+        (f - resize(resize(f, (16, 24)), SIZE)).abs().mean() for f in (frames[-1], last_plain)
+    ]
     assert detail[0] > 0.8 * detail[1]
 
 
@@ -83,8 +89,9 @@ def test_pan_without_flow_is_only_stabler_where_nothing_moves(model, picture):
 
 def test_off_is_plain_per_frame_stylisation(model, picture):
     clip = make_clip(picture, "zoom", SIZE, 3)
-    for frame, styled in zip(clip.frames, stylize_frames(clip.frames, model, consistency="off"),
-                             strict=True):
+    for frame, styled in zip(
+        clip.frames, stylize_frames(clip.frames, model, consistency="off"), strict=True
+    ):
         assert torch.equal(styled, stylize_fast(model, frame))
 
 
@@ -96,8 +103,10 @@ def test_stats_hook_returning_none_changes_nothing(model, picture):
     hooked, used = runner.run(image, lambda i, m, s: seen.append(i))
     assert torch.equal(plain, hooked)
     assert seen == list(range(len(stats))) == list(range(15))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-               for a, b in zip(stats, used, strict=True))
+    assert all(
+        torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        for a, b in zip(stats, used, strict=True)
+    )
 
 
 def test_running_stats_pool_mean_and_variance():
@@ -139,8 +148,16 @@ def test_one_frame_equals_a_picture(model, picture):
 def test_clip_statistics_and_options(model, picture):
     clip = make_clip(picture, "static", SIZE, 4)
     cons = Consistency(stats="clip", clip_samples=3)
-    out = list(stylize_frames(clip.frames, model, consistency=cons, strength=0.5,
-                              preserve_colors="luminance", max_size=48))
+    out = list(
+        stylize_frames(
+            clip.frames,
+            model,
+            consistency=cons,
+            strength=0.5,
+            preserve_colors="luminance",
+            max_size=48,
+        )
+    )
     assert len(out) == 4 and out[0].shape == clip.frames[0].shape
     with pytest.raises(ParameterError):
         list(stylize_frames(clip.frames, model, strength=2.0))

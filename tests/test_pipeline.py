@@ -49,8 +49,15 @@ def test_processing_size() -> None:
 def test_fast_job_is_the_composition_of_its_steps(net: torch.nn.Module, one_thread: None) -> None:
     content = _content()
     mask = torch.rand(1, 1, 45, 60, generator=torch.Generator().manual_seed(1))
-    got = stylize(content, model=net, max_size=32, preserve_colors="luminance",
-                  strength=0.7, mask=mask, device="cpu")
+    got = stylize(
+        content,
+        model=net,
+        max_size=32,
+        preserve_colors="luminance",
+        strength=0.7,
+        mask=mask,
+        device="cpu",
+    )
     small = resize(content, processing_size(45, 60, 32))
     expected = resize(stylize_fast(net, small, device="cpu"), (45, 60))
     expected = blend(apply_colors(expected, content, "luminance"), content, 0.7, mask)
@@ -84,8 +91,16 @@ def test_gatys_job_leaves_colours_and_mask_to_the_pipeline(
     mask = torch.zeros(1, 1, 24, 24)
     mask[..., :12] = 1.0
     steps: list[Progress] = []
-    got = stylize(content, method="gatys", styles=[(style, 1.0)], vgg=vgg, gatys=params,
-                  preserve_colors="histogram", mask=mask, progress=steps.append)
+    got = stylize(
+        content,
+        method="gatys",
+        styles=[(style, 1.0)],
+        vgg=vgg,
+        gatys=params,
+        preserve_colors="histogram",
+        mask=mask,
+        progress=steps.append,
+    )
     painted = stylize_gatys(content, [(style, 1.0)], vgg, params)
     expected = blend(apply_colors(painted, content, "histogram"), content, 1.0, mask)
     assert torch.equal(got, expected)

@@ -24,8 +24,10 @@ def test_dtype_is_native_bf16_or_float32() -> None:
     with precision.loss_network_precision(CPU, enabled=False):
         assert not torch.is_autocast_enabled("cpu")
     # disabled, it leaves an enclosing autocast alone (CUDA training's fp16 AMP)
-    with torch.autocast("cpu", dtype=torch.bfloat16), \
-            precision.loss_network_precision(CPU, enabled=False):
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        precision.loss_network_precision(CPU, enabled=False),
+    ):
         assert torch.is_autocast_enabled("cpu")
     with precision.loss_network_precision(CPU):
         wanted = precision.loss_network_dtype(CPU) is not None
@@ -70,8 +72,11 @@ def test_gatys_bf16_path_runs_and_follows_float32_on_any_cpu(monkeypatch) -> Non
     style = torch.rand(1, 3, 32, 32) ** 2
     params = GatysParams(iterations=12, scales=(1.0,))
     conv_dtypes: set[torch.dtype] = set()
-    hooks = [m.register_forward_hook(lambda m, i, out: conv_dtypes.add(out.dtype))
-             for m in vgg.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, out: conv_dtypes.add(out.dtype))
+        for m in vgg.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
 
     def run(native: bool) -> tuple[torch.Tensor, list[Progress]]:
         monkeypatch.setattr(precision, "_cpu_has_native_bf16", lambda: native)

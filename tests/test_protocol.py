@@ -36,11 +36,20 @@ def code_of(fn, *args) -> str:
 
 def test_error_codes_cover_the_engine():
     engine_codes = {
-        cls.code for cls in vars(nst_core.errors).values()
+        cls.code
+        for cls in vars(nst_core.errors).values()
         if isinstance(cls, type) and issubclass(cls, nst_core.errors.NSTError)
     }
-    required = {"bad_request", "unsupported_version", "too_large", "busy", "forbidden",
-                "daemon_unavailable", "timeout", "internal"}
+    required = {
+        "bad_request",
+        "unsupported_version",
+        "too_large",
+        "busy",
+        "forbidden",
+        "daemon_unavailable",
+        "timeout",
+        "internal",
+    }
     assert engine_codes | required <= {code.value for code in ErrorCode}
 
 
@@ -54,14 +63,18 @@ def test_image_round_trip_through_msgpack():
     ("wire", "code"),
     [
         ({"width": 2, "height": 2, "channels": 3, "data": bytes(11)}, "bad_request"),
-        ({"width": 2, "height": 2, "channels": 3, "dtype": "u16", "data": bytes(12)},
-         "bad_request"),
+        (
+            {"width": 2, "height": 2, "channels": 3, "dtype": "u16", "data": bytes(12)},
+            "bad_request",
+        ),
         ({"width": 2, "height": 2, "channels": 5, "data": bytes(20)}, "bad_request"),
         ({"width": 0, "height": 2, "channels": 3, "data": b""}, "bad_request"),
         ({"width": True, "height": 1, "channels": 3, "data": bytes(3)}, "bad_request"),
         ({"width": 2.0, "height": 1, "channels": 3, "data": bytes(6)}, "bad_request"),
-        ({"width": 2, "height": 2, "channels": 3, "dtype": "f64", "data": bytes(96)},
-         "bad_request"),
+        (
+            {"width": 2, "height": 2, "channels": 3, "dtype": "f64", "data": bytes(96)},
+            "bad_request",
+        ),
         ({"width": 2, "height": 2, "channels": 3, "data": "text"}, "bad_request"),
         ({"width": 60000, "height": 60000, "channels": 3, "data": b""}, "too_large"),
         ([1, 2, 3], "bad_request"),
@@ -95,9 +108,12 @@ def test_decode_refuses_non_maps(payload):
 
 def test_valid_stylize_request():
     mask = Image(4, 3, 1, bytes(12))
-    request = StylizeRequest.from_wire(stylize_msg(
-        mask=mask.to_wire(), params={"strength": 0.5, "max_size": 512, "preserve_colors": None},
-    ))
+    request = StylizeRequest.from_wire(
+        stylize_msg(
+            mask=mask.to_wire(),
+            params={"strength": 0.5, "max_size": 512, "preserve_colors": None},
+        )
+    )
     assert request.style == "candy" and request.mask == mask
     assert request.params == FastParams(strength=0.5, max_size=512, preserve_colors=None)
 
@@ -132,8 +148,12 @@ def test_bad_stylize_requests(fields, code):
 
 
 def test_gatys_requests():
-    ok = stylize_msg(method="gatys", style=None, style_image=[rgb().to_wire()] * 2,
-                     params={"iterations": 5, "style_weights": [1, 0.5], "quality": "draft"})
+    ok = stylize_msg(
+        method="gatys",
+        style=None,
+        style_image=[rgb().to_wire()] * 2,
+        params={"iterations": 5, "style_weights": [1, 0.5], "quality": "draft"},
+    )
     request = StylizeRequest.from_wire(ok)
     assert len(request.style_images) == 2 and request.params.style_weights == (1.0, 0.5)
     for fields in (
@@ -149,8 +169,12 @@ def test_gatys_requests():
 
 
 def test_train_and_cancel_requests():
-    msg = protocol.make_request("train", name="my-style", style_image=rgb().to_wire(),
-                                params={"dataset": "/photos", "steps": 10})
+    msg = protocol.make_request(
+        "train",
+        name="my-style",
+        style_image=rgb().to_wire(),
+        params={"dataset": "/photos", "steps": 10},
+    )
     assert TrainRequest.from_wire(msg).params == TrainParams(dataset="/photos", steps=10)
     assert code_of(TrainRequest.from_wire, {**msg, "name": "../evil"}) == "bad_parameter"
     assert code_of(TrainRequest.from_wire, {**msg, "params": {"steps": 10}}) == "bad_parameter"
@@ -158,16 +182,38 @@ def test_train_and_cancel_requests():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-    | st.text(max_size=8)
-    | st.binary(max_size=16),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["v", "id", "type", "image", "style", "method",
-                                       "params", "mask", "width", "data"]), children,
-                      max_size=6),
-    max_leaves=20,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.floats()
+        | st.text(max_size=8)
+        | st.binary(max_size=16),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "v",
+                        "id",
+                        "type",
+                        "image",
+                        "style",
+                        "method",
+                        "params",
+                        "mask",
+                        "width",
+                        "data",
+                    ]
+                ),
+                children,
+                max_size=6,
+            )
+        ),
+        max_leaves=20,
+    )
+)
 def test_hostile_messages_only_raise_protocol_errors(obj):
     payload = msgpack.packb(obj, use_bin_type=True)
     try:

@@ -42,8 +42,9 @@ def test_readme_main_command_stylises_the_example(tmp_path, monkeypatch):
     monkeypatch.setenv("NST_HOME", env["NST_HOME"])  # where lifecycle finds the pidfile
 
     try:
-        result = subprocess.run(command, shell=True, cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr
     finally:
         with Client(endpoint, autostart=False, timeout=10) as client:

@@ -37,7 +37,7 @@ from daemon_helpers import DaemonProcess, free_port, noise_image, save_random_st
 def _address(hex_ip: str) -> str:
     """An address of /proc/net/tcp (8 hex digits) or tcp6 (32): 32-bit words in the
     machine's byte order."""
-    words = [bytes.fromhex(hex_ip[i:i + 8]) for i in range(0, len(hex_ip), 8)]
+    words = [bytes.fromhex(hex_ip[i : i + 8]) for i in range(0, len(hex_ip), 8)]
     raw = b"".join(w[::-1] if sys.byteorder == "little" else w for w in words)
     ip = ipaddress.ip_address(raw)
     return str(ip) if ip.version == 4 else f"[{ip}]"
@@ -70,9 +70,11 @@ def test_listening_addresses_sees_ipv4_and_ipv6_listeners() -> None:
         pytest.skip("no IPv6 in this Python")
     wanted, sockets = set(), []
     try:
-        for family, host, shown in [(socket.AF_INET, "127.0.0.1", "127.0.0.1"),
-                                    (socket.AF_INET6, "::1", "[::1]"),
-                                    (socket.AF_INET6, "::", "[::]")]:
+        for family, host, shown in [
+            (socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+            (socket.AF_INET6, "::1", "[::1]"),
+            (socket.AF_INET6, "::", "[::]"),
+        ]:
             sock = socket.socket(family)
             sockets.append(sock)
             try:
@@ -111,10 +113,17 @@ def test_default_endpoint_is_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "loopback"),
     [
-        ("tcp://127.0.0.1:1", True), ("tcp://127.1.2.3:1", True), ("tcp://localhost:1", True),
-        ("tcp://[::1]:1", True), ("ipc:///tmp/nst.sock", True),
-        ("tcp://*:1", False), ("tcp://0.0.0.0:1", False), ("tcp://[::]:1", False),
-        ("tcp://192.0.2.2:1", False), ("tcp://eth0:1", False), ("tcp://example.org:1", False),
+        ("tcp://127.0.0.1:1", True),
+        ("tcp://127.1.2.3:1", True),
+        ("tcp://localhost:1", True),
+        ("tcp://[::1]:1", True),
+        ("ipc:///tmp/nst.sock", True),
+        ("tcp://*:1", False),
+        ("tcp://0.0.0.0:1", False),
+        ("tcp://[::]:1", False),
+        ("tcp://192.0.2.2:1", False),
+        ("tcp://eth0:1", False),
+        ("tcp://example.org:1", False),
     ],
 )
 def test_which_endpoints_count_as_loopback(endpoint: str, loopback: bool) -> None:
@@ -167,12 +176,16 @@ def curve_daemon(tmp_path: Path) -> Iterator[tuple[DaemonProcess, dict, str]]:
     server_public_file, server_secret_file = zmq.auth.create_certificates(keys, "server")
     client_public_file, client_secret_file = zmq.auth.create_certificates(keys, "client")
     (allowed / "client.key").write_bytes(Path(client_public_file).read_bytes())
-    client_keys = {"curve_server_key": zmq.auth.load_certificate(server_public_file)[0],
-                   "curve_client_keys": zmq.auth.load_certificate(client_secret_file)}
+    client_keys = {
+        "curve_server_key": zmq.auth.load_certificate(server_public_file)[0],
+        "curve_client_keys": zmq.auth.load_certificate(client_secret_file),
+    }
     port = free_port()
-    daemon = DaemonProcess(tmp_path, f"tcp://0.0.0.0:{port}",
-                           ["--curve-secret", server_secret_file, "--curve-clients",
-                            str(allowed)])
+    daemon = DaemonProcess(
+        tmp_path,
+        f"tcp://0.0.0.0:{port}",
+        ["--curve-secret", server_secret_file, "--curve-clients", str(allowed)],
+    )
     daemon.launch()
     try:
         yield daemon, client_keys, f"tcp://{address}:{port}"
@@ -231,14 +244,19 @@ def test_loaders_refuse_malicious_pickles(
     monkeypatch.setenv("NST_HOME", str(tmp_path / "home"))
     marker = tmp_path / "pwned"
     evil = malicious_file(tmp_path / "evil.pth", marker, zip_format)
-    loaders = [load_style_model, import_style, import_weights,
-               lambda p: VGGFeatures("vgg16", weights=p)]
+    loaders = [
+        load_style_model,
+        import_style,
+        import_weights,
+        lambda p: VGGFeatures("vgg16", weights=p),
+    ]
     for load in loaders:
         with pytest.raises(ModelFormatError, match="evil.pth"):
             load(evil)
         assert not marker.exists(), load
-    assert not (tmp_path / "home" / "styles").exists() or \
-        not list((tmp_path / "home" / "styles").iterdir())
+    assert not (tmp_path / "home" / "styles").exists() or not list(
+        (tmp_path / "home" / "styles").iterdir()
+    )
 
 
 def test_daemon_refuses_malicious_style_and_weights(tmp_path: Path) -> None:

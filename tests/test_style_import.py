@@ -55,9 +55,12 @@ def test_a_model_file_is_imported_once_then_reused_and_never_replaced(home: Path
 
 
 def test_the_policy_imports_without_torch() -> None:
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from nst_core.styles import MODEL_SUFFIXES, looks_like_model_file\n"
-            "assert looks_like_model_file('a.pth') and '.pth' in MODEL_SUFFIXES\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from nst_core.styles import MODEL_SUFFIXES, looks_like_model_file\n"
+        "assert looks_like_model_file('a.pth') and '.pth' in MODEL_SUFFIXES\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr

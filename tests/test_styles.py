@@ -67,8 +67,11 @@ def test_a_lite_file_is_a_variant_of_its_style(dirs: tuple[Path, Path]) -> None:
     bundled, _ = dirs
     full = save_style_model(bundled / "udnie.safetensors", random_net(7), {"title": "Udnie"})
     save_style_model(bundled / "wave.safetensors", random_net(8), {"title": "Wave"})
-    lite = save_style_model(bundled / "udnie.lite.safetensors",
-                            random_net(9, (8, 16, 32), 2), {"title": "Udnie", "variant": "lite"})
+    lite = save_style_model(
+        bundled / "udnie.lite.safetensors",
+        random_net(9, (8, 16, 32), 2),
+        {"title": "Udnie", "variant": "lite"},
+    )
     styles = {s.name: s for s in list_styles()}
     assert set(styles) == {"udnie", "wave"}
     assert styles["udnie"].variants == {"full": full, "lite": lite}
@@ -168,5 +171,5 @@ def test_bundled_styles_paint_differently() -> None:
         pytest.skip("needs every test_every_bundled_style_loads_is_listed_and_paints run")
     names = sorted(_STYLED)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert 255 * (_STYLED[a] - _STYLED[b]).abs().mean() > 5, (a, b)

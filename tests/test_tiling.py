@@ -100,21 +100,28 @@ def test_real_tiles_have_no_visible_seams(monkeypatch: pytest.MonkeyPatch) -> No
     _, stats = runner.run(resize(image, copy))  # the statistics all tiles share
     assert copy == (16, 512) and len(stats) == 15
     whole = runner.run(image, stats)[0]
-    seams = _seam_lines(tile_starts(width, fast.DEFAULT_TILE, fast.TILE_OVERLAP, 4),
-                        fast.DEFAULT_TILE)
+    seams = _seam_lines(
+        tile_starts(width, fast.DEFAULT_TILE, fast.TILE_OVERLAP, 4), fast.DEFAULT_TILE
+    )
     assert seams == [992, 1023]
 
     def levels(result: torch.Tensor, columns: slice | list[int] = slice(None)) -> float:
         return 255 * (result - whole)[..., columns].abs().max().item()
 
-    naive = tiled(lambda t: runner.run(t)[0], image, fast.DEFAULT_TILE,
-                  fast.TILE_OVERLAP, margin=fast.TILE_MARGIN, align=4)
-    print(f"\nseams at 1024 px tiles: ours {levels(ours, seams):.4f}, naive "
-          f"{levels(naive, seams):.1f} levels; ours anywhere {levels(ours):.4f}")
+    naive = tiled(
+        lambda t: runner.run(t)[0],
+        image,
+        fast.DEFAULT_TILE,
+        fast.TILE_OVERLAP,
+        margin=fast.TILE_MARGIN,
+        align=4,
+    )
+    print(
+        f"\nseams at 1024 px tiles: ours {levels(ours, seams):.4f}, naive "
+        f"{levels(naive, seams):.1f} levels; ours anywhere {levels(ours):.4f}"
+    )
     assert levels(ours, seams) < 0.5 and levels(ours) < 0.5
     assert levels(naive, seams) > 4  # the metric sees seams where there are some
-
-
 
 
 def test_out_of_memory_on_a_small_image_still_falls_back_to_tiles(monkeypatch) -> None:

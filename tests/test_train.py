@@ -53,10 +53,21 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def config(data: tuple[Path, Path], vgg16_weights: Path, tmp_path: Path) -> TrainConfig:
     photos, style = data
     return TrainConfig(
-        style_images=[style], data_dir=photos, name="stripes", title="Stripes",
-        artist="Test Painter", year="2024", output=tmp_path / "stripes.safetensors",
-        steps=4, batch_size=2, image_size=48, style_size=64, lr=5e-3,
-        vgg_weights=vgg16_weights, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=1,
+        style_images=[style],
+        data_dir=photos,
+        name="stripes",
+        title="Stripes",
+        artist="Test Painter",
+        year="2024",
+        output=tmp_path / "stripes.safetensors",
+        steps=4,
+        batch_size=2,
+        image_size=48,
+        style_size=64,
+        lr=5e-3,
+        vgg_weights=vgg16_weights,
+        checkpoint_dir=tmp_path / "ckpt",
+        checkpoint_every=1,
     )
 
 
@@ -65,8 +76,9 @@ def test_prefetched_batches_are_each_steps_own_and_stop_their_threads(
 ) -> None:
     photos, style = data
     files = sorted(photos.iterdir())
-    cfg = TrainConfig(style_images=[style], data_dir=photos, name="x", steps=9,
-                      batch_size=3, image_size=40)
+    cfg = TrainConfig(
+        style_images=[style], data_dir=photos, name="x", steps=9, batch_size=3, image_size=40
+    )
     with closing(prefetched_batches(files, cfg, 2)) as batches:
         got = list(batches)
     assert len(got) == 7
@@ -102,8 +114,9 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(
     _, resumed = _run(replace(config, steps=4))
     assert [p.step for p in resumed] == [3, 4]
 
-    straight = replace(config, checkpoint_dir=tmp_path / "other",
-                       output=tmp_path / "straight.safetensors")
+    straight = replace(
+        config, checkpoint_dir=tmp_path / "other", output=tmp_path / "straight.safetensors"
+    )
     _, seen = _run(straight)
     assert seen[-1].losses["total"] == pytest.approx(resumed[-1].losses["total"], rel=1e-4)
     a = load_file(str(config.output))
@@ -127,15 +140,23 @@ def test_cancel_stops_with_a_checkpoint_and_no_model(config: TrainConfig) -> Non
 
 def test_output_loads_and_carries_the_metadata(config: TrainConfig, tmp_path: Path) -> None:
     previews: list[torch.Tensor] = []
-    path = train(replace(config, steps=2, preview_every=1, preview_dir=tmp_path / "previews"),
-                 progress=lambda p: previews.append(p.preview))
+    path = train(
+        replace(config, steps=2, preview_every=1, preview_dir=tmp_path / "previews"),
+        progress=lambda p: previews.append(p.preview),
+    )
     assert len(previews) == 2 and previews[0].shape == (1, 3, 48, 48)
     assert sorted(f.name for f in (tmp_path / "previews").iterdir()) == [
-        "stripes-000001.png", "stripes-000002.png"]
+        "stripes-000001.png",
+        "stripes-000002.png",
+    ]
     model = load_style_model(path)
     meta = model.meta
     assert (meta["name"], meta["title"], meta["artist"], meta["year"]) == (
-        "stripes", "Stripes", "Test Painter", "2024")
+        "stripes",
+        "Stripes",
+        "Test Painter",
+        "2024",
+    )
     assert "public domain" in meta["licence"]
     training = json.loads(meta["training"])
     assert training["steps"] == 2 and training["batch_size"] == 2
@@ -149,8 +170,14 @@ def test_output_loads_and_carries_the_metadata(config: TrainConfig, tmp_path: Pa
 
 def test_fine_tuning_starts_from_the_given_model(config: TrainConfig, tmp_path: Path) -> None:
     base = train(replace(config, steps=3, checkpoint_dir=None))
-    tuned = replace(config, steps=1, name="tuned", output=tmp_path / "tuned.safetensors",
-                    init_model=base, checkpoint_dir=None)
+    tuned = replace(
+        config,
+        steps=1,
+        name="tuned",
+        output=tmp_path / "tuned.safetensors",
+        init_model=base,
+        checkpoint_dir=None,
+    )
     fresh = replace(tuned, init_model=None, output=tmp_path / "fresh.safetensors")
     _, from_base = _run(tuned)
     _, from_scratch = _run(fresh)
@@ -168,7 +195,8 @@ def test_grid_term_is_trained_and_recorded(config: TrainConfig) -> None:
     terms = seen[0].losses
     assert terms["total"] == pytest.approx(
         terms["content"] + 5.0 * terms["style"] + 1e-2 * terms["tv"] + 500.0 * terms["grid"],
-        rel=1e-5)
+        rel=1e-5,
+    )
     training = json.loads(load_style_model(config.output).meta["training"])
     assert training["grid_weight"] == 500.0
 
@@ -177,8 +205,14 @@ def test_anchor_term_pulls_towards_the_start_model_without_its_grid(
     config: TrainConfig, tmp_path: Path
 ) -> None:
     base = train(replace(config, steps=1, checkpoint_dir=None))
-    tuned = replace(config, steps=2, init_model=base, anchor_weight=100.0, checkpoint_dir=None,
-                    output=tmp_path / "anchored.safetensors")
+    tuned = replace(
+        config,
+        steps=2,
+        init_model=base,
+        anchor_weight=100.0,
+        checkpoint_dir=None,
+        output=tmp_path / "anchored.safetensors",
+    )
     _, seen = _run(tuned)
     assert "anchor" in seen[0].losses and seen[0].losses["anchor"] >= 0
     assert json.loads(load_style_model(tuned.output).meta["training"])["anchor_weight"] == 100
@@ -191,8 +225,9 @@ def test_fine_tuning_a_lite_model_keeps_its_architecture(
 ) -> None:
     from nst_core.transformer_net import TransformerNet, save_style_model
 
-    lite = save_style_model(tmp_path / "lite.safetensors", TransformerNet((8, 12, 16), 1),
-                            {"name": "lite"})
+    lite = save_style_model(
+        tmp_path / "lite.safetensors", TransformerNet((8, 12, 16), 1), {"name": "lite"}
+    )
     path = train(replace(config, steps=1, init_model=lite, checkpoint_dir=None))
     net = load_style_model(path).net
     assert (net.widths, net.blocks) == ((8, 12, 16), 1)
@@ -203,8 +238,7 @@ def test_loss_weights_hold_for_a_rescaled_vgg(config: TrainConfig, tmp_path: Pat
 
     A power of two, so the scaling is exact in bf16 too (``nst_core.precision``)."""
     state = load_file(str(config.vgg_weights))
-    scaled = {k: v * 64 if (k == "0.weight" or k.endswith("bias")) else v
-              for k, v in state.items()}
+    scaled = {k: v * 64 if (k == "0.weight" or k.endswith("bias")) else v for k, v in state.items()}
     scaled_path = tmp_path / "vgg16_scaled.safetensors"
     save_file(scaled, str(scaled_path))
     _, original = _run(replace(config, steps=2, checkpoint_dir=None))

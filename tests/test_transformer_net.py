@@ -39,7 +39,9 @@ def test_architecture_round_trips_through_the_metadata(tmp_path: Path) -> None:
     assert model.net.widths == (16, 24, 40) and model.net.blocks == 2
     assert json.loads(model.meta["architecture"]) == {"widths": [16, 24, 40], "blocks": 2}
     assert sorted({k.split(".")[0] for k in model.net.state_dict() if k.startswith("res")}) == [
-        "res1", "res2"]
+        "res1",
+        "res2",
+    ]
     image = preview_pattern(40)
     assert torch.equal(plain_run(model.net, image), plain_run(lite, image))
     full = load_style_model(save_style_model(tmp_path / "full.safetensors", random_net(1), {}))
@@ -50,7 +52,8 @@ def test_default_network_keeps_the_example_layout() -> None:
     keys = list(TransformerNet().state_dict())
     assert [k for k in keys if k.startswith("res")][0] == "res1.conv1.conv2d.weight"
     assert {k.split(".")[0] for k in keys if k.startswith("res")} == {
-        f"res{i}" for i in range(1, 6)}
+        f"res{i}" for i in range(1, 6)
+    }
     assert TransformerNet().architecture == {"widths": [32, 64, 128], "blocks": 5}
 
 
@@ -61,21 +64,27 @@ def test_pth_without_architecture_metadata_runs_exactly_as_before(tmp_path: Path
     assert model.net.widths == (32, 64, 128) and model.net.blocks == 5
     image = preview_pattern(48)
     assert torch.equal(plain_run(model.net, image), plain_run(net, image))
-    assert torch.equal(stylize_fast(model, image, device="cpu"),
-                       stylize_fast(net, image, device="cpu"))
+    assert torch.equal(
+        stylize_fast(model, image, device="cpu"), stylize_fast(net, image, device="cpu")
+    )
 
 
 def test_bad_architecture_metadata_is_a_model_format_error(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.contiguous() for k, v in random_net(8).state_dict().items()}
-    for name, arch in (("huge", {"widths": [10**6, 64, 128], "blocks": 5}),
-                       ("few", {"widths": [32, 64], "blocks": 5}),
-                       ("text", "not json"),
-                       ("other", {"widths": [16, 32, 64], "blocks": 3})):
+    for name, arch in (
+        ("huge", {"widths": [10**6, 64, 128], "blocks": 5}),
+        ("few", {"widths": [32, 64], "blocks": 5}),
+        ("text", "not json"),
+        ("other", {"widths": [16, 32, 64], "blocks": 3}),
+    ):
         path = tmp_path / f"{name}.safetensors"
-        save_file(state, str(path), metadata={"architecture": arch if isinstance(arch, str)
-                                              else json.dumps(arch)})
+        save_file(
+            state,
+            str(path),
+            metadata={"architecture": arch if isinstance(arch, str) else json.dumps(arch)},
+        )
         with pytest.raises(ModelFormatError, match=path.name):
             load_style_model(path)
 

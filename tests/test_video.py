@@ -34,12 +34,14 @@ SAMPLE_RATE = 16000
 def picture(height: int = 96, width: int = 128, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(1, 3, max(2, height // 8), max(2, width // 8), generator=g)
-    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic",
-                                           align_corners=False).clamp(0, 1)
+    return torch.nn.functional.interpolate(
+        coarse, size=(height, width), mode="bicubic", align_corners=False
+    ).clamp(0, 1)
 
 
-def write_clip(path: Path, size: tuple[int, int] = (48, 64), frames: int = 6,
-               audio: bool = True) -> Path:
+def write_clip(
+    path: Path, size: tuple[int, int] = (48, 64), frames: int = 6, audio: bool = True
+) -> Path:
     """A pan over a generated picture as H.264 (4:4:4 for odd sizes), with an AAC tone."""
     height, width = size
     clip = make_clip(picture(), "pan", size, frames)
@@ -54,11 +56,12 @@ def write_clip(path: Path, size: tuple[int, int] = (48, 64), frames: int = 6,
         out.mux(stream.encode(None))
         if sound is not None:
             count = SAMPLE_RATE * frames // RATE
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(count) / SAMPLE_RATE))
+            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(count) / SAMPLE_RATE)
             tone = tone.astype(np.float32)[None]
             for start in range(0, count, 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp",
-                                                   layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[:, start : start + 1024], format="fltp", layout="mono"
+                )
                 chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
                 out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
@@ -68,8 +71,7 @@ def write_clip(path: Path, size: tuple[int, int] = (48, 64), frames: int = 6,
 def describe(path: Path) -> dict:
     with av.open(str(path)) as container:
         v = container.streams.video[0]
-        info = {"size": (v.codec_context.height, v.codec_context.width),
-                "rate": v.average_rate}
+        info = {"size": (v.codec_context.height, v.codec_context.width), "rate": v.average_rate}
         info["pixels"] = [f.to_ndarray(format="rgb24") for f in container.decode(v)]
         info["frames"] = len(info["pixels"])
     with av.open(str(path)) as container:
@@ -88,8 +90,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def nst(env: dict[str, str], *args: object, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*NST, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*NST, *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -121,14 +124,33 @@ def test_round_trip_keeps_rate_size_frames_and_audio(env, tmp_path):
     assert no_partials(tmp_path)
 
 
-@pytest.mark.parametrize(("size", "frames", "suffix"),
-                         [((33, 45), 3, ".mp4"), ((48, 64), 1, ".mp4"), ((30, 40), 3, ".webm"),
-                          ((30, 40), 3, ".gif"), ((31, 41), 2, ".mov")])
+@pytest.mark.parametrize(
+    ("size", "frames", "suffix"),
+    [
+        ((33, 45), 3, ".mp4"),
+        ((48, 64), 1, ".mp4"),
+        ((30, 40), 3, ".webm"),
+        ((30, 40), 3, ".gif"),
+        ((31, 41), 2, ".mov"),
+    ],
+)
 def test_odd_sizes_one_frame_and_formats(env, tmp_path, size, frames, suffix):
     source = write_clip(tmp_path / "in.mp4", size, frames)
     target = tmp_path / f"out{suffix}"
-    result = nst(env, "video", source, target, "--style", "rand", "--local",
-                 "--strength", "0.7", "--preserve-colors", "--max-size", "32")
+    result = nst(
+        env,
+        "video",
+        source,
+        target,
+        "--style",
+        "rand",
+        "--local",
+        "--strength",
+        "0.7",
+        "--preserve-colors",
+        "--max-size",
+        "32",
+    )
     assert result.returncode == 0, result.stderr
     info = describe(target)
     assert info["frames"] == frames and info["size"] == size
@@ -147,7 +169,7 @@ def test_corrupt_file_is_a_clear_error(env, tmp_path):
     assert_clean_error(result, "broken.mp4", "not a video")
     damaged = tmp_path / "damaged.mp4"
     data = bytearray(source.read_bytes())
-    data[len(data) // 3:] = b"\xff" * (len(data) - len(data) // 3)
+    data[len(data) // 3 :] = b"\xff" * (len(data) - len(data) // 3)
     damaged.write_bytes(bytes(data))
     result = nst(env, "video", damaged, tmp_path / "out2.mp4", "--style", "rand", "--local")
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
@@ -158,13 +180,17 @@ def test_corrupt_file_is_a_clear_error(env, tmp_path):
 
 def test_usage_errors(env, tmp_path):
     source = write_clip(tmp_path / "in.mp4", frames=2, audio=False)
-    assert_clean_error(nst(env, "video", tmp_path / "nope.mp4", tmp_path / "o.mp4",
-                           "--style", "rand", "--local"), "no such file")
-    assert_clean_error(nst(env, "video", source, tmp_path / "o.avi", "--style", "rand",
-                           "--local"), ".avi")
+    assert_clean_error(
+        nst(env, "video", tmp_path / "nope.mp4", tmp_path / "o.mp4", "--style", "rand", "--local"),
+        "no such file",
+    )
+    assert_clean_error(
+        nst(env, "video", source, tmp_path / "o.avi", "--style", "rand", "--local"), ".avi"
+    )
     assert_clean_error(nst(env, "video", source, source, "--style", "rand", "--local"))
-    assert_clean_error(nst(env, "video", source, tmp_path / "o.mp4", "--style", "nope",
-                           "--local"), "nope")
+    assert_clean_error(
+        nst(env, "video", source, tmp_path / "o.mp4", "--style", "nope", "--local"), "nope"
+    )
 
 
 def test_interrupted_run_leaves_no_output(tmp_path):
@@ -199,8 +225,13 @@ def test_clip_parameters_are_checked():
         return StylizeRequest.from_wire(msg)
 
     assert parse(clip="abc", clip_frame=3, consistency="stats").params.clip == "abc"
-    for bad in ({"clip": ""}, {"clip": "x" * 65}, {"clip": 5}, {"clip_frame": -1},
-                {"consistency": "smooth"}):
+    for bad in (
+        {"clip": ""},
+        {"clip": "x" * 65},
+        {"clip": 5},
+        {"clip_frame": -1},
+        {"consistency": "smooth"},
+    ):
         with pytest.raises(ProtocolError) as err:
             parse(**bad)
         assert err.value.code == "bad_parameter"

@@ -75,4 +75,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             "please report it; set NST_DEBUG=1 to see the traceback",
         )
         return EXIT_FAILURE
-

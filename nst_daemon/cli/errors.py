@@ -24,10 +24,8 @@ def say(message: str) -> None:
     print(f"nst: {message}", file=sys.stderr, flush=True)
 
 
-
 def report(message: str, hint: str | None) -> None:
     message = " ".join(str(message).split()) or "failed"
     if hint and "`nst " not in message:  # a message naming a command says what to do already
         message = f"{message.rstrip('.')} ({hint})"
     print(f"nst: error: {message}", file=sys.stderr, flush=True)
-

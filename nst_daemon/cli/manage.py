@@ -159,9 +159,11 @@ def cmd_weights_show(args: argparse.Namespace) -> int:
         how = SOURCE_OPTIONS.get(info["source"])
         print(f"  ({SOURCES[info['source']]}{f' ({how})' if how else ''})")
     print("looked at, in this order (--vgg-weights FILE comes first when given):")
-    for source, path in (("data_dir", stored_path(args.arch)),
-                         ("bundled", bundled_path(args.arch)),
-                         ("torchvision_cache", torchvision_cache_path(args.arch))):
+    for source, path in (
+        ("data_dir", stored_path(args.arch)),
+        ("bundled", bundled_path(args.arch)),
+        ("torchvision_cache", torchvision_cache_path(args.arch)),
+    ):
         found = "present" if path is not None and path.is_file() else "absent"
         print(f"  {source:<18} {found:<8} {path or '(none for ' + args.arch + ')'}")
     return 0 if info["source"] != "missing" else 1
@@ -188,11 +190,9 @@ def cmd_weights_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_weights_import(args: argparse.Namespace) -> int:
     from nst_core.weights import import_weights
 
     path = import_weights(args.file, args.arch)
     print(f"stored weights in {path}; {RESTART_HINT}")
     return 0
-

@@ -120,7 +120,6 @@ def make_runner(args: argparse.Namespace, spec: StyleSpec) -> tuple[Runner, Call
     return DaemonRunner(client, spec), client.close
 
 
-
 def stylize_targets(
     images: list[Path], output: str | None, label: str, style_images: list[Path]
 ) -> list[Task]:
@@ -167,4 +166,3 @@ def refuse_input_clash(targets: list[Path], inputs: list[Path]) -> None:
             hint="choose another output name or folder with -o",
             exit_code=EXIT_USAGE,
         )
-

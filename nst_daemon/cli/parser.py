@@ -192,11 +192,15 @@ examples:
         "pyarrow understands (s3://...); see docs/cluster.md",
     )
     ray.add_argument(
-        "--ray-actors", type=positive_int, metavar="N",
+        "--ray-actors",
+        type=positive_int,
+        metavar="N",
         help="actors (default: one per GPU of the cluster, else one per CPU)",
     )
     ray.add_argument(
-        "--ray-batch-size", type=positive_int, metavar="N",
+        "--ray-batch-size",
+        type=positive_int,
+        metavar="N",
         help="pictures per task (default: 1 for gatys, up to 16 for fast)",
     )
     p.set_defaults(func=cmd_batch)
@@ -265,9 +269,7 @@ examples:
         action="store_true",
         help="replace your own style of the same name (a bundled style is never replaced)",
     )
-    p.add_argument(
-        "--steps", type=positive_int, metavar="N", help="training steps (default 2000)"
-    )
+    p.add_argument("--steps", type=positive_int, metavar="N", help="training steps (default 2000)")
     p.add_argument("--batch-size", type=positive_int, metavar="N")
     p.add_argument("--image-size", type=positive_int, metavar="PX", help="training crop size")
     p.add_argument("--style-weight", type=float, metavar="W")
@@ -321,7 +323,8 @@ examples:
     q = weights_sub.add_parser("fetch", help="download torchvision's official weights")
     q.add_argument("--arch", choices=["vgg16", "vgg19"], default="vgg16")
     q.add_argument(
-        "--if-missing", action="store_true",
+        "--if-missing",
+        action="store_true",
         help="do nothing when the data dir already holds fetched or imported weights",
     )
     q.set_defaults(func=cmd_weights_fetch)
@@ -330,4 +333,3 @@ examples:
     q.add_argument("--arch", choices=["vgg16", "vgg19"], help="default: detected")
     q.set_defaults(func=cmd_weights_import)
     return parser
-

@@ -106,4 +106,3 @@ def cmd_batch(args: argparse.Namespace) -> int:
             hint="see the messages above",
         )
     return 0
-

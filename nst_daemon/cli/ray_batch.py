@@ -27,13 +27,9 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
     tasks = job.todo + job.done
     if job.source.local and job.output.local:
         style_images = [Path(p).expanduser() for p in args.style_image]
-        refuse_input_clash(
-            [t.target for t in tasks], [t.source for t in tasks] + style_images
-        )
+        refuse_input_clash([t.target for t in tasks], [t.source for t in tasks] + style_images)
     if not tasks:
-        raise CommandError(
-            f"{source_text}: no pictures ({IMAGE_EXTENSIONS_TEXT}) found"
-        )
+        raise CommandError(f"{source_text}: no pictures ({IMAGE_EXTENSIONS_TEXT}) found")
     if job.done:
         say(f"{len(job.done)} of {len(tasks)} already done, skipped")
     if not job.todo:
@@ -44,8 +40,13 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
     address = None if args.ray == "local" else args.ray
     say(f"starting {'a local Ray' if address is None else 'on Ray at ' + address}")
     bar = tqdm(
-        total=len(tasks), initial=len(job.done), desc="batch (ray)", unit="img",
-        disable=None, file=sys.stderr, dynamic_ncols=True,
+        total=len(tasks),
+        initial=len(job.done),
+        desc="batch (ray)",
+        unit="img",
+        disable=None,
+        file=sys.stderr,
+        dynamic_ncols=True,
     )
     bar.unpause()
 
@@ -59,8 +60,12 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
 
     try:
         report = run(
-            job, spec, address=address, actors=args.ray_actors,
-            batch_size=args.ray_batch_size, on_row=on_row,
+            job,
+            spec,
+            address=address,
+            actors=args.ray_actors,
+            batch_size=args.ray_batch_size,
+            on_row=on_row,
         )
     finally:
         bar.close()
@@ -70,7 +75,8 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
         names = [Path(s).name for s, _ in report.failed]
         raise CommandError(
             f"{len(names)} picture(s) could not be stylised: "
-            + ", ".join(names[:5]) + (" ..." if len(names) > 5 else ""),
+            + ", ".join(names[:5])
+            + (" ..." if len(names) > 5 else ""),
             hint="see the messages above",
         )
     return 0

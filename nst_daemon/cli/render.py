@@ -58,14 +58,12 @@ class StepBar:
             self.bar = None
 
 
-
 def style_row(info: dict[str, Any]) -> tuple[str, ...]:
     def text(key: str) -> str:
         value = info.get(key)
         return "" if value is None else str(value)
 
     return (text("name"), text("title"), text("artist"), text("year"), text("source"))
-
 
 
 class ByteBar:
@@ -92,4 +90,3 @@ class ByteBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-

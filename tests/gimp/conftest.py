@@ -61,16 +61,26 @@ class GimpChroot:
         variables = [f"{k}={v}" for k, v in {**base, **env}.items()]
         return ["chroot", str(self.root), "/usr/bin/env", "-i", *variables, *program]
 
-    def gimp(self, workdir: str, endpoint: str, display: str | None = None,
-             interpreter: str = "python-fu-eval") -> list[str]:
+    def gimp(
+        self,
+        workdir: str,
+        endpoint: str,
+        display: str | None = None,
+        interpreter: str = "python-fu-eval",
+    ) -> list[str]:
         """GIMP running the batch script given on stdin, then quitting."""
         if display:
             program, env = ["gimp-3.0", "-df", "--no-splash"], {"DISPLAY": display}
         else:
             program, env = ["gimp-console-3.0", "-idf"], {}
         program += ["--batch-interpreter", interpreter, "-b", "-", "--quit"]
-        return self.command(program, NST_ENDPOINT=endpoint, NST_TEST_DIR=workdir,
-                            NST_PLUGIN_LOG=f"{workdir}/{PLUGIN_LOG}", **env)
+        return self.command(
+            program,
+            NST_ENDPOINT=endpoint,
+            NST_TEST_DIR=workdir,
+            NST_PLUGIN_LOG=f"{workdir}/{PLUGIN_LOG}",
+            **env,
+        )
 
     def plugin_log(self, workdir: str) -> list[dict]:
         """What the plug-in's dialogs reported (``$NST_PLUGIN_LOG``), oldest first."""
@@ -80,8 +90,14 @@ class GimpChroot:
             return []
         return [json.loads(line) for line in lines if line.endswith("}")]
 
-    def wait_for_log(self, workdir: str, proc: subprocess.Popen, accept, timeout: float = 120,
-                     what: str = "a plug-in log entry") -> dict:
+    def wait_for_log(
+        self,
+        workdir: str,
+        proc: subprocess.Popen,
+        accept,
+        timeout: float = 120,
+        what: str = "a plug-in log entry",
+    ) -> dict:
         """The first plug-in log entry for which ``accept(entry)`` is true, once written."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,8 +109,9 @@ class GimpChroot:
             time.sleep(0.2)
         log = self.plugin_log(workdir)
         proc.kill()
-        raise AssertionError(f"no {what} in the plug-in log: {log[-5:]}\n"
-                             f"{proc.stdout.read()[-4000:]}")
+        raise AssertionError(
+            f"no {what} in the plug-in log: {log[-5:]}\n{proc.stdout.read()[-4000:]}"
+        )
 
     def results(self, workdir: str) -> dict:
         results_file = self.host_path(workdir) / "results.json"
@@ -103,8 +120,9 @@ class GimpChroot:
         except (OSError, ValueError):  # not written yet, or being written
             return {}
 
-    def run(self, script: str, workdir: str, endpoint: str, timeout: float = 300,
-            scheme: bool = False) -> GimpRun:
+    def run(
+        self, script: str, workdir: str, endpoint: str, timeout: float = 300, scheme: bool = False
+    ) -> GimpRun:
         """Run ``gimp-console`` with the prelude plus ``script`` (Python-Fu) on stdin.
 
         ``workdir`` is a folder inside the chroot shared with the test; the scripts record
@@ -115,14 +133,24 @@ class GimpChroot:
             source, interpreter = script, "plug-in-script-fu-eval"
         else:
             source, interpreter = PRELUDE.read_text() + "\n" + script, "python-fu-eval"
-        done = subprocess.run(self.gimp(workdir, endpoint, interpreter=interpreter),
-                              input=source, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            self.gimp(workdir, endpoint, interpreter=interpreter),
+            input=source,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return GimpRun(done.returncode, done.stdout + done.stderr, self.results(workdir))
 
     def start_gui(self, script: str, workdir: str, endpoint: str, display: str):
         """GIMP with its UI on ``display``, running ``script``; the caller waits for it."""
-        proc = subprocess.Popen(self.gimp(workdir, endpoint, display), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            self.gimp(workdir, endpoint, display),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         proc.stdin.write(PRELUDE.read_text() + "\n" + script)
         proc.stdin.close()
         return proc
@@ -141,8 +169,12 @@ class GimpChroot:
         raise AssertionError(f"GIMP did not record {key!r}:\n{proc.stdout.read()[-4000:]}")
 
     def xdotool(self, display: str, *args: str, check: bool = True) -> str:
-        done = subprocess.run(self.command(["xdotool", *args], DISPLAY=display),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            self.command(["xdotool", *args], DISPLAY=display),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0 or not check, f"xdotool {args}: {done.stderr}"
         return done.stdout.strip()
 
@@ -183,8 +215,9 @@ def display(gimp_chroot: GimpChroot) -> Iterator[str]:
     """An Xvfb X server inside the chroot, for tests of GIMP's UI."""
     sockets = gimp_chroot.host_path("/tmp/.X11-unix")
     number = next(n for n in range(90, 200) if not (sockets / f"X{n}").exists())
-    cmd = gimp_chroot.command(["Xvfb", f":{number}", "-screen", "0", "1280x800x24",
-                               "-nolisten", "tcp"])
+    cmd = gimp_chroot.command(
+        ["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"]
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not (sockets / f"X{number}").exists():
@@ -215,9 +248,18 @@ def nst_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed_plugin(gimp_chroot: GimpChroot, endpoint: str, nst_home: Path) -> Path:
     """The plug-in, installed into the chroot by ``gimp_plugin/install_plugin.py``."""
     plugins = gimp_chroot.host_path(PLUGINS_DIR)
-    cmd = [sys.executable, str(REPO / "gimp_plugin" / "install_plugin.py"),
-           "--plugins-dir", str(plugins), "--python-version", GIMP_PYTHON,
-           "--endpoint", endpoint, "--daemon-command", str(Path(sys.executable).parent / "nst")]
+    cmd = [
+        sys.executable,
+        str(REPO / "gimp_plugin" / "install_plugin.py"),
+        "--plugins-dir",
+        str(plugins),
+        "--python-version",
+        GIMP_PYTHON,
+        "--endpoint",
+        endpoint,
+        "--daemon-command",
+        str(Path(sys.executable).parent / "nst"),
+    ]
     env = {**os.environ, "NST_HOME": str(nst_home)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -235,8 +277,13 @@ def make_test_style(styles_dir: Path) -> Path:
     with torch.no_grad():
         net.deconv3.conv2d.weight.mul_(200.0)
         net.deconv3.conv2d.bias.fill_(128.0)
-    meta = {"name": STYLE_NAME, "title": STYLE_TITLE, "artist": "nobody", "year": "2026",
-            "licence": "test model"}
+    meta = {
+        "name": STYLE_NAME,
+        "title": STYLE_TITLE,
+        "artist": "nobody",
+        "year": "2026",
+        "licence": "test model",
+    }
     return save_style_model(styles_dir / f"{STYLE_NAME}.safetensors", net, meta)
 
 

@@ -48,8 +48,9 @@ def new_image(width, height, gray=False):
 
 
 def add_layer(image, name, fmt, width, height, data, x=0, y=0, parent=None, position=0):
-    layer = Gimp.Layer.new(image, name, width, height, LAYER_TYPES[fmt], 100.0,
-                           Gimp.LayerMode.NORMAL)
+    layer = Gimp.Layer.new(
+        image, name, width, height, LAYER_TYPES[fmt], 100.0, Gimp.LayerMode.NORMAL
+    )
     image.insert_layer(layer, parent, position)
     layer.set_offsets(x, y)
     buffer = layer.get_buffer()
@@ -71,8 +72,10 @@ def tree(image):
     """Layer names, nested for groups, top first."""
 
     def walk(layers):
-        return [[it.get_name(), walk(it.get_children())] if it.is_group() else it.get_name()
-                for it in layers]
+        return [
+            [it.get_name(), walk(it.get_children())] if it.is_group() else it.get_name()
+            for it in layers
+        ]
 
     return walk(image.get_layers())
 
@@ -80,11 +83,18 @@ def tree(image):
 def describe(layer, fmt, name):
     _, x, y = layer.get_offsets()
     parent = layer.get_parent()
-    info = {"name": layer.get_name(), "x": x, "y": y, "width": layer.get_width(),
-            "height": layer.get_height(), "alpha": layer.has_alpha(),
-            "parent": parent.get_name() if parent else None,
-            "position": layer.get_image().get_item_position(layer),
-            "pixels": pixels(layer, fmt, name + ".raw"), "mask": None}
+    info = {
+        "name": layer.get_name(),
+        "x": x,
+        "y": y,
+        "width": layer.get_width(),
+        "height": layer.get_height(),
+        "alpha": layer.has_alpha(),
+        "parent": parent.get_name() if parent else None,
+        "position": layer.get_image().get_item_position(layer),
+        "pixels": pixels(layer, fmt, name + ".raw"),
+        "mask": None,
+    }
     if layer.get_mask():
         info["mask"] = pixels(layer.get_mask(), "Y u8", name + ".mask.raw")
     return info
@@ -92,8 +102,13 @@ def describe(layer, fmt, name):
 
 def selection_info(image, name):
     _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
-    return {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1,
-            "pixels": pixels(image.get_selection(), "Y u8", name + ".selection.raw")}
+    return {
+        "x": x1,
+        "y": y1,
+        "width": x2 - x1,
+        "height": y2 - y1,
+        "pixels": pixels(image.get_selection(), "Y u8", name + ".selection.raw"),
+    }
 
 
 def run_procedure(proc_name, run_mode, image=None, drawables=(), **props):

@@ -10,8 +10,12 @@ def pattern(width: int, height: int, channels: int, seed: int = 0) -> bytes:
     out = bytearray()
     for y in range(height):
         for x in range(width):
-            values = [(3 * x + 2 * y + seed) % 256, (x * y // 8 + 40) % 256,
-                      (255 - 2 * x + y) % 256, min(255, 40 + 4 * x)]
+            values = [
+                (3 * x + 2 * y + seed) % 256,
+                (x * y // 8 + 40) % 256,
+                (255 - 2 * x + y) % 256,
+                min(255, 40 + 4 * x),
+            ]
             if channels in (1, 2):
                 values = [values[0], values[3]]
             out += bytes(values[:channels])

@@ -183,14 +183,15 @@ record("down", {{"status": status, "error": error, "tree": tree(img),
 def crop(data: bytes, width: int, channels: int, x: int, y: int, w: int, h: int) -> bytes:
     row = width * channels
     return b"".join(
-        data[(y + j) * row + x * channels:(y + j) * row + (x + w) * channels] for j in range(h)
+        data[(y + j) * row + x * channels : (y + j) * row + (x + w) * channels] for j in range(h)
     )
 
 
 def stylized(endpoint: str, width: int, height: int, channels: int, data: bytes) -> bytes:
     with Client(endpoint, autostart=False, timeout=60) as client:
-        result = client.stylize(Image(width, height, channels, data), style=STYLE_NAME,
-                                params=PLUGIN_PARAMS)
+        result = client.stylize(
+            Image(width, height, channels, data), style=STYLE_NAME, params=PLUGIN_PARAMS
+        )
     return result.image.data
 
 
@@ -200,14 +201,19 @@ def max_difference(a: bytes, b: bytes) -> int:
 
 
 @pytest.fixture(scope="module")
-def main_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-             tmp_path_factory: pytest.TempPathFactory):
+def main_run(
+    gimp_chroot: GimpChroot,
+    installed_plugin: Path,
+    daemon: str,
+    tmp_path_factory: pytest.TempPathFactory,
+):
     inside = f"/tmp/nst-test-main-{tmp_path_factory.getbasetemp().name}"
     folder = gimp_chroot.host_path(inside)
     folder.mkdir(parents=True, exist_ok=True)
     write_inputs(folder)
-    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
-                                 f"GimpProcedureConfigRun-{PAINT_LIKE}.last")
+    last = gimp_chroot.host_path(
+        f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/GimpProcedureConfigRun-{PAINT_LIKE}.last"
+    )
     last.unlink(missing_ok=True)  # as after a cancelled first dialog
     # training photos, read by the daemon outside the chroot
     photos = tmp_path_factory.mktemp("photos")
@@ -230,8 +236,14 @@ def result(main_run, case: str) -> tuple[dict, Path]:
     return info, folder
 
 
-def check_new_layer(info: dict, folder: Path, endpoint: str, source_name: str,
-                    channels: int, region: tuple[int, int, int, int]) -> None:
+def check_new_layer(
+    info: dict,
+    folder: Path,
+    endpoint: str,
+    source_name: str,
+    channels: int,
+    region: tuple[int, int, int, int],
+) -> None:
     """New layer: above the source, region-sized at the right offset, daemon's pixels."""
     source, new = info["source"], info["new"]
     x, y, w, h = region
@@ -239,7 +251,11 @@ def check_new_layer(info: dict, folder: Path, endpoint: str, source_name: str,
     assert new["parent"] == source["parent"]
     assert new["position"] == source["position"] - 1
     assert (new["x"], new["y"], new["width"], new["height"]) == (
-        source["x"] + x, source["y"] + y, w, h)
+        source["x"] + x,
+        source["y"] + y,
+        w,
+        h,
+    )
     sent = crop(input_pixels(source_name), source["width"], channels, x, y, w, h)
     expected = stylized(endpoint, w, h, channels, sent)
     got = (folder / new["pixels"]).read_bytes()
@@ -314,7 +330,11 @@ def test_each_selected_layer(main_run):
     info, _ = result(main_run, "two")
     # GIMP keeps layer names unique: the second result is "... #1"
     assert [name.split(" #")[0] for name in info["tree"]] == [
-        LAYER_NAME, "second", LAYER_NAME, "first"]
+        LAYER_NAME,
+        "second",
+        LAYER_NAME,
+        "first",
+    ]
 
 
 def test_indexed_image_is_refused(main_run):
@@ -357,8 +377,9 @@ def test_16_bit_image(main_run, daemon):
     new, source = info["new"], info["source"]
     sent = (folder / source["pixels"]).read_bytes()
     with Client(daemon, autostart=False, timeout=60) as client:
-        expected = client.stylize(Image(64, 48, 3, sent, "u16"), style=STYLE_NAME,
-                                  params=PLUGIN_PARAMS).image
+        expected = client.stylize(
+            Image(64, 48, 3, sent, "u16"), style=STYLE_NAME, params=PLUGIN_PARAMS
+        ).image
     assert expected.dtype == "u16"
     got = (folder / new["pixels"]).read_bytes()
     assert len(got) == 64 * 48 * 3 * 2
@@ -396,8 +417,7 @@ def test_paint_like_refining_a_fast_style(main_run):
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     info, _ = result(main_run, "paint_refine")
     # the image has a "Paint Like: painting" already: GIMP numbers this one
-    assert [name.split(" #")[0] for name in info["tree"][-2:]] == ["Paint Like: painting",
-                                                                  "photo"]
+    assert [name.split(" #")[0] for name in info["tree"][-2:]] == ["Paint Like: painting", "photo"]
 
 
 def test_paint_like_needs_a_painting(main_run):
@@ -448,15 +468,21 @@ def running_jobs(endpoint: str) -> tuple:
         return client.status().running
 
 
-def test_killed_plugin_gets_its_job_cancelled(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                              daemon: str, workdir: str):
+def test_killed_plugin_gets_its_job_cancelled(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, workdir: str
+):
     """GIMP's progress-bar Cancel kills the plug-in process; the daemon then cancels the job
     of the client that went silent."""
     if not VGG_WEIGHTS.is_file():
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     write_inputs(gimp_chroot.host_path(workdir))
-    proc = subprocess.Popen(gimp_chroot.gimp(workdir, daemon), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        gimp_chroot.gimp(workdir, daemon),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     proc.stdin.write(PRELUDE.read_text() + "\n" + CANCEL_SCRIPT)
     proc.stdin.close()
     try:
@@ -495,8 +521,9 @@ record("after_stop", {{"status": status, "error": error, "json": text}})
 """
 
 
-def test_plugin_starts_the_daemon_and_stops_it(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                                host_python_in_chroot: None, workdir: str):
+def test_plugin_starts_the_daemon_and_stops_it(
+    gimp_chroot: GimpChroot, installed_plugin: Path, host_python_in_chroot: None, workdir: str
+):
     """No daemon running: the plug-in starts one with the installed ``daemon_command``
     (``nst daemon start``), uses it, and Daemon Status stops it."""
     bundled = sorted((REPO / "nst_core" / "bundled_styles").glob("*.safetensors"))
@@ -529,8 +556,7 @@ SCRIPT_FU = f"""
 """
 
 
-def test_script_fu_call(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-                        workdir: str):
+def test_script_fu_call(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, workdir: str):
     run = gimp_chroot.run(SCRIPT_FU, workdir, daemon, scheme=True)
     assert "LAYERS 2" in run.output, run.output[-4000:]
 
@@ -551,7 +577,7 @@ def frame_pixels(index: int) -> bytes:
     data = bytearray(pattern(FRAME_W, FRAME_H, 3, 7))
     for y in range(6, 20):
         for x in range(6 + 4 * index, 20 + 4 * index):
-            data[(y * FRAME_W + x) * 3:(y * FRAME_W + x) * 3 + 3] = b"\xf0\xf0\x20"
+            data[(y * FRAME_W + x) * 3 : (y * FRAME_W + x) * 3 + 3] = b"\xf0\xf0\x20"
     return bytes(data)
 
 
@@ -605,7 +631,7 @@ def mean_abs_difference(a: bytes, b: bytes) -> float:
 
 def static_part(data: bytes) -> bytes:
     row = FRAME_W * 3
-    return data[STATIC_ROWS.start * row:STATIC_ROWS.stop * row]
+    return data[STATIC_ROWS.start * row : STATIC_ROWS.stop * row]
 
 
 def flicker(folder: Path, layers: list[dict]) -> float:
@@ -616,8 +642,12 @@ def flicker(folder: Path, layers: list[dict]) -> float:
 
 
 @pytest.fixture(scope="module")
-def frames_run(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-               tmp_path_factory: pytest.TempPathFactory):
+def frames_run(
+    gimp_chroot: GimpChroot,
+    installed_plugin: Path,
+    daemon: str,
+    tmp_path_factory: pytest.TempPathFactory,
+):
     inside = f"/tmp/nst-test-frames-{tmp_path_factory.getbasetemp().name}"
     folder = gimp_chroot.host_path(inside)
     folder.mkdir(parents=True, exist_ok=True)
@@ -635,8 +665,7 @@ def test_animation_frames_one_result_per_frame(frames_run):
     assert info["status"] == "success", info["error"]
     frames = [frame_name(i) for i in reversed(range(FRAMES))]  # top first
     # one new group on top, one layer per frame in the frames' order, the frames untouched
-    assert info["tree"] == [[GROUP_TITLE, [f"{name} {STYLE_TITLE}" for name in frames]],
-                            *frames]
+    assert info["tree"] == [[GROUP_TITLE, [f"{name} {STYLE_TITLE}" for name in frames]], *frames]
     assert info["group"] == GROUP_TITLE
     assert info["returned"] == f"{frame_name(FRAMES - 1)} {STYLE_TITLE}"
     for index, layer in enumerate(info["results"]):
@@ -644,9 +673,14 @@ def test_animation_frames_one_result_per_frame(frames_run):
         assert len(layer["name"]) <= 32
         assert layer["parent"] == GROUP_TITLE
         assert (layer["x"], layer["y"], layer["width"], layer["height"]) == (
-            FRAME_X, FRAME_Y, FRAME_W, FRAME_H)
-        assert max_difference((folder / layer["pixels"]).read_bytes(),
-                              frame_pixels(index)) > 10  # painted
+            FRAME_X,
+            FRAME_Y,
+            FRAME_W,
+            FRAME_H,
+        )
+        assert (
+            max_difference((folder / layer["pixels"]).read_bytes(), frame_pixels(index)) > 10
+        )  # painted
 
 
 def test_animation_frames_are_temporally_consistent(frames_run):
@@ -658,8 +692,10 @@ def test_animation_frames_are_temporally_consistent(frames_run):
     assert len(alone["results"]) == FRAMES
     consistent = flicker(folder, run.results["frames"]["results"])
     separate = flicker(folder, alone["results"])
-    print(f"flicker on the still part: frames {consistent:.3f}, alone {separate:.3f}, "
-          f"ratio {consistent / separate:.3f}")
+    print(
+        f"flicker on the still part: frames {consistent:.3f}, alone {separate:.3f}, "
+        f"ratio {consistent / separate:.3f}"
+    )
     assert separate > 0.5  # the moving square does change a frame stylised alone
     assert consistent < 0.5 * separate
 

@@ -148,8 +148,9 @@ for name, props in (("fast", {"style": "starry-night"}),
 
 def forget_last_values(gimp_chroot: GimpChroot, procedure: str) -> None:
     """An interactive run starts from the values GIMP saved last: start from the defaults."""
-    last = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/"
-                                 f"GimpProcedureConfigRun-{procedure}.last")
+    last = gimp_chroot.host_path(
+        f"{CHROOT_HOME}/.config/GIMP/3.0/plug-in-settings/GimpProcedureConfigRun-{procedure}.last"
+    )
     last.unlink(missing_ok=True)
 
 
@@ -164,15 +165,17 @@ def finish(proc: subprocess.Popen) -> None:
 def find_window(gimp_chroot: GimpChroot, display: str, title: str, tries: int = 5) -> str:
     """The id of the visible window named ``title``, waiting for it to appear."""
     for _ in range(tries):  # a window closing during the search fails it (BadWindow): retry
-        found = gimp_chroot.xdotool(display, "search", "--sync", "--onlyvisible", "--name",
-                                    title, check=False)
+        found = gimp_chroot.xdotool(
+            display, "search", "--sync", "--onlyvisible", "--name", title, check=False
+        )
         if found:
             return found.splitlines()[-1]
     raise AssertionError(f"no window named {title!r}")
 
 
-def test_undo_removes_the_new_layer_in_one_step(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                                daemon: str, display: str, workdir: str):
+def test_undo_removes_the_new_layer_in_one_step(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     write_inputs(gimp_chroot.host_path(workdir))
     proc = gimp_chroot.start_gui(UNDO_SCRIPT, workdir, daemon, display)
     try:
@@ -188,9 +191,9 @@ def test_undo_removes_the_new_layer_in_one_step(gimp_chroot: GimpChroot, install
     assert undone["tree"] == ["bg"]
 
 
-def test_undo_removes_all_animation_frames_in_one_step(gimp_chroot: GimpChroot,
-                                                       installed_plugin: Path, daemon: str,
-                                                       display: str, workdir: str):
+def test_undo_removes_all_animation_frames_in_one_step(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     write_inputs(gimp_chroot.host_path(workdir))
     proc = gimp_chroot.start_gui(FRAMES_UNDO_SCRIPT, workdir, daemon, display)
     frames = [f"Frame {index}" for index in (4, 3, 2, 1)]
@@ -213,10 +216,14 @@ def keep_screenshot(shot: Path, name: str) -> None:
         shutil.copyfile(shot, Path(os.environ["NST_GIMP_SCREENSHOTS"]) / name)
 
 
-def open_and_cancel_dialog(gimp_chroot: GimpChroot, endpoint: str, display: str, workdir: str,
-                           script: str = DIALOG_SCRIPT % FAST,
-                           title: str = "Neural Style: Fast Style",
-                           ) -> tuple[dict, Path]:
+def open_and_cancel_dialog(
+    gimp_chroot: GimpChroot,
+    endpoint: str,
+    display: str,
+    workdir: str,
+    script: str = DIALOG_SCRIPT % FAST,
+    title: str = "Neural Style: Fast Style",
+) -> tuple[dict, Path]:
     """Open a dialog, screenshot it, press Escape."""
     folder = gimp_chroot.host_path(workdir)
     write_inputs(folder)
@@ -234,16 +241,17 @@ def open_and_cancel_dialog(gimp_chroot: GimpChroot, endpoint: str, display: str,
     return closed, shot
 
 
-def test_dialog_opens_and_cancels(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-                                  display: str, workdir: str):
+def test_dialog_opens_and_cancels(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir)
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "fast-style.png")
 
 
-def test_animation_frames_option_in_the_dialog(gimp_chroot: GimpChroot,
-                                               installed_plugin: Path, daemon: str,
-                                               display: str, workdir: str):
+def test_animation_frames_option_in_the_dialog(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     """A single layer is not offered frame mode; three layers are, and ticking it (its
     mnemonic, Alt+Y) then OK stylises all three frames into a new group."""
     closed, _ = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir)
@@ -268,8 +276,9 @@ def test_animation_frames_option_in_the_dialog(gimp_chroot: GimpChroot,
     assert [name.split(" ")[:2] for name in group[1]] == [n.split(" ") for n in frames]
 
 
-def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                              display: str, workdir: str):
+def test_dialog_opens_when_the_daemon_is_down(
+    gimp_chroot: GimpChroot, installed_plugin: Path, display: str, workdir: str
+):
     down = free_endpoint()
     try:
         closed, shot = open_and_cancel_dialog(gimp_chroot, down, display, workdir)
@@ -280,26 +289,30 @@ def test_dialog_opens_when_the_daemon_is_down(gimp_chroot: GimpChroot, installed
     keep_screenshot(shot, "fast-style-no-daemon.png")
 
 
-def test_paint_like_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-                           display: str, workdir: str):
+def test_paint_like_dialog(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     script = DIALOG_SCRIPT % "python-fu-neural-style-paint-like"
-    closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir, script,
-                                          "Neural Style: Paint Like")
+    closed, shot = open_and_cancel_dialog(
+        gimp_chroot, daemon, display, workdir, script, "Neural Style: Paint Like"
+    )
     assert closed == {"status": "cancel", "tree": ["Background"]}
     keep_screenshot(shot, "paint-like.png")
 
 
-def test_daemon_status_dialog(gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str,
-                              display: str, workdir: str):
-    closed, shot = open_and_cancel_dialog(gimp_chroot, daemon, display, workdir,
-                                          STATUS_SCRIPT, "Neural Style daemon")
+def test_daemon_status_dialog(
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
+    closed, shot = open_and_cancel_dialog(
+        gimp_chroot, daemon, display, workdir, STATUS_SCRIPT, "Neural Style daemon"
+    )
     assert closed == {"status": "success"}
     keep_screenshot(shot, "daemon-status.png")
 
 
 def test_paint_like_shows_previews_and_the_result_lands(
-        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
-        workdir: str):
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     if not VGG_WEIGHTS.is_file():
         pytest.skip(f"VGG weights not available: {VGG_WEIGHTS}")
     write_inputs(gimp_chroot.host_path(workdir))
@@ -317,15 +330,14 @@ def test_paint_like_shows_previews_and_the_result_lands(
         gimp_chroot.screenshot(display, preview, f"{workdir}/preview.png")
         closed = gimp_chroot.wait_for(workdir, "closed", proc, timeout=300)
         # the window closes with the job
-        assert not gimp_chroot.xdotool(display, "search", "--onlyvisible", "--name",
-                                       "Paint Like preview", check=False).strip()
+        assert not gimp_chroot.xdotool(
+            display, "search", "--onlyvisible", "--name", "Paint Like preview", check=False
+        ).strip()
     finally:
         finish(proc)
-    assert closed == {"status": "success", "error": None,
-                      "tree": ["Paint Like: style", "photo"]}
+    assert closed == {"status": "success", "error": None, "tree": ["Paint Like: style", "photo"]}
     # quality "custom": the steps slider is shown, with the steps asked for
-    options = next(e for e in gimp_chroot.plugin_log(workdir)
-                   if e["event"] == "paint-like-options")
+    options = next(e for e in gimp_chroot.plugin_log(workdir) if e["event"] == "paint-like-options")
     assert options == {**options, "quality": "custom", "steps_shown": True, "steps": 300}
     shot = gimp_chroot.host_path(workdir) / "preview.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -333,8 +345,8 @@ def test_paint_like_shows_previews_and_the_result_lands(
 
 
 def test_paint_like_draft_preview_is_drawn_and_cancel_leaves_no_trace(
-        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
-        workdir: str):
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     write_inputs(gimp_chroot.host_path(workdir))
     forget_last_values(gimp_chroot, "python-fu-neural-style-paint-like")
     proc = gimp_chroot.start_gui(DRAFT_SCRIPT, workdir, daemon, display)
@@ -343,8 +355,12 @@ def test_paint_like_draft_preview_is_drawn_and_cancel_leaves_no_trace(
         window = find_window(gimp_chroot, display, "Neural Style: Paint Like")
         gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "alt+d")
         drawn = gimp_chroot.wait_for_log(
-            workdir, proc, lambda e: e["event"] in ("draft-drawn", "draft-error"), timeout=300,
-            what="draft preview")
+            workdir,
+            proc,
+            lambda e: e["event"] in ("draft-drawn", "draft-error"),
+            timeout=300,
+            what="draft preview",
+        )
         gimp_chroot.screenshot(display, window, f"{workdir}/dialog.png")
         gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
         closed = gimp_chroot.wait_for(workdir, "closed", proc)
@@ -364,8 +380,13 @@ def test_paint_like_draft_preview_is_drawn_and_cancel_leaves_no_trace(
     options = next(e for e in log if e["event"] == "paint-like-options")
     assert options["quality"] != "custom" and options["steps_shown"] is False
     # nothing reached either image: no layer, no undo step
-    assert closed == {"status": "cancel", "tree": ["photo"], "dirty": False,
-                      "painting": ["painting"], "painting_dirty": False}
+    assert closed == {
+        "status": "cancel",
+        "tree": ["photo"],
+        "dirty": False,
+        "painting": ["painting"],
+        "painting_dirty": False,
+    }
     # the draft's pixels are on the screen, where the dialog drew them
     shot = gimp_chroot.host_path(workdir) / "dialog.png"
     assert drawn["digest"] == draft["digest"]
@@ -393,24 +414,29 @@ def open_fast_preview(gimp_chroot: GimpChroot, daemon: str, display: str, workdi
     forget_last_values(gimp_chroot, FAST)
     proc = gimp_chroot.start_gui(FAST_PREVIEW_SCRIPT, workdir, daemon, display)
     gimp_chroot.wait_for(workdir, "opening", proc)
-    first = gimp_chroot.wait_for_log(workdir, proc, lambda e: e["event"] == "preview",
-                                     what="first preview")
+    first = gimp_chroot.wait_for_log(
+        workdir, proc, lambda e: e["event"] == "preview", what="first preview"
+    )
     window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
     return proc, window, first
 
 
-def next_style(gimp_chroot: GimpChroot, display: str, window: str, workdir: str, proc,
-               before: dict) -> dict:
+def next_style(
+    gimp_chroot: GimpChroot, display: str, window: str, workdir: str, proc, before: dict
+) -> dict:
     """Move to the next style in the thumbnail grid (it has the focus); its preview."""
     gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Right")
     return gimp_chroot.wait_for_log(
-        workdir, proc, lambda e: e["event"] == "preview" and e["style"] != before["style"],
-        what="preview of the next style")
+        workdir,
+        proc,
+        lambda e: e["event"] == "preview" and e["style"] != before["style"],
+        what="preview of the next style",
+    )
 
 
 def test_fast_preview_follows_the_style_and_cancel_leaves_no_trace(
-        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
-        workdir: str):
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     proc, window, first = open_fast_preview(gimp_chroot, daemon, display, workdir)
     try:
         second = next_style(gimp_chroot, display, window, workdir, proc, first)
@@ -433,8 +459,8 @@ def test_fast_preview_follows_the_style_and_cancel_leaves_no_trace(
 
 
 def test_ok_after_preview_gives_the_pixels_of_a_run_without_preview(
-        gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str,
-        workdir: str):
+    gimp_chroot: GimpChroot, installed_plugin: Path, daemon: str, display: str, workdir: str
+):
     proc, window, first = open_fast_preview(gimp_chroot, daemon, display, workdir)
     try:
         second = next_style(gimp_chroot, display, window, workdir, proc, first)
@@ -448,13 +474,14 @@ def test_ok_after_preview_gives_the_pixels_of_a_run_without_preview(
     assert compared["error"] is None
     assert ":" not in compared["name"] and "(" not in compared["name"]  # a plain title
     folder = gimp_chroot.host_path(workdir)
-    assert (folder / compared["interactive"]).read_bytes() == \
-        (folder / compared["batch"]).read_bytes()
+    assert (folder / compared["interactive"]).read_bytes() == (
+        folder / compared["batch"]
+    ).read_bytes()
 
 
-def test_fresh_daemon_is_not_reported_as_down(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                              display: str, workdir: str,
-                                              tmp_path: Path):
+def test_fresh_daemon_is_not_reported_as_down(
+    gimp_chroot: GimpChroot, installed_plugin: Path, display: str, workdir: str, tmp_path: Path
+):
     """A daemon that has just started answers its first style list slowly (it renders the
     thumbnails): the dialog must not call it "not running"."""
     endpoint = free_endpoint()
@@ -485,8 +512,10 @@ def recording_browser(gimp_chroot: GimpChroot, workdir: str):
     mimeapps = gimp_chroot.host_path(f"{CHROOT_HOME}/.config/mimeapps.list")
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text(BROWSER.format(record=record))
-    mimeapps.write_text("[Default Applications]\ntext/html=nst-browser.desktop\n"
-                        "x-scheme-handler/file=nst-browser.desktop\n")
+    mimeapps.write_text(
+        "[Default Applications]\ntext/html=nst-browser.desktop\n"
+        "x-scheme-handler/file=nst-browser.desktop\n"
+    )
     try:
         yield gimp_chroot.host_path(record)
     finally:
@@ -494,9 +523,14 @@ def recording_browser(gimp_chroot: GimpChroot, workdir: str):
         mimeapps.unlink(missing_ok=True)
 
 
-def test_help_opens_the_plugin_page(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                    daemon: str, display: str, workdir: str,
-                                    recording_browser: Path):
+def test_help_opens_the_plugin_page(
+    gimp_chroot: GimpChroot,
+    installed_plugin: Path,
+    daemon: str,
+    display: str,
+    workdir: str,
+    recording_browser: Path,
+):
     write_inputs(gimp_chroot.host_path(workdir))
     proc = gimp_chroot.start_gui(DIALOG_SCRIPT % FAST, workdir, daemon, display)
     try:
@@ -512,18 +546,32 @@ def test_help_opens_the_plugin_page(gimp_chroot: GimpChroot, installed_plugin: P
     finally:
         finish(proc)
     address = recording_browser.read_text().split()[0]
-    assert address == (f"file://{CHROOT_HOME}/.config/GIMP/3.0/plug-ins/neural_style/help/en/"
-                       "index.html#fast-style")
+    assert address == (
+        f"file://{CHROOT_HOME}/.config/GIMP/3.0/plug-ins/neural_style/help/en/index.html#fast-style"
+    )
     page = installed_plugin / "help" / "en" / "index.html"
     text = page.read_text()
-    for field in ("Preview", "Style", "Strength", "Colours", "Output size limit", "New layer",
-                  "Painting file", "Draft preview", "Quality", "Custom steps", "Style scale",
-                  "Style strength", "Start from a fast style"):
+    for field in (
+        "Preview",
+        "Style",
+        "Strength",
+        "Colours",
+        "Output size limit",
+        "New layer",
+        "Painting file",
+        "Draft preview",
+        "Quality",
+        "Custom steps",
+        "Style scale",
+        "Style strength",
+        "Start from a fast style",
+    ):
         assert f"<dt>{field}" in text or f"{field} /" in text or f", {field}" in text, field
 
 
-def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Path,
-                                  display: str, workdir: str, tmp_path: Path):
+def test_screenshots_for_the_docs(
+    gimp_chroot: GimpChroot, installed_plugin: Path, display: str, workdir: str, tmp_path: Path
+):
     """docs/gimp-fast-style.png and docs/gimp-paint-like.png: the dialogs on a real photo
     (examples/astronaut.jpg), with the bundled styles and a painting in the Starry Night
     style (examples/lighthouse.png through the bundled model). Only with
@@ -546,15 +594,20 @@ def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Pat
         with Picture.open(examples / "lighthouse.png") as picture:
             scene = picture.convert("RGB").resize((320, 240), Picture.LANCZOS)
         with docs_daemon.client(timeout=120) as client:
-            painted = client.stylize(Image(320, 240, 3, scene.tobytes()),
-                                     style="starry-night").image
+            painted = client.stylize(
+                Image(320, 240, 3, scene.tobytes()), style="starry-night"
+            ).image
         painting = Picture.frombytes("RGB", (320, 240), bytes(painted.data))
         painting.save(folder / "starry-lighthouse.png")
         proc = gimp_chroot.start_gui(DOCS_SCRIPT, workdir, endpoint, display)
         try:
             gimp_chroot.wait_for(workdir, "fast-opening", proc)
-            gimp_chroot.wait_for_log(workdir, proc, lambda e: e["event"] == "preview"
-                                     and e["style"] == "starry-night", what="preview")
+            gimp_chroot.wait_for_log(
+                workdir,
+                proc,
+                lambda e: e["event"] == "preview" and e["style"] == "starry-night",
+                what="preview",
+            )
             window = find_window(gimp_chroot, display, "Neural Style: Fast Style")
             time.sleep(1)  # the thumbnails' scroll position settles
             gimp_chroot.screenshot(display, window, f"{workdir}/fast-style.png")
@@ -563,8 +616,12 @@ def test_screenshots_for_the_docs(gimp_chroot: GimpChroot, installed_plugin: Pat
             window = find_window(gimp_chroot, display, "Neural Style: Paint Like")
             gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "alt+d")
             drawn = gimp_chroot.wait_for_log(
-                workdir, proc, lambda e: e["event"] in ("draft-drawn", "draft-error"),
-                timeout=600, what="draft preview")
+                workdir,
+                proc,
+                lambda e: e["event"] in ("draft-drawn", "draft-error"),
+                timeout=600,
+                what="draft preview",
+            )
             gimp_chroot.screenshot(display, window, f"{workdir}/paint-like.png")
             gimp_chroot.xdotool(display, "windowfocus", "--sync", window, "key", "Escape")
             closed = gimp_chroot.wait_for(workdir, "paint-like-closed", proc)

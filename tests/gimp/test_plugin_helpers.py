@@ -45,8 +45,7 @@ def test_selection_beside_the_layer_gives_nothing():
 
 
 def test_progress_text_names_stage_step_and_time_left():
-    text = daemon_link.progress_text(Progress(stage="rough layout", step=3, total=10,
-                                              eta_s=75))
+    text = daemon_link.progress_text(Progress(stage="rough layout", step=3, total=10, eta_s=75))
     assert text == "Rough layout, step 3 of 10, about 1 min 15 s left"
     assert daemon_link.progress_text(Progress(stage="loading")) == "Loading the style"
     assert daemon_link.progress_text(Progress(stage="stylize", step=0, total=1)) == "Stylising"
@@ -66,9 +65,12 @@ def test_errors_are_explained_in_plain_words():
 def test_a_daemon_that_stops_mid_job_is_not_called_not_running(tmp_path):
     """A real daemon killed under a running Gatys job: the plug-in says it stopped."""
     with DaemonProcess(tmp_path) as daemon, daemon.client(timeout=30) as client:
-        job = client.submit(noise_image(32, 32, 3, seed=1), method="gatys",
-                            style_image=noise_image(16, 16, 3, seed=2),
-                            params={"iterations": 100000, "optimizer": "adam"})
+        job = client.submit(
+            noise_image(32, 32, 3, seed=1),
+            method="gatys",
+            style_image=noise_image(16, 16, 3, seed=2),
+            params={"iterations": 100000, "optimizer": "adam"},
+        )
         for event in job:
             if isinstance(event, Progress) and event.step >= 1:
                 break
@@ -93,8 +95,7 @@ def test_style_list_falls_back_to_the_cache_when_the_daemon_is_down(tmp_path, mo
 
 
 def test_layer_names_are_short():
-    assert daemon_link.short_name("Paint Like: The Starry Night") == \
-        "Paint Like: The Starry Night"
+    assert daemon_link.short_name("Paint Like: The Starry Night") == "Paint Like: The Starry Night"
     long = daemon_link.short_name("Paint Like: " + "a very long painting name " * 3)
     assert len(long) == 32 and long.endswith("…")
 
@@ -111,23 +112,40 @@ def test_installer_copies_plugin_client_and_config(tmp_path):
     vendor = plugins / "neural_style" / "vendor"
     vendor.mkdir(parents=True)  # wheels already vendored: no download in tests
     (vendor / ".nst-vendored").write_text(install_plugin.vendor_stamp("3.12"))
-    args = ["--plugins-dir", str(plugins), "--python-version", "3.12",
-            "--daemon-command", "/opt/nst/bin/nst", "--endpoint", "tcp://127.0.0.1:5555"]
+    args = [
+        "--plugins-dir",
+        str(plugins),
+        "--python-version",
+        "3.12",
+        "--daemon-command",
+        "/opt/nst/bin/nst",
+        "--endpoint",
+        "tcp://127.0.0.1:5555",
+    ]
     for _ in range(2):  # idempotent
         done = run_installer(tmp_path, *args)
         assert done.returncode == 0, done.stderr
     folder = plugins / "neural_style"
     assert os.access(folder / "neural_style.py", os.X_OK)
-    for name in ("layer_io.py", "daemon_link.py", "regions.py", "dialogs.py",
-                 "help/en/index.html", "help/en/gimp-help.xml"):
+    for name in (
+        "layer_io.py",
+        "daemon_link.py",
+        "regions.py",
+        "dialogs.py",
+        "help/en/index.html",
+        "help/en/gimp-help.xml",
+    ):
         assert (folder / name).is_file()
     for name in ("__init__.py", "protocol.py", "client.py", "names.py", "text.py"):
         assert (vendor / "nst_client" / name).is_file()
-    assert sorted(p.name for p in (vendor / "nst_client").glob("*.py")) == \
-        sorted(p.name for p in (PLUGIN_SRC.parent / "nst_client").glob("*.py"))  # whole
+    assert sorted(p.name for p in (vendor / "nst_client").glob("*.py")) == sorted(
+        p.name for p in (PLUGIN_SRC.parent / "nst_client").glob("*.py")
+    )  # whole
     config = json.loads((folder / "config.json").read_text())
-    assert config == {"endpoint": "tcp://127.0.0.1:5555",
-                      "daemon_command": ["/opt/nst/bin/nst", "daemon", "start"]}
+    assert config == {
+        "endpoint": "tcp://127.0.0.1:5555",
+        "daemon_command": ["/opt/nst/bin/nst", "daemon", "start"],
+    }
     assert "already in" in done.stdout
     done = run_installer(tmp_path, "--plugins-dir", str(plugins), "--uninstall")
     assert done.returncode == 0 and not folder.exists()
@@ -158,11 +176,16 @@ def test_wheel_platforms_are_manylinux_tags(machine, monkeypatch):
 
 
 def test_status_text_summarises_the_daemon():
-    status = Status.read({"device": "cuda:0", "running": [{"method": "gatys",
-                                                           "state": "running", "step": 5,
-                                                           "total": 100}],
-                          "queue": [{}, {}], "models": {"vgg": True, "fast": ["starry-night"]},
-                          "uptime_s": 600, "pid": 42})
+    status = Status.read(
+        {
+            "device": "cuda:0",
+            "running": [{"method": "gatys", "state": "running", "step": 5, "total": 100}],
+            "queue": [{}, {}],
+            "models": {"vgg": True, "fast": ["starry-night"]},
+            "uptime_s": 600,
+            "pid": 42,
+        }
+    )
     text = daemon_link.status_text(status)
     assert "Device: cuda:0" in text
     assert "gatys running, step 5/100" in text
