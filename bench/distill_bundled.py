@@ -111,23 +111,15 @@ def perceptual_config(
 ) -> TrainConfig:
     """The recipe's perceptual loss, from the distilled student, keeping its lite metadata."""
     meta = load_style_model(student).meta
-    return TrainConfig(
-        style_images=[args.styles_dir / style.file],
+    return style.config(
+        args.styles_dir,
         data_dir=args.data_dir,
-        name=style.name,
-        title=style.title,
-        artist=style.artist,
-        year=style.year,
-        licence="public domain (painting); model trained by the project",
         output=output,
         steps=args.perceptual_steps,
         batch_size=args.perceptual_batch_size,
         image_size=args.perceptual_image_size,
         lr=args.perceptual_lr,
-        style_weight=style.style_weight,
-        tv_weight=style.tv_weight,
         grid_weight=args.grid_weight,
-        style_size=style.style_size,
         vgg_weights=VGG16_WEIGHTS,
         seed=args.seed,
         checkpoint_dir=args.work_dir / style.name / "perceptual",

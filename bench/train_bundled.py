@@ -19,6 +19,7 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.utils import save_image
@@ -42,6 +43,22 @@ class Style:
     style_weight: float = 9.0  # strong: the painting's palette and strokes, content readable
     style_size: int = 512  # long side of the painting for its Gram matrices
     tv_weight: float = 1e-2
+
+    def config(self, styles_dir: Path, **settings: Any) -> TrainConfig:
+        """The training of this style: its painting, names and weights; ``settings`` give
+        the run's own (steps, batch, output, ...) and may scale the weights."""
+        fields: dict[str, Any] = dict(
+            style_images=[styles_dir / self.file],
+            name=self.name,
+            title=self.title,
+            artist=self.artist,
+            year=self.year,
+            licence="public domain (painting); model trained by the project",
+            style_weight=self.style_weight,
+            tv_weight=self.tv_weight,
+            style_size=self.style_size,
+        )
+        return TrainConfig(**(fields | settings))
 
 
 STYLES = [
@@ -92,14 +109,9 @@ STYLES = [
 
 def config_for(style: Style, args: argparse.Namespace) -> TrainConfig:
     is_base = style.name == BASE
-    return TrainConfig(
-        style_images=[args.styles_dir / style.file],
+    return style.config(
+        args.styles_dir,
         data_dir=args.data_dir,
-        name=style.name,
-        title=style.title,
-        artist=style.artist,
-        year=style.year,
-        licence="public domain (painting); model trained by the project",
         output=args.out_dir / f"{style.name}.safetensors",
         steps=args.base_steps if is_base else args.finetune_steps,
         batch_size=args.batch_size,
@@ -110,7 +122,6 @@ def config_for(style: Style, args: argparse.Namespace) -> TrainConfig:
         tv_weight=style.tv_weight * args.tv_weight_scale,
         grid_weight=args.grid_weight,
         anchor_weight=args.anchor_weight,
-        style_size=style.style_size,
         vgg_weights=args.vgg_weights,
         seed=args.seed,
         checkpoint_dir=args.work_dir,
