@@ -59,6 +59,7 @@ __all__ = [
     "ONLINE",
     "SLOW",
     "DOWN",
+    "SPEED_CHOICES",
     "log_event",
     "short_name",
     "Accepted",
@@ -70,6 +71,18 @@ __all__ = [
 ]
 
 ONLINE, SLOW, DOWN = "online", "slow", "down"  # what the daemon did when asked for styles
+
+#: Fast Style's Speed option, ``params.speed`` (``nst_client.params.SPEEDS``, which a test
+#: compares): (nick, label, help). The live preview always asks for ``fast``.
+SPEED_CHOICES = (
+    ("auto", "Automatic", "The lite network when the daemon runs on a CPU, the full one on a GPU"),
+    (
+        "fast",
+        "Fast (lite network)",
+        "The style's lite network where it has one (quicker, a little less detail)",
+    ),
+    ("best", "Best (full network)", "Always the style's full network"),
+)
 
 
 def load_config() -> dict[str, Any]:

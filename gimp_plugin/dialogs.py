@@ -93,6 +93,7 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
     max_size = dialog.get_spin_scale("max-size", 1.0)
     max_size.set_scale_limits(0, 4096)
     dialog.get_widget("preserve-colors", GObject.TYPE_NONE)
+    dialog.get_widget("speed", GObject.TYPE_NONE)
     dialog.get_widget("placement", GObject.TYPE_NONE)
     preview = FastPreview(config, drawable)
     current = config.get_property("style")
@@ -112,7 +113,7 @@ def fast_dialog(procedure, config, image, drawable, styles: list[Style], state: 
                 "Daemon Status) and open this dialog again."
             )
         )
-    fields = ["strength", "preserve-colors", "max-size", "placement"]
+    fields = ["strength", "preserve-colors", "speed", "max-size", "placement"]
     if len(image.get_layers()) > 1:  # an animation: offer to stylise the layers as frames
         dialog.get_widget("animation-frames", GObject.TYPE_NONE)
         fields.append("animation-frames")

@@ -185,7 +185,9 @@ class FastPreview:
         if options["style"] == "none":
             return False
         source = self.source()
-        params: dict[str, Any] = {"strength": options["strength"]}
+        # the lite network where the style has one, whatever the dialog's Speed: a
+        # preview must come quickly (OK runs the chosen network)
+        params: dict[str, Any] = {"strength": options["strength"], "speed": "fast"}
         if options["preserve_colors"] != "none":
             params["preserve_colors"] = options["preserve_colors"]
 

@@ -152,7 +152,10 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
         )
 
     def request() -> dict:
-        return {"style": style, "method": "fast", "params": common_params(config)}
+        params = common_params(config)
+        if config.get_property("speed") != "auto":
+            params["speed"] = config.get_property("speed")
+        return {"style": style, "method": "fast", "params": params}
 
     title = short_name(style_title(style))
     if config.get_property("animation-frames"):
@@ -424,6 +427,18 @@ class NeuralStyle(Gimp.PlugIn):
             choice, default = style_choice()
             procedure.add_choice_argument("style", "St_yle", "Style model", choice, default, RW)
             add_common_arguments(procedure, 1600)
+            speeds = Gimp.Choice.new()
+            for index, (nick, label, help_text) in enumerate(daemon_link.SPEED_CHOICES):
+                speeds.add(nick, index, label, help_text)
+            procedure.add_choice_argument(
+                "speed",
+                "Spee_d",
+                "Which of the style's networks runs: the lite one is quicker, the full one "
+                "has more detail (Automatic: lite on a CPU, full on a GPU)",
+                speeds,
+                "auto",
+                RW,
+            )
             add_placement_argument(procedure)
             procedure.add_boolean_argument(
                 "animation-frames",

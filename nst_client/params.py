@@ -33,6 +33,7 @@ QUALITIES = ("draft", "balanced", "high")  # nst_core.gatys.QUALITY_PRESETS
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "fast")
 CONSISTENCIES = ("off", "stats", "full")  # nst_core.motion
+SPEEDS = ("auto", "fast", "best")  # nst_core.styles.SPEEDS: which network of a style runs
 STYLE_SCALE = (0.05, 4.0)  # style image size relative to the content (nst_core.gatys)
 
 Check = Callable[[str, object], Any]
@@ -181,13 +182,19 @@ class CommonParams(Params):
 @dataclass(frozen=True)
 class FastParams(CommonParams):
     """A fast-style stylisation; ``clip``/``clip_frame``/``consistency`` make it a frame of
-    a video, stylised consistently with the clip's earlier frames (``nst_daemon.video``)."""
+    a video, stylised consistently with the clip's earlier frames (``nst_daemon.video``).
+
+    ``speed`` chooses the style's network (``nst_core.styles.choose_variant``): ``best``
+    the full one; ``fast`` the lite one where the style has one (``StyleEntry.variants``),
+    else the full one; ``auto`` the lite one on a CPU daemon, the full one on a GPU. The
+    ``Result`` names the variant that ran."""
 
     CONTEXT: ClassVar[str] = "method 'fast'"
 
     clip: str | None = param(None, clip_id)
     clip_frame: int = param(0, number(0, 2**31 - 1, integer=True))
     consistency: str = param("full", choice(CONSISTENCIES))
+    speed: str = param("auto", choice(SPEEDS))
 
 
 @dataclass(frozen=True)

@@ -376,7 +376,9 @@ class Hello(Message):
 
 @dataclass(frozen=True)
 class StyleEntry(Record):
-    """One style of the catalogue, with a small RGB preview when the daemon has one."""
+    """One style of the catalogue, with a small RGB preview when the daemon has one;
+    ``variants`` are its networks: ``("full",)``, or ``("full", "lite")`` where a lite one
+    ships beside it (``FastParams.speed`` chooses; older daemons leave the field out)."""
 
     name: str = ""
     title: str = ""
@@ -385,6 +387,7 @@ class StyleEntry(Record):
     licence: str = ""
     source: str = ""
     preview: Image | None = wire(read=read_image_or_none)  # a broken one is left out
+    variants: tuple[str, ...] = wire(("full",), read=tuple_of)
 
 
 @dataclass(frozen=True)
@@ -448,7 +451,9 @@ class Progress(Message):
 
 @dataclass(frozen=True)
 class Result(Message):
-    """The end of a job: the stylised ``image``, or a trained ``style`` and its ``path``."""
+    """The end of a job: the stylised ``image``, or a trained ``style`` and its ``path``;
+    ``variant`` is the network of a fast-style job (``"full"`` or ``"lite"``; ``None`` for
+    other jobs and from older daemons)."""
 
     TYPE: ClassVar[str] = "result"
     job_id: str = ""
@@ -456,6 +461,7 @@ class Result(Message):
     timings: dict[str, float] = wire(factory=dict)
     style: str | None = None
     path: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)

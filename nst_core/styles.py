@@ -1,7 +1,9 @@
 """The catalogue of fast-style models: bundled with the product, then the user's own.
 
 A style is a project safetensors file named ``<name>.safetensors``; its metadata holds
-the title, artist, year and licence of the painting it was trained on.
+the title, artist, year and licence of the painting it was trained on. A lite network
+distilled from it may lie beside it (``<name>.lite.safetensors``); ``choose_variant`` says
+which of the two runs a job.
 
 The import policy lives here too, for every front-end: which files are models
 (``MODEL_SUFFIXES``), which names a new style may take (``new_style_path``: never a
@@ -16,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from nst_client.names import slug, style_name_problem
 from nst_core import paths
@@ -32,6 +34,11 @@ MODEL_SUFFIXES = (SUFFIX, ".pth", ".pt")
 #: ``nst_core.distill``).
 VARIANTS = ("full", "lite")
 LITE_SUFFIX = ".lite" + SUFFIX
+#: How a request chooses between them (``nst_client.params.SPEEDS``, which a test
+#: compares): ``best`` the full network; ``fast`` the lite one where the style has one,
+#: else the full one; ``auto`` the lite one on a CPU, the full one on a GPU (CUDA, MPS),
+#: where the full network is fast already. :func:`choose_variant` is the rule.
+SPEEDS = ("auto", "fast", "best")
 
 
 @dataclass
@@ -97,6 +104,25 @@ def variant_path(path: Path, variant: str) -> Path:
     if variant not in VARIANTS:
         raise ParameterError(f"unknown style variant {variant!r}: use {' or '.join(VARIANTS)}")
     return _variants(path).get(variant, path)
+
+
+class ChosenModel(NamedTuple):
+    variant: str  # "full" or "lite"
+    path: Path
+
+
+def choose_variant(style: Path | StyleInfo, speed: str, device: str | torch.device) -> ChosenModel:
+    """The model file that runs a fast-style job: the variant of ``style`` (its full
+    model's path, or its ``StyleInfo``) that ``speed`` (``SPEEDS``) asks for on
+    ``device``; the full model where the style has no lite one."""
+    if speed not in SPEEDS:
+        raise ParameterError(f"unknown speed {speed!r}: use {', '.join(SPEEDS)}")
+    path, known = (style.path, style.variants) if isinstance(style, StyleInfo) else (style, {})
+    variants = known or _variants(path)
+    on_cpu = getattr(device, "type", str(device).partition(":")[0]) == "cpu"
+    wants_lite = speed == "fast" or (speed == "auto" and on_cpu)
+    variant = "lite" if wants_lite and "lite" in variants else "full"
+    return ChosenModel(variant, variants[variant])
 
 
 def _check_name(name: str) -> str:

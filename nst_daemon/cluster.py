@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nst_client.params import FastParams
 from nst_client.protocol import Image
 from nst_core.atomic import PARTIAL_SUFFIX, partial_name, remove_partials
 from nst_core.errors import ImageError, NSTError
@@ -309,12 +310,15 @@ def _warm_up(spec: StyleSpec, models: Any) -> None:
     """Load the network this actor uses for every picture into the runner's ``Models``
     (where the job function finds it), once per actor; a missing style or missing weights
     become a clear error before any picture is read."""
-    if spec.method == "fast" and spec.style:
+    if isinstance(spec.params, FastParams) and spec.style:
         from nst_core.styles import find_style
 
-        path = find_style(spec.style)
-        if models is not None:
-            models.fast_model(path)
+        if models is None:
+            find_style(spec.style)
+        else:  # the network the job function picks for the request's speed
+            from nst_daemon.execute import fast_model_file
+
+            models.fast_model(fast_model_file(spec.style, spec.params.speed, models.device).path)
     elif models is not None:
         models.vgg()
 

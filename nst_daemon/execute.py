@@ -29,6 +29,7 @@ from .models import Models
 
 if TYPE_CHECKING:
     from nst_core.pipeline import Network
+    from nst_core.styles import ChosenModel
     from nst_core.transformer_net import StyleModel
 
 
@@ -63,15 +64,21 @@ def _report(progress: ProgressCallback | None, stage: str) -> None:
         progress(Progress(0, 0, stage))
 
 
-def _fast_model(
-    style: str, models: Models, progress: ProgressCallback | None
-) -> tuple[StyleModel, Path]:
-    from nst_core.styles import find_style
+def fast_model_file(style: str, speed: str, device: torch.device) -> ChosenModel:
+    """The model file of the catalogue style ``style`` that runs at ``speed`` (the
+    request's ``FastParams.speed``) on ``device``: ``nst_core.styles.choose_variant``."""
+    from nst_core.styles import choose_variant, find_style
 
-    path = find_style(style)
-    if not models.has_fast_model(path):
+    return choose_variant(find_style(style), speed, device)
+
+
+def _fast_model(
+    style: str, speed: str, models: Models, progress: ProgressCallback | None
+) -> tuple[StyleModel, ChosenModel]:
+    chosen = fast_model_file(style, speed, models.device)
+    if not models.has_fast_model(chosen.path):
         _report(progress, "loading")
-    return models.fast_model(path), path
+    return models.fast_model(chosen.path), chosen
 
 
 def _clip_network(
@@ -93,8 +100,9 @@ def _run(
     models: Models,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
-) -> torch.Tensor:
-    """The request's networks and settings, handed to the pipeline."""
+) -> tuple[torch.Tensor, str | None]:
+    """The request's networks and settings, handed to the pipeline; returns the picture
+    and the fast-style variant that made it (``None`` for Gatys)."""
     from nst_core.pipeline import stylize
 
     params = request.params
@@ -111,11 +119,12 @@ def _run(
     )
     if isinstance(params, FastParams):
         assert request.style is not None  # checked by StylizeRequest
-        model, path = _fast_model(request.style, models, progress)
+        model, chosen = _fast_model(request.style, params.speed, models, progress)
         network = None
         if params.clip is not None:
-            network = _clip_network(model, path, params, models, cancel)
-        return run(method="fast", model=model, network=network, tile_size=params.tile_size)
+            network = _clip_network(model, chosen.path, params, models, cancel)
+        styled = run(method="fast", model=model, network=network, tile_size=params.tile_size)
+        return styled, chosen.variant
 
     from nst_core.gatys import GatysParams, style_cache_key
 
@@ -132,12 +141,12 @@ def _run(
     if params.init == "fast":
         init_style = params.init_style or request.style
         assert init_style is not None  # checked by StylizeRequest
-        init_model = _fast_model(init_style, models, None)[0]
+        init_model = _fast_model(init_style, "best", models, None)[0]  # the full network
     if not models.has_vgg:
         _report(progress, "loading")
     vgg = models.vgg()
     targets = models.style_targets(style_cache_key(vgg, styles, gatys_params))
-    return run(
+    styled = run(
         method="gatys",
         styles=styles,
         vgg=vgg,
@@ -145,6 +154,7 @@ def _run(
         init_model=init_model,
         targets=targets,
     )
+    return styled, None
 
 
 def execute_stylize(
@@ -154,8 +164,9 @@ def execute_stylize(
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """Run one stylisation (``nst_core.pipeline.stylize``); returns
-    ``{"image": Image, "timings": {...}}``: the input's size, channels and dtype, alpha
-    passed through unchanged."""
+    ``{"image": Image, "timings": {...}, "variant": str | None}``: the input's size,
+    channels and dtype, alpha passed through unchanged; the fast-style network that ran
+    (``"full"``/``"lite"``, ``None`` for Gatys)."""
     from nst_core.images import to_pixels
 
     image = request.image
@@ -164,7 +175,7 @@ def execute_stylize(
         rgb, alpha = _tensors(image)
         mask = _tensors(request.mask)[0][:, :1] if request.mask is not None else None
         decoded = time.perf_counter()
-        styled = _run(rgb, mask, request, models, progress, cancel)
+        styled, variant = _run(rgb, mask, request, models, progress, cancel)
         ran = time.perf_counter()
         data = to_pixels(styled, alpha, image.channels, image.dtype)
     done = time.perf_counter()
@@ -175,7 +186,7 @@ def execute_stylize(
         "encode_s": done - ran,
         "total_s": done - started,
     }
-    return {"image": result, "timings": timings}
+    return {"image": result, "timings": timings, "variant": variant}
 
 
 def execute_train(

@@ -262,7 +262,12 @@ class Worker(threading.Thread):
             self.emit(
                 job,
                 Result(
-                    job.id, result.get("image"), timings, result.get("style"), result.get("path")
+                    job.id,
+                    result.get("image"),
+                    timings,
+                    result.get("style"),
+                    result.get("path"),
+                    result.get("variant"),
                 ),
             )
             log.info("job %s done in %.2f s", job.id, time.monotonic() - job.started)

@@ -69,7 +69,17 @@ from .sockets import (
 
 log = logging.getLogger("nst_daemon.server")
 
-CAPABILITIES = ["fast", "gatys", "train", "mask", "max_size", "preview", "cancel", "clip"]
+CAPABILITIES = [
+    "fast",
+    "gatys",
+    "train",
+    "mask",
+    "max_size",
+    "preview",
+    "cancel",
+    "clip",
+    "speed",
+]
 HOUSEKEEPING_S = 0.25
 SUSPECT_SILENCE_S = 2 * protocol.PING_INTERVAL_S
 MONITOR_BATCH = 1000  # socket events handled per loop turn
@@ -98,6 +108,7 @@ def style_entries(preview_size: int = 96) -> list[protocol.StyleEntry]:
                 info.licence or "",
                 info.source or "",
                 image,
+                tuple(info.variants),
             )
         )
     return entries

@@ -351,6 +351,9 @@ examples:
         choices=["luminance", "histogram"],
         help="keep the video's colours: luminance (the default when given) or histogram",
     )
+    from nst_daemon.cli.parser import add_speed_option
+
+    add_speed_option(p)
     p.add_argument(
         "--max-size",
         type=_positive_int,

@@ -57,7 +57,7 @@ REQUESTS = [
         PIXELS,
         "candy",
         mask=Image(2, 2, 1, bytes(4)),
-        params=FastParams(strength=0.5, tile_size=512, clip="c1", clip_frame=2),
+        params=FastParams(strength=0.5, tile_size=512, clip="c1", clip_frame=2, speed="fast"),
     ),
     StylizeRequest(
         PIXELS,
@@ -79,7 +79,12 @@ REPLIES = [
         pid=7,
         vgg_weights={"source": "bundled", "name": "VGG16"},
     ),
-    Styles((StyleEntry("candy", "Candy", "", "", "", "bundled", PIXELS), StyleEntry("x"))),
+    Styles(
+        (
+            StyleEntry("candy", "Candy", "", "", "", "bundled", PIXELS, ("full", "lite")),
+            StyleEntry("x"),
+        )
+    ),
     Status(
         (JobInfo("j1", "gatys", "running", 3, 10, "refining"),),
         (JobInfo("j2", "fast", "queued", position=0),),
@@ -94,6 +99,7 @@ REPLIES = [
     Accepted("j1", 2),
     Progress("j1", 3, 10, "refining", {"style": 1.5}, 4.0, PIXELS),
     Result("j1", PIXELS, {"total_s": 0.5}),
+    Result("j2", PIXELS, {"total_s": 0.2}, variant="lite"),
     Result("j4", None, {"total_s": 9.0}, style="mine", path="/styles/mine.safetensors"),
     Error("busy", "the queue is full", "j1"),
     Ok("j1"),
@@ -121,7 +127,9 @@ def test_the_wire_keys_are_those_of_protocol_1_0() -> None:
         "tile_size": 512,
         "clip": "c1",
         "clip_frame": 2,
+        "speed": "fast",
     }  # defaults are left out
+    assert "speed" not in FastParams(speed="auto").to_wire()  # "auto": an older daemon's way
     gatys = REQUESTS[7].to_wire()
     assert gatys["method"] == "gatys" and len(gatys["style_image"]) == 2 and "style" not in gatys
     assert gatys["params"]["style_weights"] == [1.0, 0.5]  # a list, as msgpack sends it
@@ -142,6 +150,11 @@ def test_the_wire_keys_are_those_of_protocol_1_0() -> None:
     assert hello["limits"] == {"max_pixels": 100, "max_message_bytes": 1000}
     assert hello["protocol"] == [1, 0] and hello["heartbeat"]["ping_interval_s"] == 0.5
     assert Error("busy", "full").to_wire("r")["code"] == "busy"
+    styles = REPLIES[1].to_wire()
+    assert styles["styles"][0]["variants"] == ["full", "lite"]
+    assert styles["styles"][1]["variants"] == ["full"]
+    assert REPLIES[6].to_wire()["variant"] == "lite"
+    assert "variant" not in REPLIES[5].to_wire() and "variant" not in REPLIES[7].to_wire()
     assert "job_id" not in Error("busy", "full").to_wire("r")
 
 
@@ -152,6 +165,12 @@ def test_an_older_or_newer_daemons_replies_are_read() -> None:
     status = protocol.parse_reply({"type": "status", "running": [{"job_id": "j1"}]})
     assert isinstance(status, Status) and status.running[0].state == ""
     assert status.models == ModelsInfo() and status.vgg_weights is None
+    # an older daemon: no variants (its styles have the full network only), no variant
+    styles = protocol.parse_reply({"type": "styles", "styles": [{"name": "candy"}]})
+    assert isinstance(styles, Styles) and styles.styles[0].variants == ("full",)
+    result = protocol.parse_reply({"type": "result", "job_id": "j1", "timings": {}})
+    assert isinstance(result, Result) and result.variant is None
+    assert StyleEntry().variants == ("full",) and FastParams().speed == "auto"
     for malformed in (
         {"type": "teapot"},
         {"type": "status", "running": 5},
@@ -171,6 +190,7 @@ def test_requests_are_checked_when_built_as_on_the_wire() -> None:
         lambda: StylizeRequest(PIXELS, "candy", style_images=(PIXELS,)),
         lambda: FastParams(strength=1.5),
         lambda: FastParams(max_size=2.5),  # type: ignore[arg-type]
+        lambda: FastParams(speed="turbo"),
         lambda: GatysParams(style_weights=()),
         lambda: TrainParams(dataset="photos"),
         lambda: StylizeRequest(Image(2, 2, 3, bytes(11)), "candy"),
@@ -188,7 +208,7 @@ def test_requests_are_checked_when_built_as_on_the_wire() -> None:
 
 
 def test_parameter_defaults_and_ranges_are_the_engines() -> None:
-    from nst_core import fast, gatys, motion, train
+    from nst_core import fast, gatys, motion, styles, train
 
     engine = gatys.GatysParams()
     ours = GatysParams()
@@ -207,6 +227,7 @@ def test_parameter_defaults_and_ranges_are_the_engines() -> None:
     assert set(params.QUALITIES) == set(gatys.QUALITY_PRESETS)
     assert params.MIN_TILE_SIZE == fast.MIN_TILE
     assert set(params.CONSISTENCIES) == set(motion.PRESETS)
+    assert params.SPEEDS == styles.SPEEDS  # nst_core.styles.choose_variant's rule
     assert motion.consistency_of(FastParams().consistency) == motion.consistency_of(None)
     lo, hi = params.STYLE_SCALE  # the engine refuses just outside the protocol's range
     for scale, ok in ((lo, True), (hi, True), (lo * 0.99, False), (hi * 1.01, False)):
@@ -265,6 +286,7 @@ request = StylizeRequest(Image(1, 1, 3, bytes(3)), "candy")
 client = Client("tcp://127.0.0.1:1", autostart=False)
 client.close()
 print(daemon_link.status_text(None))
+assert tuple(c[0] for c in daemon_link.SPEED_CHOICES) == nst_client.params.SPEEDS
 loaded = {m.split(".")[0] for m, v in sys.modules.items() if v}
 assert not loaded & {"torch", "nst_core", "nst_daemon", "numpy"}, loaded
 """

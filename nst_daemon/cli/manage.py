@@ -12,7 +12,7 @@ from nst_client.protocol import Limits, Progress, Result, TrainRequest
 from nst_client.text import status_report, weights_text
 from nst_daemon.cli.errors import EXIT_NOT_RUNNING, EXIT_USAGE, CommandError, say
 from nst_daemon.cli.options import connect, endpoint_of
-from nst_daemon.cli.render import ByteBar, StepBar, style_row
+from nst_daemon.cli.render import STYLE_HEADERS, ByteBar, StepBar, style_row
 from nst_daemon.imagefile import read_image
 
 
@@ -27,7 +27,7 @@ def cmd_styles(args: argparse.Namespace) -> int:
     if not rows:
         say("no styles; add one with `nst styles import FILE`")
         return 0
-    headers = ("NAME", "TITLE", "ARTIST", "YEAR", "SOURCE")
+    headers = STYLE_HEADERS
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     for row in [headers, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -60,6 +60,12 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
     """The part of the request every picture shares."""
     style_images = [read_image(p) for p in args.style_image]
     method = args.method or ("gatys" if style_images else "fast")
+    if method == "gatys" and args.speed is not None:
+        raise CommandError(
+            "--speed chooses the network of a fast style; the gatys method has none",
+            hint="leave out --speed, or use --style NAME",
+            exit_code=EXIT_USAGE,
+        )
     given = {
         key: value
         for key, value in (
@@ -68,6 +74,7 @@ def style_spec(args: argparse.Namespace) -> StyleSpec:
             ("iterations", args.iterations),
             ("quality", args.quality),
             ("max_size", args.max_size),
+            ("speed", args.speed),
         )
         if value is not None
     }

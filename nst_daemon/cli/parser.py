@@ -53,6 +53,20 @@ styles import FILE` does, under the file's name; again with the same file is a n
 and then used by name, with or without --local (so only with a daemon on this machine)."""
 
 
+SPEED_HELP = (
+    "fast styles: which of the style's networks runs. best: the full network; fast: the "
+    "lite network (quicker, a little less detail) where the style has one (`nst styles` "
+    "marks them), else the full one; auto (default): lite on a CPU, full on a GPU"
+)
+
+
+def add_speed_option(group: argparse._ActionsContainer) -> None:
+    """``--speed``, for every command that runs fast styles (``FastParams.speed``)."""
+    from nst_client.params import SPEEDS
+
+    group.add_argument("--speed", choices=SPEEDS, help=SPEED_HELP)
+
+
 def _daemon_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("daemon")
@@ -99,6 +113,7 @@ def _style_options(*, image_level: bool) -> argparse.ArgumentParser:
         choices=["luminance", "histogram"],
         help="keep the photo's colours: luminance (the default when given) or histogram",
     )
+    add_speed_option(opts)
     opts.add_argument(
         "--iterations", type=positive_int, metavar="N", help="gatys: optimisation steps"
     )
@@ -148,6 +163,7 @@ Run `nst COMMAND --help` for the options of a command. Exit codes: 0 success,
 examples:
   nst stylize photo.jpg --style candy                  # writes photo-candy.png
   nst stylize photo.jpg --style udnie --strength 0.7 --preserve-colors -o soft.png
+  nst stylize photo.jpg --style udnie --speed best     # the full network, also on a CPU
   nst stylize a.jpg b.jpg --style ./mosaic.pth -o out/ # imports mosaic.pth, then uses it
   nst stylize photo.jpg --style-image starry.jpg --quality draft --max-size 512""",
     )

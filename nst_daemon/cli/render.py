@@ -58,12 +58,20 @@ class StepBar:
             self.bar = None
 
 
+STYLE_HEADERS = ("NAME", "TITLE", "ARTIST", "YEAR", "SOURCE", "LITE")
+
+
 def style_row(info: dict[str, Any]) -> tuple[str, ...]:
+    """A row of ``STYLE_HEADERS`` from a catalogue entry (a ``StyleEntry`` or, with
+    ``--local``, a ``StyleInfo``); LITE says ``yes`` where a lite network ships (the
+    ``--speed`` that uses it is ``fast``, or ``auto`` on a CPU)."""
+
     def text(key: str) -> str:
         value = info.get(key)
         return "" if value is None else str(value)
 
-    return (text("name"), text("title"), text("artist"), text("year"), text("source"))
+    lite = "yes" if "lite" in (info.get("variants") or ()) else ""
+    return (text("name"), text("title"), text("artist"), text("year"), text("source"), lite)
 
 
 class ByteBar:

@@ -258,6 +258,7 @@ def test_animation_frames_option_in_the_dialog(
     assert closed["status"] == "cancel"
     fields = [e["fields"] for e in gimp_chroot.plugin_log(workdir) if e["event"] == "options"]
     assert fields and "animation-frames" not in fields[-1]
+    assert "speed" in fields[-1]  # the Speed choice (Automatic, Fast, Best)
     (gimp_chroot.host_path(workdir) / "results.json").unlink()
     proc = gimp_chroot.start_gui(FRAMES_DIALOG_SCRIPT, workdir, daemon, display)
     try:
