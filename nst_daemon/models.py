@@ -37,6 +37,12 @@ class _LRU(OrderedDict[str, Any]):
         return value
 
 
+def _loaded_name(model: StyleModel) -> str:
+    """A resident model's name in ``status`` replies: a lite network as ``NAME (lite)``."""
+    name = model.meta.get("name", "")
+    return f"{name} (lite)" if model.meta.get("variant") == "lite" else name
+
+
 class Models:
     """Models kept on one device between jobs."""
 
@@ -92,7 +98,7 @@ class Models:
         with self._lock:
             return {
                 "vgg": self._vgg is not None,
-                "fast": [model.meta.get("name", "") for model in self._fast.values()],
+                "fast": [_loaded_name(model) for model in self._fast.values()],
                 "style_targets": len(self._targets),
             }
 

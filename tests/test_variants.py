@@ -153,6 +153,10 @@ def test_auto_on_a_cpu_daemon_runs_the_lite_network(daemon: DaemonProcess) -> No
     auto = run_speed(daemon, DUO, IMAGE)  # speed "auto": the default, left off the wire
     assert auto.variant == "lite"
     assert auto.image == run_speed(daemon, DUO, IMAGE, speed="fast").image
+    run_speed(daemon, DUO, IMAGE, speed="best")
+    with daemon.client() as client:
+        resident = client.status().models.fast
+    assert f"{DUO} (lite)" in resident and DUO in resident  # both networks, told apart
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
