@@ -117,7 +117,7 @@ def main() -> None:
             )
             s_style, s_content, s_grid, s_out = shipped_cache[style]
             print(
-                f"| {style} | shipped | {s_grid:,.0f} | {s_style:.4f} | {s_content:.3f} | |",
+                f"| {style} | shipped | {s_grid:,.0f} | {s_style:.4f} | {s_content:.4f} | |",
                 flush=True,
             )
             labels.append(f"{style} shipped")
@@ -132,7 +132,7 @@ def main() -> None:
             and c_content <= s_content * args.tolerance
         )
         print(
-            f"| {style} | {path} | {c_grid:,.0f} | {c_style:.4f} | {c_content:.3f} | "
+            f"| {style} | {path} | {c_grid:,.0f} | {c_style:.4f} | {c_content:.4f} | "
             f"{'yes' if ok else 'no'} |",
             flush=True,
         )
