@@ -123,6 +123,46 @@ def stylise_sources(
     return results
 
 
+def stylise_all(
+    procedure: Gimp.Procedure,
+    image: Gimp.Image,
+    make_sources: Callable[[], list[Source]],
+    request: Callable[[], dict],
+    request_for: Callable[[dict, int], dict],
+    make_progress: Callable[[int], ProgressBar],
+) -> tuple[list[Source], list] | Gimp.ValueArray:
+    """The checks, the jobs and their progress bar of a procedure run: the sources and their
+    results, or the procedure's failure (a bad input or a daemon error, in plain words).
+    ``request_for(request, index)`` gives the request fields of source ``index``."""
+    progress = None
+    try:
+        check_image_type(image)
+        sources = make_sources()
+        kwargs = request()
+        progress = make_progress(len(sources))
+        results = stylise_sources(sources, progress, lambda index: request_for(kwargs, index))
+    except PluginError as exc:
+        return fail(procedure, str(exc))
+    except (DaemonError, OSError) as exc:
+        return fail(procedure, daemon_link.describe_error(exc))
+    finally:
+        if progress is not None:
+            progress.end()
+    return sources, results
+
+
+def added_in_one_step(
+    procedure: Gimp.Procedure, image: Gimp.Image, add: Callable[[], list[Gimp.Layer]]
+) -> Gimp.ValueArray:
+    """Run ``add`` (which adds the result layers) as one undo step; the last layer is the
+    procedure's return value."""
+    image.undo_group_start()
+    new_layers = add()
+    image.undo_group_end()
+    Gimp.displays_flush()
+    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
+
+
 def run_jobs(
     procedure: Gimp.Procedure,
     image: Gimp.Image,
@@ -137,31 +177,33 @@ def run_jobs(
     With ``previews`` (interactive Gatys runs: the painting's name), the request asks for
     intermediate pictures and a window shows them.
     """
-    progress = None
-    try:
-        check_image_type(image)
-        layers = check_drawables(drawables)
-        sources = [Source(image, layer, placement) for layer in layers]
-        kwargs = request()
-        if previews:
-            from preview import PREVIEW_EVERY
 
-            kwargs["params"]["preview_every"] = PREVIEW_EVERY
-        progress = ProgressBar(f"Neural Style: {layer_name}", len(sources), previews)
-        results = stylise_sources(sources, progress, lambda _: kwargs)
-    except PluginError as exc:
-        return fail(procedure, str(exc))
-    except (DaemonError, OSError) as exc:
-        return fail(procedure, daemon_link.describe_error(exc))
-    finally:
-        if progress is not None:
-            progress.end()
-    image.undo_group_start()
-    pairs = zip(sources, results, strict=True)
-    new_layers = [source.add_result(result, layer_name) for source, result in pairs]
-    image.undo_group_end()
-    Gimp.displays_flush()
-    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
+    def request_for(kwargs: dict, _index: int) -> dict:
+        if not previews:
+            return kwargs
+        from preview import PREVIEW_EVERY
+
+        return dict(kwargs, params=dict(kwargs["params"], preview_every=PREVIEW_EVERY))
+
+    run = stylise_all(
+        procedure,
+        image,
+        lambda: [Source(image, layer, placement) for layer in check_drawables(drawables)],
+        request,
+        request_for,
+        lambda count: ProgressBar(f"Neural Style: {layer_name}", count, previews),
+    )
+    if not isinstance(run, tuple):
+        return run
+    sources, results = run
+    return added_in_one_step(
+        procedure,
+        image,
+        lambda: [
+            source.add_result(result, layer_name)
+            for source, result in zip(sources, results, strict=True)
+        ],
+    )
 
 
 def run_frames(
@@ -179,33 +221,29 @@ def run_frames(
     style, holding one layer per frame in the same order (at the frame's offsets, masked
     by the selection like any result). Nothing is added on an error or a cancel.
     """
-    progress = None
-    try:
-        check_image_type(image)
-        frames = animation_frames(image)
-        sources = [Source(image, frame) for frame in frames]
-        kwargs = request()
-        clip = uuid.uuid4().hex
-        progress = ProgressBar(f"Neural Style: {title}", len(sources), unit="Frame")
-        results = stylise_sources(
-            sources,
-            progress,
-            lambda index: dict(kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index)),
-        )
-    except PluginError as exc:
-        return fail(procedure, str(exc))
-    except (DaemonError, OSError) as exc:
-        return fail(procedure, daemon_link.describe_error(exc))
-    finally:
-        if progress is not None:
-            progress.end()
-    image.undo_group_start()
-    group = Gimp.GroupLayer.new(image, title)
-    image.insert_layer(group, None, 0)
-    new_layers = [
-        source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"), group, 0)
-        for source, result in zip(sources, results, strict=True)
-    ]
-    image.undo_group_end()
-    Gimp.displays_flush()
-    return success(procedure, GObject.Value(Gimp.Layer, new_layers[-1]))
+    clip = uuid.uuid4().hex
+
+    def request_for(kwargs: dict, index: int) -> dict:
+        return dict(kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index))
+
+    run = stylise_all(
+        procedure,
+        image,
+        lambda: [Source(image, frame) for frame in animation_frames(image)],
+        request,
+        request_for,
+        lambda count: ProgressBar(f"Neural Style: {title}", count, unit="Frame"),
+    )
+    if not isinstance(run, tuple):
+        return run
+    sources, results = run
+
+    def add() -> list[Gimp.Layer]:
+        group = Gimp.GroupLayer.new(image, title)
+        image.insert_layer(group, None, 0)
+        return [
+            source.add_result(result, short_name(f"{source.drawable.get_name()} {title}"), group, 0)
+            for source, result in zip(sources, results, strict=True)
+        ]
+
+    return added_in_one_step(procedure, image, add)
