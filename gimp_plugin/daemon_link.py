@@ -33,7 +33,8 @@ if VENDOR_DIR.is_dir() and str(VENDOR_DIR) not in sys.path:
     sys.path.insert(0, str(VENDOR_DIR))
 
 from nst_client.client import Client  # noqa: E402
-from nst_client.errors import DaemonError, DaemonUnavailable  # noqa: E402
+from nst_client.errors import DaemonError, DaemonUnavailable, ProtocolError  # noqa: E402
+from nst_client.params import FastParams, GatysParams, TrainParams  # noqa: E402
 from nst_client.protocol import (  # noqa: E402
     Accepted,
     Image,
@@ -49,6 +50,10 @@ __all__ = [
     "Client",
     "DaemonError",
     "DaemonUnavailable",
+    "ProtocolError",
+    "FastParams",
+    "GatysParams",
+    "TrainParams",
     "connect",
     "known_styles",
     "describe_error",

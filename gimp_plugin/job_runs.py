@@ -4,6 +4,7 @@ undo step, or nothing on an error. Also the procedures' return values."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 import daemon_link  # noqa: E402
-from daemon_link import DaemonError, short_name  # noqa: E402
+from daemon_link import DaemonError, ProtocolError, short_name  # noqa: E402
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 from layer_io import (  # noqa: E402
     PluginError,
@@ -141,7 +142,7 @@ def stylise_all(
         kwargs = request()
         progress = make_progress(len(sources))
         results = stylise_sources(sources, progress, lambda index: request_for(kwargs, index))
-    except PluginError as exc:
+    except (PluginError, ProtocolError) as exc:
         return fail(procedure, str(exc))
     except (DaemonError, OSError) as exc:
         return fail(procedure, daemon_link.describe_error(exc))
@@ -183,7 +184,9 @@ def run_jobs(
             return kwargs
         from preview import PREVIEW_EVERY
 
-        return dict(kwargs, params=dict(kwargs["params"], preview_every=PREVIEW_EVERY))
+        return dict(
+            kwargs, params=dataclasses.replace(kwargs["params"], preview_every=PREVIEW_EVERY)
+        )
 
     run = stylise_all(
         procedure,
@@ -224,7 +227,8 @@ def run_frames(
     clip = uuid.uuid4().hex
 
     def request_for(kwargs: dict, index: int) -> dict:
-        return dict(kwargs, params=dict(kwargs["params"], clip=clip, clip_frame=index))
+        params = dataclasses.replace(kwargs["params"], clip=clip, clip_frame=index)
+        return dict(kwargs, params=params)
 
     run = stylise_all(
         procedure,

@@ -7,6 +7,7 @@ stays responsive; nothing is written to the image before OK.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -19,7 +20,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 import daemon_link  # noqa: E402
-from daemon_link import DaemonError  # noqa: E402
+from daemon_link import DaemonError, FastParams  # noqa: E402
 from dialog_widgets import note_label  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, Gtk  # noqa: E402
 
@@ -187,9 +188,12 @@ class FastPreview:
         source = self.source()
         # the lite network where the style has one, whatever the dialog's Speed: a
         # preview must come quickly (OK runs the chosen network)
-        params: dict[str, Any] = {"strength": options["strength"], "speed": "fast"}
-        if options["preserve_colors"] != "none":
-            params["preserve_colors"] = options["preserve_colors"]
+        colors = options["preserve_colors"]
+        params = FastParams(
+            strength=options["strength"],
+            speed="fast",
+            preserve_colors=None if colors == "none" else colors,
+        )
 
         def job(client, superseded):
             return run_job(
@@ -269,9 +273,9 @@ class DraftPreview:
         side = min(DRAFT_SIDE, max(self.drawable.get_width(), self.drawable.get_height()))
         data, width, height, bpp = self.drawable.get_thumbnail_data(side, side)
         source = Image(width, height, bpp, bytes(data.get_data()), "u8")
-        params = {**kwargs["params"], "quality": "draft", "max_size": side}
-        params.pop("iterations", None)
-        params.pop("preview_every", None)
+        params = dataclasses.replace(
+            kwargs["params"], quality="draft", max_size=side, iterations=None, preview_every=0
+        )
         kwargs = {**kwargs, "params": params}
         status = self.status
 
@@ -296,7 +300,7 @@ class DraftPreview:
             serial=self.serial,
             width=width,
             height=height,
-            quality=params["quality"],
+            quality=params.quality,
             max_size=side,
         )
 

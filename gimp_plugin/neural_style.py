@@ -30,7 +30,16 @@ from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import daemon_link  # noqa: E402
-from daemon_link import DOWN, DaemonError, Style, short_name  # noqa: E402
+from daemon_link import (  # noqa: E402
+    DOWN,
+    DaemonError,
+    FastParams,
+    GatysParams,
+    ProtocolError,
+    Style,
+    TrainParams,
+    short_name,
+)
 from daemon_status import daemon_action, status_dialog  # noqa: E402
 from job_runs import ProgressBar, cancelled, fail, run_frames, run_jobs, success  # noqa: E402
 from layer_io import (  # noqa: E402
@@ -86,13 +95,13 @@ def style_title(name: str) -> str:
 
 
 def common_params(config: Gimp.ProcedureConfig) -> dict:
-    params = {"strength": config.get_property("strength")}
+    """The fields every stylisation takes (``nst_client.params.CommonParams``)."""
     colors = config.get_property("preserve-colors")
-    if colors != NO_STYLE:
-        params["preserve_colors"] = colors
-    if config.get_property("max-size") > 0:
-        params["max_size"] = config.get_property("max-size")
-    return params
+    return {
+        "strength": config.get_property("strength"),
+        "preserve_colors": None if colors == NO_STYLE else colors,
+        "max_size": config.get_property("max-size") or None,
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -152,9 +161,7 @@ def run_fast(procedure, run_mode, image, drawables, config, data):
         )
 
     def request() -> dict:
-        params = common_params(config)
-        if config.get_property("speed") != "auto":
-            params["speed"] = config.get_property("speed")
+        params = FastParams(**common_params(config), speed=config.get_property("speed"))
         return {"style": style, "method": "fast", "params": params}
 
     title = short_name(style_title(style))
@@ -186,17 +193,18 @@ def paint_like_request(config, batch: bool) -> Callable[[], dict]:
             style_image = load_style_file(style_file)
         else:
             raise PluginError(NO_PAINTING)
-        params = common_params(config)
         quality = config.get_property("quality")
-        params["quality"] = "balanced" if quality == "custom" else quality
-        params["style_scale"] = config.get_property("style-scale")
-        params["style_strength"] = config.get_property("style-strength")
         steps = config.get_property("iterations")
-        if steps > 0 and (quality == "custom" or batch):
-            params["iterations"] = steps
-        if config.get_property("init-style") != NO_STYLE:
-            params["init"] = "fast"
-            params["init_style"] = config.get_property("init-style")
+        init_style = config.get_property("init-style")
+        params = GatysParams(
+            **common_params(config),
+            quality="balanced" if quality == "custom" else quality,
+            style_scale=config.get_property("style-scale"),
+            style_strength=config.get_property("style-strength"),
+            iterations=steps if steps > 0 and (quality == "custom" or batch) else None,
+            init="fast" if init_style != NO_STYLE else "content",
+            init_style=init_style if init_style != NO_STYLE else None,
+        )
         return {"style_image": style_image, "method": "gatys", "params": params}
 
     return request
@@ -247,13 +255,15 @@ def run_train(procedure, run_mode, image, drawables, config, data):
         return fail(procedure, "Select exactly one layer: the painting to learn the style of.")
     if dataset is None or not dataset.get_path():
         return fail(procedure, "Choose a folder of photos to train on (a few hundred or more).")
-    params = {
-        "dataset": dataset.get_path(),
-        "steps": config.get_property("steps"),
-        "image_size": config.get_property("image-size"),
-    }
-    if config.get_property("title"):
-        params["title"] = config.get_property("title")
+    try:
+        params = TrainParams(
+            dataset=dataset.get_path(),
+            steps=config.get_property("steps"),
+            image_size=config.get_property("image-size"),
+            title=config.get_property("title") or "",
+        )
+    except ProtocolError as exc:
+        return fail(procedure, str(exc))
     progress = ProgressBar(f"Neural Style: training '{name}'", 1)
     trained = name
     try:
