@@ -15,6 +15,7 @@ compared by medians, so that a busy machine slows both alike.
 
     python bench/bench_motion.py                     # starry-night, 4 photos, 256x192, 16 frames
     python bench/bench_motion.py --style udnie --size 512x384 --frames 24
+    python bench/bench_motion.py --model new.safetensors --plain-model old.safetensors
 """
 
 from __future__ import annotations
@@ -51,13 +52,18 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--consistency", default="full", choices=sorted(PRESETS))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--model", type=Path, help="model file (default: the bundled --style)")
+    parser.add_argument(
+        "--plain-model", type=Path, help="model of the per-frame column (default: --model)"
+    )
     parser.add_argument("--save", type=Path, help="folder for the last frame of each clip")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     print(machine())
-    model = load_style_model(bundled_styles_dir() / f"{args.style}.safetensors")
+    model = load_style_model(args.model or bundled_styles_dir() / f"{args.style}.safetensors")
+    plain_model = load_style_model(args.plain_model) if args.plain_model else model
     judge = Judge(bundled_path("vgg16"))
     training = json.loads(model.meta.get("training", "{}"))
     painting = SHARED / "styles" / training["style_images"][0]
@@ -83,7 +89,7 @@ def main() -> None:
         row = totals.setdefault(kind, {k: [] for k in ("fp", "fo", "sp", "so", "tp", "to")})
         for photo in photos:
             clip = make_clip(load_image(photo)[0], kind, (height, width), args.frames)
-            plain = VideoStylizer(model, PRESETS["off"])
+            plain = VideoStylizer(plain_model, PRESETS["off"])
             ours = VideoStylizer(model, ours_cfg)
             out_p, out_o, t_p, t_o = [], [], [], []
             for frame in clip.frames:
