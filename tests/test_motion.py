@@ -195,3 +195,52 @@ def test_cost_is_measured(model, picture):
     cost = stylizer.cost.per_frame()
     assert stylizer.cost.frames == 3 and cost["network_s"] > 0
     assert "carry" in motion.describe("full") and motion.describe("off") == "per-frame"
+
+
+def test_camera_zoom_and_its_refinement_recover_a_known_zoom(picture):
+    from nst_core.motion_flow import camera_zoom, refine_zoom
+
+    clip = make_clip(picture, "zoom", (96, 128), 3)
+    assert camera_zoom(clip.flows[0]) == pytest.approx((0.985, 0.0, 0.0), abs=1e-4)
+    # from an estimate as biased as DIS flow gives, the picture match finds the zoom
+    found = refine_zoom(clip.frames[1], clip.frames[0], 0.9885, (0.0, 0.0))
+    assert found == pytest.approx(0.985, abs=1e-3)
+    pan = make_clip(picture, "pan", (96, 128), 3)
+    zoom, dx, dy = camera_zoom(pan.flows[0])
+    assert zoom == 1.0 and (dx, dy) == (2.0, 0.0)
+
+
+def test_reference_flow_vanishes_while_a_zoom_is_followed(picture):
+    from nst_core.motion import reference_flow
+
+    clip = make_clip(picture, "zoom", (96, 128), 3)
+    # frame 2's flow back to frame 1, both held in frame 0's geometry
+    rest = reference_flow(clip.flows[1], (0.985, (0.0, 0.0)), (0.985**2, (0.0, 0.0)))
+    assert rest[..., 8:-8, 8:-8].abs().max() < 1e-3
+    plain = reference_flow(clip.flows[1], None, None)  # both in their own: the flow itself
+    assert torch.allclose(plain[..., 2:-2, 2:-2], clip.flows[1][..., 2:-2, 2:-2], atol=1e-3)
+
+
+@pytest.mark.skipif(not motion.opencv_available(), reason="OpenCV (the video extra) absent")
+def test_a_zoom_is_followed_and_keeps_the_strokes(model, picture, vgg16_weights):
+    from nst_core.losses import JOHNSON_STYLE_WEIGHTS, grams, style_loss
+    from nst_core.vgg import VGGFeatures
+
+    clip = make_clip(picture, "zoom", (96, 128), 8, noise=0.0)
+    stylizer = VideoStylizer(model, Consistency())
+    followed = [stylizer.step(frame) for frame in clip.frames]
+    assert stylizer._zoom == pytest.approx(0.985**7, abs=0.01)  # the camera's zoom, tracked
+    unfollowed = list(stylize_frames(clip.frames, model, consistency=Consistency(align=False)))
+    plain = list(stylize_frames(clip.frames, model, consistency="off"))
+    assert flicker(clip, followed).overall < 0.5 * flicker(clip, plain).overall
+    # the carry no longer averages strokes that disagree: the last frame's style (Gram
+    # matrices) stays nearer the network's own picture of it
+    layers = list(JOHNSON_STYLE_WEIGHTS)
+    vgg = VGGFeatures("vgg16", layers, vgg16_weights)
+    with torch.no_grad():
+        target = grams(vgg(plain[-1]), layers)
+        distance = [
+            float(style_loss(grams(vgg(f[-1]), layers), target, JOHNSON_STYLE_WEIGHTS))
+            for f in (followed, unfollowed)
+        ]
+    assert distance[0] < 0.8 * distance[1], distance
