@@ -10,6 +10,7 @@ Real daemon processes on real sockets; every bound on time is generous (a loaded
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import resource
 import signal
@@ -369,3 +370,9 @@ def test_concurrent_starts_print_the_pid_of_the_serving_daemon(tmp_path: Path) -
             capture_output=True,
             timeout=60,
         )
+        with pytest.MonkeyPatch.context() as mp:  # never leave a daemon behind
+            mp.setenv("NST_HOME", str(tmp_path))
+            left = lifecycle.running_pid(endpoint)
+        if left is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left, signal.SIGKILL)
