@@ -181,13 +181,24 @@ def _serving_pid(endpoint: str) -> int | None:
     return int(info.pid or pid or 0) or None
 
 
+def _end(proc: subprocess.Popen) -> None:
+    """End a daemon process that is not serving (still starting, or about to exit)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start(endpoint: str, server_args: Sequence[str] = (), timeout: float = START_TIMEOUT_S) -> int:
     """Start a daemon in the background and wait until it answers; returns the pid of
     the daemon that serves the endpoint.
 
     When a daemon already holds the endpoint, waits for it to answer instead; when
-    another start wins the race (ours exits: the endpoint's lock is taken), returns the
-    winner's pid. ``server_args`` are extra options of ``python -m nst_daemon.server``.
+    another start wins the race, ends the daemon process it started (which would
+    otherwise take the endpoint over once the winner stops) and returns the winner's pid.
+    ``server_args`` are extra options of ``python -m nst_daemon.server``.
     """
     proc = None
     errors_path = state_file(endpoint, "start.err")
@@ -197,6 +208,8 @@ def start(endpoint: str, server_args: Sequence[str] = (), timeout: float = START
     while time.monotonic() < deadline:
         pid = _serving_pid(endpoint)
         if pid is not None:
+            if proc is not None and proc.pid != pid:
+                _end(proc)  # ours lost the race: it must not take over once the winner stops
             return pid
         if proc is not None and proc.poll() is not None and running_pid(endpoint) is None:
             text = errors_path.read_text(errors="replace").strip()
