@@ -112,14 +112,23 @@ class Worker:
                 client.close()
 
 
-def run_job(client, superseded: Callable[[], bool], image: Image, **kwargs) -> Image | None:
-    """One daemon job; None when a newer request made it moot (the job is cancelled)."""
+def run_job(
+    client,
+    superseded: Callable[[], bool],
+    image: Image,
+    on_progress: Callable[[Progress], None] | None = None,
+    **kwargs,
+) -> Image | None:
+    """One daemon job; None when a newer request made it moot (the job is cancelled).
+    ``on_progress`` sees each progress event (on the worker thread)."""
     events = client.submit(image, **kwargs)
     try:
         for event in events:
             if superseded():
                 return None
-            if isinstance(event, Result):
+            if isinstance(event, Progress) and on_progress is not None:
+                on_progress(event)
+            elif isinstance(event, Result):
                 return event.image
     finally:
         events.close()
@@ -279,19 +288,11 @@ class DraftPreview:
         kwargs = {**kwargs, "params": params}
         status = self.status
 
+        def show(event: Progress) -> None:
+            GLib.idle_add(status.set_text, "Draft: " + daemon_link.progress_text(event))
+
         def job(client, superseded):
-            events = client.submit(source, **kwargs)
-            try:
-                for event in events:
-                    if superseded():
-                        return None
-                    if isinstance(event, Progress):
-                        GLib.idle_add(status.set_text, "Draft: " + daemon_link.progress_text(event))
-                    elif isinstance(event, Result):
-                        return event.image
-            finally:
-                events.close()
-            return None
+            return run_job(client, superseded, source, show, **kwargs)
 
         self.serial = self.worker.request(job)
         self.status.set_text("Draft: starting…")
