@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 
 from nst_core.images import load_image, save_image
-from nst_core.losses import style_loss
 from nst_core.motion import PRESETS, VideoStylizer, describe, opencv_available
 from nst_core.motion_clips import KINDS, flicker, make_clip
 from nst_core.paths import bundled_styles_dir
@@ -38,7 +37,7 @@ from nst_core.weights import bundled_path
 
 from machine import SHARED
 from machine import describe as machine
-from quality_report import STYLE_WEIGHTS, Judge, fit
+from quality_report import Judge, fit
 
 PHOTOS = ("kodim08", "kodim05", "kodim23", "astronaut", "kodim13", "kodim01")
 
@@ -99,8 +98,8 @@ def main() -> None:
                     times.append(time.perf_counter() - start)
             costs.append(ours.cost.per_frame())
             fp, fo = flicker(clip, out_p).overall, flicker(clip, out_o).overall
-            sp = statistics.mean(_style(judge, targets, f) for f in out_p[1::3])
-            so = statistics.mean(_style(judge, targets, f) for f in out_o[1::3])
+            sp = statistics.mean(judge.style_any_phase(f, targets) for f in out_p[1::3])
+            so = statistics.mean(judge.style_any_phase(f, targets) for f in out_o[1::3])
             for key, value in zip(
                 row,
                 (fp, fo, sp, so, statistics.median(t_p[1:]), statistics.median(t_o[1:])),
@@ -135,10 +134,6 @@ def main() -> None:
         f"carry {cost['carry_s']:.0f} ms. Targets: flicker ratio >= 3, style ratio ~1 "
         "(ours / per-frame; lower is better), time ratio <= 1.3."
     )
-
-
-def _style(judge: Judge, targets: dict[str, torch.Tensor], image: torch.Tensor) -> float:
-    return float(style_loss(judge.measure(image).grams, targets, STYLE_WEIGHTS))
 
 
 if __name__ == "__main__":

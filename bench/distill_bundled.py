@@ -11,6 +11,12 @@ it stopped. Judge the results with ``compare_models.py --tolerance 1.1`` and cop
 
     python bench/distill_bundled.py --out-dir ~/.cache/nst-train/lite/models
     python bench/distill_bundled.py --only starry-night --steps 300     # a quick trial
+
+A student that misses the bar on one side (style loss too high, content loss with room
+to spare) trains on from its file with a scaled style weight:
+
+    python bench/distill_bundled.py --only wheat-field --perceptual-steps 200 \
+        --init-student OUT/wheat-field.lite.safetensors --style-weight-scale 1.5 --out-dir OUT2
 """
 
 from __future__ import annotations
@@ -62,6 +68,12 @@ def main() -> None:
     parser.add_argument("--perceptual-lr", type=float, default=1e-3)
     parser.add_argument("--grid-weight", type=float, default=500.0)
     parser.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
+    parser.add_argument(
+        "--init-student",
+        type=Path,
+        help="skip pixel distillation: the perceptual steps start from this lite model",
+    )
+    parser.add_argument("--style-weight-scale", type=float, default=1.0)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,8 +111,13 @@ def main() -> None:
                 )
                 last = now
 
-        path = distill(config, progress=report)
-        print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
+        if args.init_student:
+            if not args.perceptual_steps:
+                parser.error("--init-student needs --perceptual-steps")
+            path = args.init_student
+        else:
+            path = distill(config, progress=report)
+            print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
         if args.perceptual_steps:
             path = train(perceptual_config(style, path, final, args), progress=report)
             print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
@@ -111,6 +128,9 @@ def perceptual_config(
 ) -> TrainConfig:
     """The recipe's perceptual loss, from the distilled student, keeping its lite metadata."""
     meta = load_style_model(student).meta
+    run = "perceptual" if not args.init_student else f"perceptual-from-{args.init_student.stem}"
+    if args.style_weight_scale != 1.0:
+        run += f"-style-x{args.style_weight_scale:g}"
     return style.config(
         args.styles_dir,
         data_dir=args.data_dir,
@@ -120,9 +140,10 @@ def perceptual_config(
         image_size=args.perceptual_image_size,
         lr=args.perceptual_lr,
         grid_weight=args.grid_weight,
+        style_weight=style.style_weight * args.style_weight_scale,
         vgg_weights=VGG16_WEIGHTS,
         seed=args.seed,
-        checkpoint_dir=args.work_dir / style.name / "perceptual",
+        checkpoint_dir=args.work_dir / style.name / run,
         checkpoint_every=25,
         init_model=student,
         extra_meta={"variant": "lite", "teacher": meta["teacher"]},
