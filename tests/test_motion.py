@@ -244,3 +244,26 @@ def test_a_zoom_is_followed_and_keeps_the_strokes(model, picture, vgg16_weights)
             for f in (followed, unfollowed)
         ]
     assert distance[0] < 0.8 * distance[1], distance
+
+
+def test_pan_alignment_shifts_the_frame_at_its_own_size(model, picture):
+    """The pan's alignment shifts the content onto the first frame's stride grid without
+    changing the size the network sees (a size off a multiple of 4 costs it up to 40 %):
+    away from the far edges, the result is the network's picture of the shifted frame."""
+    clip = make_clip(picture, "pan", SIZE, 2)  # the second frame: 2 px left, so shifted 2
+    stylizer = VideoStylizer(model, Consistency(stats="frame", carry=0.0, flow="dis"))
+    seen: list[tuple[int, ...]] = []
+    run = stylizer.runner.run
+
+    def spy(content, stats=None):
+        seen.append(tuple(content.shape))
+        return run(content, stats)
+
+    stylizer.runner.run = spy  # type: ignore[method-assign]
+    stylizer.step(clip.frames[0])
+    second = stylizer.step(clip.frames[1])
+    assert seen == [(1, 3, *SIZE)] * 2
+    shifted = F.pad(clip.frames[1], [2, 0, 0, 0], mode="reflect")[..., : SIZE[1]]
+    want = run(shifted)[0][..., 2:]
+    assert torch.allclose(second[..., :, : SIZE[1] - 2], want, atol=1e-5)
+    assert torch.allclose(second[..., -2:], want[..., -3:-1].flip(-1), atol=1e-5)
