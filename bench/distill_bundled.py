@@ -75,6 +75,8 @@ def main() -> None:
     )
     parser.add_argument("--style-weight-scale", type=float, default=1.0)
     args = parser.parse_args()
+    if args.init_student and not args.perceptual_steps:
+        parser.error("--init-student needs --perceptual-steps")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(describe(), flush=True)
@@ -112,8 +114,6 @@ def main() -> None:
                 last = now
 
         if args.init_student:
-            if not args.perceptual_steps:
-                parser.error("--init-student needs --perceptual-steps")
             path = args.init_student
         else:
             path = distill(config, progress=report)

@@ -329,8 +329,7 @@ class VideoStylizer:
                 styled = zoomed(styled, geometry[0], geometry[1], cons.resample)
                 if SHARPEN:
                     amount = SHARPEN * (1.0 / geometry[0] - 1.0) / (MAX_GROWTH - 1.0)
-                    soft = F.avg_pool2d(styled, 3, 1, 1, count_include_pad=False)
-                    styled = styled + amount * (styled - soft)
+                    styled = styled + amount * (styled - pool(styled, 1))
                 styled = styled.clamp_(0, 1)
         done = time.perf_counter()
         self.cost.frames += 1
