@@ -45,7 +45,7 @@ from nst_core.losses import (
     grams,
     style_loss,
 )
-from nst_core.precision import loss_network_dtype
+from nst_core.precision import loss_network_dtype, loss_network_precision
 from nst_core.progress import CancelToken, Progress
 from nst_core.vgg import VGGFeatures, layer_names, make_features
 from nst_core.weights import load_features_state, resolve_weights
@@ -61,6 +61,38 @@ TODAY: dict[str, dict[str, object]] = {
     "balanced": {"iterations": 300, "scales": (0.25, 0.5, 1.0), "coarse_fraction": 1.0},
     "high": {"iterations": 800, "scales": (0.25, 0.5, 1.0), "coarse_fraction": 1.0},
 }
+
+
+def _todays_features(vgg, x, layers=None, *, enabled=True):
+    """Today's ``loss_network_features``, frozen: the picture in NCHW, features as float32."""
+    with loss_network_precision(vgg.mean.device, enabled):
+        feats = vgg(x, layers)
+    return {name: f.float() for name, f in feats.items()}
+
+
+def _todays_grams(features, layers):
+    """Today's Gram matrices, frozen: autograd's backward (two products and a sum)."""
+    out = {}
+    for name in layers:
+        b, c, h, w = features[name].shape
+        flat = features[name].reshape(b, c, h * w)
+        out[name] = torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    return out
+
+
+@contextlib.contextmanager
+def todays_loss_path():
+    """Runs ``stylize_gatys`` with today's loss arithmetic (before channels-last bf16 and
+    the one-product Gram backward), so that today's and the new presets compare in one
+    run."""
+    import nst_core.gatys as gatys_module
+
+    saved = gatys_module.loss_network_features, gatys_module.grams
+    gatys_module.loss_network_features, gatys_module.grams = _todays_features, _todays_grams
+    try:
+        yield
+    finally:
+        gatys_module.loss_network_features, gatys_module.grams = saved
 
 
 class PlainLoss:
@@ -371,7 +403,9 @@ def presets_bench(args) -> None:
             ("today", GatysParams(**TODAY[quality])),
             ("new", GatysParams.preset(quality)),
         ):
-            row, out = timed_run(content, style, vgg, params, unit, yardstick)
+            path = todays_loss_path() if label == "today" else contextlib.nullcontext()
+            with path:
+                row, out = timed_run(content, style, vgg, params, unit, yardstick)
             results[label] = row
             print(describe_run(f"{quality} ({label})", row), flush=True)
             save_result(args.out, f"{quality}-{label}", out, row)
@@ -386,49 +420,65 @@ def presets_bench(args) -> None:
         )
 
 
-def lever_variants(quality: str) -> list[tuple[str, GatysParams]]:
-    """The new preset with each lever taken out in turn, and the optional ones put in."""
+def lever_variants(quality: str) -> list[tuple[str, GatysParams, str]]:
+    """The new preset with each lever taken out in turn, and the optional ones put in:
+    ``(label, params, loss path)``, the path one of ``LOSS_PATHS``."""
     new = GatysParams.preset(quality)
     return [
-        ("today's preset", GatysParams(**TODAY[quality])),
-        ("new preset", new),
-        ("  without style-coloured start", replace(new, start_colors=None)),
-        ("  + relu5_1 left out at full size", replace(new, fine_skip=("relu5_1",))),
-        ("  + L-BFGS strong Wolfe line search", replace(new, lbfgs_line_search="strong_wolfe")),
-        ("  + L-BFGS history 100", replace(new, lbfgs_history=100)),
+        ("today's preset", GatysParams(**TODAY[quality]), "today"),
+        ("new preset", new, "new"),
+        ("  with today's loss path", new, "today"),
+        ("  picture in NCHW (one-product Gram kept)", new, "nchw"),
+        ("  VGG in fp32 instead of bf16", new, "fp32"),
+        ("  without style-coloured start", replace(new, start_colors=None), "new"),
+        ("  + relu5_1 left out at full size", replace(new, fine_skip=("relu5_1",)), "new"),
+        (
+            "  + L-BFGS strong Wolfe line search",
+            replace(new, lbfgs_line_search="strong_wolfe"),
+            "new",
+        ),
+        ("  + L-BFGS history 100", replace(new, lbfgs_history=100), "new"),
     ]
+
+
+@contextlib.contextmanager
+def loss_path(name: str):
+    """``today`` (see ``todays_loss_path``), ``new`` (the engine as it is), ``nchw`` (the
+    new Gram matrices with the picture kept in NCHW) or ``fp32`` (VGG in float32)."""
+    if name == "today":
+        with todays_loss_path():
+            yield
+        return
+    if name == "new":
+        yield
+        return
+    import nst_core.gatys as gatys_module
+
+    saved = gatys_module.loss_network_features
+
+    def nchw(v, x, layers=None, **_):
+        with loss_network_precision(v.mean.device):
+            return v(x, layers)
+
+    def fp32(v, x, layers=None, **_):
+        return saved(v, x, layers, enabled=False)
+
+    gatys_module.loss_network_features = nchw if name == "nchw" else fp32
+    try:
+        yield
+    finally:
+        gatys_module.loss_network_features = saved
 
 
 def levers_bench(args) -> None:
     content, style, state, vgg, yardstick = setup(args.size)
     unit = WorkUnit(state, content.device)
     quality = args.quality[0]
-    for label, params in lever_variants(quality):
-        row, out = timed_run(content, style, vgg, params, unit, yardstick)
+    for label, params, path in lever_variants(quality):
+        with loss_path(path):
+            row, out = timed_run(content, style, vgg, params, unit, yardstick)
         print(describe_run(label, row), flush=True)
         save_result(args.out, f"lever-{quality}-{label.strip().replace(' ', '_')}", out, row)
-    import nst_core.gatys as gatys_module
-
-    saved = gatys_module.loss_network_features
-
-    def fp32_features(v, x, layers=None, **_):
-        return saved(v, x, layers, enabled=False)
-
-    for label, prepare in (
-        ("  channels-last tensors", "channels_last"),
-        ("  VGG in fp32 instead of bf16", "fp32"),
-    ):
-        params = GatysParams.preset(quality)
-        c = content
-        if prepare == "channels_last":
-            c = content.contiguous(memory_format=torch.channels_last)
-        else:
-            gatys_module.loss_network_features = fp32_features
-        try:
-            row, out = timed_run(c, style, vgg, params, unit, yardstick)
-        finally:
-            gatys_module.loss_network_features = saved
-        print(describe_run(label, row), flush=True)
 
 
 SHEET_PHOTOS = ("kodim08.png", "chelsea.png")
@@ -451,7 +501,8 @@ def sheet_bench(args) -> None:
                 ("new", GatysParams.preset(args.quality[0])),
             ):
                 c0 = time.process_time()  # no work units here: the looks are the point
-                out = stylize_gatys(content, [(style, 1.0)], vgg, params)
+                with loss_path(label):
+                    out = stylize_gatys(content, [(style, 1.0)], vgg, params)
                 loss = judge(yardstick, out)
                 print(
                     f"{photo} x {painting} {label}: {time.process_time() - c0:.0f} CPU s, "

@@ -36,11 +36,48 @@ JOHNSON_STYLE_WEIGHTS: dict[str, float] = {
 _EPS = 1e-12
 
 
+def _products(rows: torch.Tensor) -> torch.Tensor:
+    """``rows^T rows`` in float32. Not in bf16 even when the rows are: the products would
+    accumulate in float32 but be stored in bf16, 3 digits, and near convergence the
+    style term measures differences of a few percent between Gram matrices."""
+    exact = rows.float() if rows.dtype == torch.bfloat16 else rows
+    return torch.bmm(exact.transpose(1, 2), exact)
+
+
+class _Gram(torch.autograd.Function):
+    """``F F^T / n`` with a one-product backward, in the features' own layout and dtype.
+
+    The features are read as ``[B, H*W, C]`` rows: a view, no copy, when they are
+    channels-last (as the bf16 loss network makes them). The gradient ``(dG + dG^T) F / n``
+    is one matrix product instead of autograd's two plus a sum, computed in bf16 for bf16
+    features (it flows on into the bf16 network anyway). fp16 features are taken to
+    float32 (their sums would overflow). The Gram matrix itself is float32: ``_products``.
+    On a 512x512 Gatys step these make the Gram matrices a small part instead of most of
+    the work once the convolutions are native bf16 (docs/performance.md).
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c, h, w = features.shape
+        rows = features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        if rows.dtype == torch.float16:
+            rows = rows.float()
+        ctx.save_for_backward(rows)
+        ctx.shape, ctx.dtype = (b, c, h, w), features.dtype
+        return _products(rows) / (c * h * w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (rows,) = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        symmetric = ((grad + grad.transpose(1, 2)) / (c * h * w)).to(rows.dtype)
+        return torch.bmm(rows, symmetric).to(ctx.dtype).view(b, h, w, c).permute(0, 3, 1, 2)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Batched Gram matrices ``G = F F^T / (C H W)`` of ``[B, C, H, W]`` -> ``[B, C, C]``."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    """Batched Gram matrices ``G = F F^T / (C H W)`` of ``[B, C, H, W]`` -> ``[B, C, C]``,
+    in float32 (see ``_Gram`` for how they are computed)."""
+    return cast(torch.Tensor, _Gram.apply(features))
 
 
 def grams(features: Mapping[str, torch.Tensor], layers: Iterable[str]) -> dict[str, torch.Tensor]:
@@ -57,7 +94,8 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     ``target`` broadcasts against ``features`` (e.g. ``[1, C, H, W]`` against a batch).
     """
-    return (features - target).square().mean() / mean_square(target)
+    target = target.float()
+    return (features.float() - target).square().mean() / mean_square(target)
 
 
 def style_layer_loss(gram: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

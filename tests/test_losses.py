@@ -84,3 +84,19 @@ def test_style_loss_gradient_flows_to_features() -> None:
     target = gram_matrix(torch.rand(1, 4, 5, 5))
     style_loss(grams({"a": f}, ["a"]), {"a": target}, {"a": 1.0}).backward()
     assert f.grad is not None and f.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_matrix_gradient_is_exact(layout) -> None:
+    f = torch.rand(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=layout)
+    assert torch.autograd.gradcheck(gram_matrix, (f.requires_grad_(True),))
+
+
+def test_gram_matrix_of_bf16_features_is_float32_and_exact() -> None:
+    f = torch.rand(1, 16, 64, 64).bfloat16().contiguous(memory_format=torch.channels_last)
+    g = gram_matrix(f)
+    assert g.dtype == torch.float32
+    exact = gram_matrix(f.double()).float()
+    assert torch.allclose(g, exact, rtol=1e-5, atol=0)
+    grad = torch.autograd.grad(gram_matrix(f.requires_grad_(True)).sum(), f)[0]
+    assert grad.dtype == torch.bfloat16 and grad.shape == f.shape
