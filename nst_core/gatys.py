@@ -402,9 +402,11 @@ def stylize_gatys(
     total = sum(n for _, n in plan)
     targets = {} if targets is None else targets
 
-    # set-up: style targets and content features of every scale; the CPU time of each
-    # content forward pass (CPU time: not inflated when other programs take the CPU
-    # away) is the relative cost of a step at that size, for the time left
+    # set-up: style targets and content features of every scale; the CPU time of one
+    # loss evaluation with its gradient at each size (CPU time: not inflated when other
+    # programs take the CPU away) is the relative cost of a step there, for the time
+    # left (a forward pass alone does not scale like a step: the layouts and the Gram
+    # matrices' share of the work change with the size)
     runs: list[_Run] = []
     costs: list[float] = []
     for i, (size, n) in enumerate(plan):
@@ -413,9 +415,13 @@ def stylize_gatys(
         if long_side not in targets:
             targets[long_side] = style_targets(vgg, styles, params, long_side)
         skip = params.fine_skip if len(plan) > 1 and i == len(plan) - 1 else ()
+        at_size = resize(content, size)
+        run = _Run(vgg, at_size, targets[long_side], params, skip)
+        probe = at_size.clone().requires_grad_(True)
         started = _cost_clock(device)
-        runs.append(_Run(vgg, resize(content, size), targets[long_side], params, skip))
+        run.loss(probe).backward()
         costs += [max(_cost_clock(device) - started, 1e-6)] * n
+        runs.append(run)
     clock = StepClock(costs)
 
     start_from = params.init if init is None else init
