@@ -422,7 +422,7 @@ def presets_bench(args) -> None:
 
 def lever_variants(quality: str) -> list[tuple[str, GatysParams, str]]:
     """The new preset with each lever taken out in turn, and the optional ones put in:
-    ``(label, params, loss path)``, the path one of ``LOSS_PATHS``."""
+    ``(label, params, name of a ``loss_path``)``."""
     new = GatysParams.preset(quality)
     return [
         ("today's preset", GatysParams(**TODAY[quality]), "today"),

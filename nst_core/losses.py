@@ -37,7 +37,7 @@ _EPS = 1e-12
 
 
 def _products(rows: torch.Tensor) -> torch.Tensor:
-    """``rows^T rows`` in float32. Not in bf16 even when the rows are: the products would
+    """``rows^T rows``, in float32 for bf16 rows. Not in bf16: the products would
     accumulate in float32 but be stored in bf16, 3 digits, and near convergence the
     style term measures differences of a few percent between Gram matrices."""
     exact = rows.float() if rows.dtype == torch.bfloat16 else rows
@@ -75,8 +75,8 @@ class _Gram(torch.autograd.Function):
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Batched Gram matrices ``G = F F^T / (C H W)`` of ``[B, C, H, W]`` -> ``[B, C, C]``,
-    in float32 (see ``_Gram`` for how they are computed)."""
+    """Batched Gram matrices ``G = F F^T / (C H W)`` of ``[B, C, H, W]`` -> ``[B, C, C]``:
+    float32 for bf16 or fp16 features, else in their dtype (see ``_Gram``)."""
     return cast(torch.Tensor, _Gram.apply(features))
 
 
